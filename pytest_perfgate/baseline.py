@@ -1,0 +1,257 @@
+"""Baseline files: one JSON file per test module, versioned, deterministic, written atomically.
+
+Layout: ``<baseline_dir>/<test module path>.json``, e.g. ``baselines/example_suite/test_text.json``
+for ``example_suite/test_text.py``, so a pull request that touches one module's tests diffs one
+baseline file. Inside, tests and measurements are sorted by name and number lists stay on one
+line, so a refresh shows as a few changed lines per measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, final
+
+from .model import BaselineEntry, Environment, Measurement
+from .stats import summarize, thin
+
+# Baseline format history (bump on any change a reader of the old version would misread):
+# 1 - first version: per test, per measurement: unit, direction, samples, summary,
+#     run-level median history, environment, loops, cpu samples, code hash, commit, date.
+FORMAT_VERSION = 1
+
+LOCK_NAME = ".perfgate.lock"
+
+
+class BaselineError(Exception):
+    """A baseline file cannot be used; the message names the file and what is wrong."""
+
+
+@final
+@dataclass(slots=True)
+class BaselineFile:
+    """The baselines of one test module: test name -> measurement name -> entry."""
+
+    path: Path
+    tests: dict[str, dict[str, BaselineEntry]] = field(default_factory=dict)
+
+    def get(self, test: str, measurement: str) -> BaselineEntry | None:
+        return self.tests.get(test, {}).get(measurement)
+
+
+def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]:
+    """Parse a baseline file's text; every problem becomes a BaselineError naming ``path``."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BaselineError(
+            f"{path}: not valid JSON ({error}); the file was left as it is"
+        ) from None
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise BaselineError(f"{path}: not a perfgate baseline file (no format_version)")
+    version = document["format_version"]
+    if version != FORMAT_VERSION:
+        raise BaselineError(
+            f"{path}: baseline format version {version!r} is not supported by this "
+            f"pytest-perfgate (it reads version {FORMAT_VERSION}); upgrade pytest-perfgate "
+            "or re-record with --perf-update-baselines"
+        )
+    tests: dict[str, dict[str, BaselineEntry]] = {}
+    try:
+        for test, measurements in document["tests"].items():
+            tests[test] = {
+                name: BaselineEntry.from_dict(data) for name, data in measurements.items()
+            }
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise BaselineError(
+            f"{path}: malformed baseline entry ({type(error).__name__}: {error})"
+        ) from None
+    return tests
+
+
+def render_document(tests: Mapping[str, Mapping[str, BaselineEntry]], generator: str) -> str:
+    """Deterministic text of a baseline file."""
+    document = {
+        "format_version": FORMAT_VERSION,
+        "generator": generator,
+        "tests": {
+            test: {name: entry.to_dict() for name, entry in sorted(measurements.items())}
+            for test, measurements in sorted(tests.items())
+        },
+    }
+    return _dump(document, 0) + "\n"
+
+
+def _dump(value: Any, depth: int) -> str:
+    """JSON with sorted keys, two-space indent, and lists of numbers kept on one line."""
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{pad}{json.dumps(str(k))}: {_dump(value[k], depth + 1)}" for k in sorted(value)]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        items = [pad + _dump(v, depth + 1) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cannot store non-finite number {value!r} in a baseline")
+    return json.dumps(value, allow_nan=False)
+
+
+class BaselineStore:
+    """Reads and writes the baseline files under one directory."""
+
+    def __init__(self, root: Path, generator: str = "pytest-perfgate") -> None:
+        self.root = root
+        self.generator = generator
+
+    def path_for(self, module: str) -> Path:
+        """The file for a test module given relative to the rootdir, e.g. ``tests/test_x.py``."""
+        relative = Path(module)
+        if relative.is_absolute() or ".." in relative.parts:
+            relative = Path(relative.name)
+        return self.root / relative.with_suffix(".json")
+
+    def load(self, module: str) -> BaselineFile:
+        """The baselines of a module; an empty file object when none were recorded yet."""
+        path = self.path_for(module)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return BaselineFile(path)
+        except OSError as error:
+            raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
+        return BaselineFile(path, parse_document(text, path))
+
+    def files(self) -> list[Path]:
+        """Every baseline file under the root, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.rglob("*.json") if p.is_file())
+
+    def check_writable(self) -> None:
+        """Fail early, before any test runs, when refreshed baselines could not be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".perfgate-probe-"):
+                pass
+        except OSError as error:
+            raise BaselineError(
+                f"{self.root}: cannot write baselines there ({error.strerror or error})"
+            ) from None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock: several processes may refresh baselines at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_NAME).open("a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def update(
+        self,
+        module: str,
+        entries: Mapping[str, Mapping[str, BaselineEntry]],
+        remove: Mapping[str, set[str] | None] | None = None,
+    ) -> Path:
+        """Merge ``entries`` into a module's file under the lock, then replace it atomically.
+
+        ``remove`` maps test names to measurement names to drop (None: the whole test).
+        The file is re-read under the lock, so entries other processes wrote meanwhile are
+        kept. A corrupt existing file raises BaselineError and is left untouched.
+        """
+        with self.locked():
+            current = self.load(module)
+            tests = {test: dict(ms) for test, ms in current.tests.items()}
+            for test, names in (remove or {}).items():
+                if names is None:
+                    tests.pop(test, None)
+                else:
+                    for name in names:
+                        tests.get(test, {}).pop(name, None)
+                    if not tests.get(test, True):
+                        tests.pop(test)
+            for test, measurements in entries.items():
+                tests.setdefault(test, {}).update(measurements)
+            text = render_document(tests, self.generator)
+            write_atomically(current.path, text)
+            return current.path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file in the same directory, fsync it, then rename over ``path``.
+
+    A reader sees the old file or the new one, never half of one, even if the process
+    is killed mid-write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def refreshed_entry(
+    measurement: Measurement,
+    previous: BaselineEntry | None,
+    *,
+    environment: Environment,
+    code_hash: str | None,
+    commit: str | None,
+    recorded_at: str,
+    history: int,
+    max_samples: int,
+) -> BaselineEntry:
+    """The entry that replaces ``previous`` after a refresh from ``measurement``.
+
+    The run-level median joins the history of earlier refreshes, unless the earlier ones
+    measured something else (other machine class, test code or unit): then it starts over.
+    """
+    summary = summarize(measurement.samples)
+    earlier: tuple[float, ...] = ()
+    if (
+        previous is not None
+        and previous.unit == measurement.unit
+        and previous.code_hash == code_hash
+        and not previous.environment.mismatches(environment)
+    ):
+        earlier = previous.history
+    return BaselineEntry(
+        unit=measurement.unit,
+        direction=measurement.direction,
+        samples=_stored(thin(measurement.samples, max_samples)),
+        summary=summary,
+        history=(*earlier, _round(summary.median))[-history:],
+        environment=environment,
+        loops=measurement.loops,
+        cpu_samples=_stored(thin(measurement.cpu_samples, max_samples)),
+        code_hash=code_hash,
+        commit=commit,
+        recorded_at=recorded_at,
+    )
+
+
+def _round(value: float) -> float:
+    """Six significant digits: far below any noise, and it keeps files small."""
+    return float(f"{value:.6g}")
+
+
+def _stored(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(_round(v) for v in values)

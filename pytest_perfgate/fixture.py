@@ -1,0 +1,259 @@
+"""The ``perf`` object a test receives: what users call to measure.
+
+It lives in the core, not in the pytest layer, so it can be used from a script or a
+notebook too: everything it needs from a session (settings, baselines, the gate policy)
+is handed to it as a :class:`TestContext`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, final
+
+from .gate import GatePolicy, Judgement, judge
+from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
+from .probes.cpu import CallProbe, Setup
+from .probes.memory import peak_memory
+from .sampling import Clock, Progress, Sampler, SampleSet, SamplingPlan
+from .settings import Mode, PerfSpec, Settings
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TestContext:
+    """What the fixture needs to know about the test it serves and its session."""
+
+    test_id: str  #: pytest node id
+    settings: Settings
+    spec: PerfSpec  #: the test's @pytest.mark.perf arguments
+    policy: GatePolicy
+    environment: Environment
+    baselines: Callable[[str], BaselineEntry | None]  #: measurement name -> stored entry
+    code_hash: str | None = None
+    progress: Callable[[str], Progress | None] = lambda name: None
+    clock: Clock = time.perf_counter_ns
+    cpu_clock: Clock = time.process_time_ns
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One measurement of a test and its verdict."""
+
+    measurement: Measurement
+    comparison: Comparison
+
+
+@dataclass(slots=True)
+class _Region:
+    samples: list[float] = field(default_factory=list)
+    cpu_samples: list[float] = field(default_factory=list)
+
+
+class PerfFixture:
+    """Measures code inside a perf test.
+
+    ``perf(fn, *args, **kwargs)`` measures a callable and returns its result;
+    ``perf.call(...)`` does the same with options; ``with perf.measure("name"):`` times a
+    block, one sample per entry; ``perf.record(...)`` takes numbers measured elsewhere.
+    """
+
+    def __init__(self, context: TestContext) -> None:
+        self._context = context
+        self._results: list[Result] = []
+        self._names: set[str] = set()
+        self._regions: dict[str, _Region] = {}
+        self._recorded: dict[str, Measurement] = {}
+        self._finished = False
+
+    @property
+    def test_id(self) -> str:
+        return self._context.test_id
+
+    @property
+    def results(self) -> tuple[Result, ...]:
+        """Every measurement judged so far."""
+        return tuple(self._results)
+
+    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Measure ``fn(*args, **kwargs)`` as the measurement "time"; return its result."""
+        __tracebackhide__ = True
+        return self.call(fn, args=args, kwargs=kwargs)
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        *,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str = "time",
+        setup: Setup | None = None,
+        loops: int | None = None,
+        memory: bool | None = None,
+    ) -> Any:
+        """Measure a callable (sync or async) and return the result of its last call.
+
+        ``setup`` runs before every call, outside the timed span; it may return an
+        ``(args, kwargs)`` pair for the call. ``loops`` pins the calls per sample instead
+        of calibrating. ``memory`` also measures peak memory (tracemalloc) as
+        ``<name>.peak_memory``.
+        """
+        __tracebackhide__ = True
+        context = self._context
+        self._claim(name)
+        probe = CallProbe(
+            fn,
+            tuple(args),
+            kwargs,
+            setup=setup,
+            clock=context.clock,
+            cpu_clock=context.cpu_clock,
+        )
+        try:
+            if context.settings.mode is Mode.OFF:
+                return probe.call_once()
+            baseline = context.baselines(name)
+            plan = self._plan_for(probe, loops, baseline)
+            sampler = Sampler(plan, clock=context.clock, progress=context.progress(name))
+            measurement = _timed_measurement(name, sampler.run(probe.batch))
+
+            def resample() -> Measurement:
+                pinned = replace(plan, loops=measurement.loops)
+                again = Sampler(pinned, clock=context.clock, progress=context.progress(name))
+                return _timed_measurement(name, again.run(probe.batch, warmup=False))
+
+            self._judge(measurement, resample)
+            if memory if memory is not None else context.spec.memory_for(context.settings):
+                peaks = peak_memory(probe.call_once)
+                memory_name = f"{name}.peak_memory"
+                self._claim(memory_name)
+                self._judge(Measurement(memory_name, "B", Direction.LOWER_IS_BETTER, peaks))
+            return probe.result
+        finally:
+            probe.close()
+
+    @contextlib.contextmanager
+    def measure(self, name: str = "time") -> Iterator[None]:
+        """Time the block as one sample of ``name``; enter it repeatedly for more samples.
+
+        The samples are judged when the test's call ends. Use ``perf(...)`` where you can:
+        it calibrates and samples adaptively; a block can only be timed as often as the
+        test enters it.
+        """
+        region = self._regions.get(name)
+        if region is None:
+            self._claim(name)
+            region = self._regions[name] = _Region()
+        clock, cpu_clock = self._context.clock, self._context.cpu_clock
+        wall0, cpu0 = clock(), cpu_clock()
+        yield
+        wall1, cpu1 = clock(), cpu_clock()
+        region.samples.append((wall1 - wall0) / 1e9)
+        region.cpu_samples.append((cpu1 - cpu0) / 1e9)
+
+    def record(
+        self,
+        name: str,
+        values: Iterable[float],
+        *,
+        unit: str = "",
+        higher_is_better: bool = False,
+    ) -> None:
+        """Gate numbers measured elsewhere (throughputs, latencies...), judged at the end
+        of the test's call. Values must be positive: changes are compared as ratios."""
+        __tracebackhide__ = True
+        samples = tuple(float(v) for v in values)
+        if not samples:
+            raise ValueError(f"perf.record({name!r}): no values given")
+        bad = [v for v in samples if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise ValueError(
+                f"perf.record({name!r}): values must be positive finite numbers "
+                f"(changes are compared as ratios), got {bad[0]!r}"
+            )
+        self._claim(name)
+        self._recorded[name] = Measurement(
+            name, unit, Direction.from_flag(higher_is_better), samples
+        )
+
+    def finish(self) -> tuple[Result, ...]:
+        """Judge the timed blocks and recorded values; called once when the test's call ends."""
+        if not self._finished:
+            self._finished = True
+            if self._context.settings.mode is not Mode.OFF:
+                for name, region in self._regions.items():
+                    if region.samples:
+                        self._judge(
+                            Measurement(
+                                name,
+                                "s",
+                                Direction.LOWER_IS_BETTER,
+                                tuple(region.samples),
+                                cpu_samples=tuple(region.cpu_samples),
+                                stop_reason="block entries",
+                            )
+                        )
+                for measurement in self._recorded.values():
+                    self._judge(measurement)
+        return self.results
+
+    def _claim(self, name: str) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"a measurement name must be a non-empty string, got {name!r}")
+        if name in self._names:
+            raise ValueError(
+                f"measurement {name!r} is already taken in {self.test_id}: "
+                "give each measurement its own name="
+            )
+        self._names.add(name)
+
+    def _plan_for(
+        self, probe: CallProbe, loops: int | None, baseline: BaselineEntry | None
+    ) -> SamplingPlan:
+        context = self._context
+        plan = context.spec.plan(context.settings)
+        if probe.pins_single_call:
+            pinned: int | None = 1
+        elif loops is not None:
+            pinned = loops
+        elif plan.loops is not None:
+            pinned = plan.loops
+        elif baseline is not None and baseline.loops is not None:
+            # Measure the same way the baseline was measured: same calls per sample.
+            pinned = baseline.loops
+        else:
+            pinned = None
+        return replace(plan, loops=pinned)
+
+    def _judge(
+        self, measurement: Measurement, resample: Callable[[], Measurement] | None = None
+    ) -> None:
+        context = self._context
+        judgement: Judgement = judge(
+            context.test_id,
+            measurement,
+            context.baselines(measurement.name),
+            context.policy,
+            environment=context.environment,
+            code_hash=context.code_hash,
+            # Refreshing records the first look as it is: the second look exists to
+            # protect a verdict, and a refresh fails nothing.
+            resample=None if context.settings.update_baselines else resample,
+        )
+        self._results.append(Result(judgement.measurement, judgement.comparison))
+
+
+def _timed_measurement(name: str, sample_set: SampleSet) -> Measurement:
+    return Measurement(
+        name=name,
+        unit="s",
+        direction=Direction.LOWER_IS_BETTER,
+        samples=sample_set.wall,
+        loops=sample_set.loops,
+        cpu_samples=sample_set.cpu,
+        stop_reason=sample_set.stop_reason,
+    )

@@ -1,0 +1,203 @@
+"""The gate: from one measurement and its baseline to a Comparison with a verdict.
+
+This is where the rules around the statistics live: when a baseline may not be compared
+at all (INCOMPARABLE), the per-test false-alarm level (alpha / number of perf tests), and
+the second look: a first look that is inconclusive, or that claims a regression, samples
+again; the level is split between the looks, and a regression must show in the fresh
+samples too. Sampling is done by a callback, so this module stays pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import final
+
+from .model import BaselineEntry, Comparison, Direction, Environment, Measurement, Verdict
+from .settings import OnMismatch
+from .stats import Decision, bonferroni, compare, summarize
+
+#: Takes fresh samples of the same measurement (same loops), for a second look.
+Resample = Callable[[], Measurement]
+
+INCOMPARABLE_HINT = (
+    "record baselines for this machine with `pytest --perf-update-baselines`, or compare "
+    "through the machine-speed calibration with `--perf-on-mismatch=normalize`"
+)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class GatePolicy:
+    """The decision rules for one session."""
+
+    threshold: float = 0.03  #: practical threshold (relative)
+    alpha: float = 0.05  #: false-alarm level for the whole suite
+    tests: int = 1  #: number of perf tests in the session (Bonferroni)
+    max_looks: int = 2  #: sampling rounds at most
+    on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
+    normalize_margin: float = 0.25  #: added to the threshold when comparing across machines
+    run_noise: float = 0.02  #: run-to-run noise of timings (relative sd) assumed a priori
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    comparison: Comparison
+    measurement: Measurement  #: all samples taken, every look pooled
+
+
+def judge(
+    test_id: str,
+    measurement: Measurement,
+    baseline: BaselineEntry | None,
+    policy: GatePolicy,
+    *,
+    environment: Environment,
+    code_hash: str | None = None,
+    resample: Resample | None = None,
+) -> Judgement:
+    """Compare ``measurement`` with ``baseline`` under ``policy``."""
+    current = summarize(measurement.samples)
+
+    def verdict_only(verdict: Verdict, *notes: str) -> Judgement:
+        comparison = Comparison(
+            test_id=test_id,
+            name=measurement.name,
+            verdict=verdict,
+            unit=measurement.unit,
+            direction=measurement.direction,
+            current=current,
+            baseline=None if baseline is None else baseline.summary,
+            threshold=policy.threshold,
+            notes=notes,
+        )
+        return Judgement(comparison, measurement)
+
+    if baseline is None:
+        return verdict_only(Verdict.NEW, "no baseline yet: record one with --perf-update-baselines")
+    if baseline.unit != measurement.unit or baseline.direction is not measurement.direction:
+        return verdict_only(
+            Verdict.INCOMPARABLE,
+            f"baseline is in {baseline.unit!r} ({baseline.direction.value} is better), "
+            f"now {measurement.unit!r} ({measurement.direction.value} is better)",
+        )
+    if code_hash is not None and baseline.code_hash not in (None, code_hash):
+        return verdict_only(
+            Verdict.INCOMPARABLE,
+            "the test's code changed since its baseline was recorded; "
+            "refresh it with --perf-update-baselines",
+        )
+
+    threshold = policy.threshold
+    scale = 1.0
+    notes: list[str] = []
+    mismatches = baseline.environment.mismatches(environment)
+    if mismatches:
+        factor = _normalization_factor(baseline, measurement, environment, policy)
+        if factor is None:
+            return verdict_only(
+                Verdict.INCOMPARABLE,
+                "baseline recorded on another machine class ("
+                + "; ".join(mismatches)
+                + "): "
+                + INCOMPARABLE_HINT,
+            )
+        scale = factor
+        threshold = (1.0 + threshold) * (1.0 + policy.normalize_margin) - 1.0
+        notes.append(
+            f"normalized by machine speed (this machine {1 / factor:.2f}x the baseline's), "
+            f"threshold widened to {threshold * 100:.3g}%"
+        )
+
+    base_samples = tuple(x * scale for x in baseline.samples)
+    history = tuple(x * scale for x in baseline.history)
+    looks_allowed = policy.max_looks if resample is not None else 1
+    alpha_per_look = policy.alpha / max(policy.tests, 1) / looks_allowed
+
+    # Timings wander between runs; other metrics carry their own noise in their samples
+    # (and in the history, once there is one).
+    run_noise = policy.run_noise if measurement.unit == "s" else 0.0
+
+    def decide(samples: tuple[float, ...]) -> Decision:
+        return compare(
+            base_samples,
+            samples,
+            direction=measurement.direction,
+            threshold=threshold,
+            alpha=alpha_per_look,
+            history=history,
+            run_noise=run_noise,
+        )
+
+    decision = decide(measurement.samples)
+    looks = 1
+    while (
+        decision.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE)
+        and resample is not None
+        and looks < looks_allowed
+    ):
+        fresh = resample()
+        looks += 1
+        measurement = replace(
+            measurement,
+            samples=measurement.samples + fresh.samples,
+            cpu_samples=measurement.cpu_samples + fresh.cpu_samples,
+        )
+        decision = decide(measurement.samples)
+        if decision.verdict is Verdict.REGRESSED and not _worse_than(
+            decide(fresh.samples).ratio, measurement.direction, threshold
+        ):
+            decision = replace(
+                decision,
+                verdict=Verdict.INCONCLUSIVE,
+                note="a regression in the first samples did not reproduce in fresh ones",
+            )
+
+    if decision.note:
+        notes.append(decision.note)
+    elif decision.verdict is Verdict.INCONCLUSIVE:
+        notes.append("the change is too close to the threshold to call with these samples")
+    comparison = Comparison(
+        test_id=test_id,
+        name=measurement.name,
+        verdict=decision.verdict,
+        unit=measurement.unit,
+        direction=measurement.direction,
+        current=summarize(measurement.samples),
+        baseline=summarize(base_samples) if scale != 1.0 else baseline.summary,
+        ratio=decision.ratio,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        p_value=decision.p_worse,
+        q_value=bonferroni(decision.p_worse, max(policy.tests, 1) * looks_allowed),
+        threshold=threshold,
+        looks=looks,
+        notes=tuple(notes),
+    )
+    return Judgement(comparison, measurement)
+
+
+def _normalization_factor(
+    baseline: BaselineEntry,
+    measurement: Measurement,
+    environment: Environment,
+    policy: GatePolicy,
+) -> float | None:
+    """How much to scale the baseline's values to stand for this machine, or None."""
+    if policy.on_mismatch is not OnMismatch.NORMALIZE:
+        return None
+    if measurement.unit == "B":
+        return 1.0  # bytes allocated do not depend on machine speed
+    if measurement.unit != "s":
+        return None
+    before, now = baseline.environment.calibration_ns, environment.calibration_ns
+    if not before or not now:
+        return None
+    return now / before
+
+
+def _worse_than(ratio: float, direction: Direction, threshold: float) -> bool:
+    if direction is Direction.HIGHER_IS_BETTER:
+        ratio = 1.0 / ratio
+    return ratio > 1.0 + threshold

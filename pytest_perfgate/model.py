@@ -1,0 +1,333 @@
+"""Value types shared by every layer: what was measured, what is stored, what was decided.
+
+Everything here is a frozen dataclass or an enum, so a value can be passed between the
+sampler, the statistics, the baseline store and the reports without anyone mutating it.
+Each type knows how to turn itself into plain JSON-able data and back; the baseline file
+format and the reports are built from these dictionaries.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, final
+
+
+class Verdict(enum.Enum):
+    """The outcome of comparing one measurement with its baseline."""
+
+    #: Significantly worse than the baseline, beyond the practical threshold.
+    REGRESSED = "REGRESSED"
+    #: The whole confidence interval lies inside the threshold: no change worth reporting.
+    UNCHANGED = "UNCHANGED"
+    #: Significantly better than the baseline, beyond the threshold. Reported, never failed.
+    IMPROVED = "IMPROVED"
+    #: Neither a regression nor no-change could be shown, even after sampling more.
+    INCONCLUSIVE = "INCONCLUSIVE"
+    #: No baseline exists for this measurement yet.
+    NEW = "NEW"
+    #: A baseline exists but was recorded somewhere it cannot be compared with (other
+    #: machine class, changed test code, other unit).
+    INCOMPARABLE = "INCOMPARABLE"
+
+    @property
+    def fails(self) -> bool:
+        return self is Verdict.REGRESSED
+
+
+class Direction(enum.Enum):
+    """Which way is better for a metric."""
+
+    LOWER_IS_BETTER = "lower"
+    HIGHER_IS_BETTER = "higher"
+
+    @classmethod
+    def from_flag(cls, higher_is_better: bool) -> Direction:
+        return cls.HIGHER_IS_BETTER if higher_is_better else cls.LOWER_IS_BETTER
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Descriptive statistics of one sample set (values in the measurement's unit)."""
+
+    n: int  #: number of samples
+    median: float  #: the headline figure
+    mean: float
+    stdev: float  #: sample standard deviation (0 for a single sample)
+    min: float
+    max: float
+    q1: float  #: 25th percentile
+    q3: float  #: 75th percentile
+    median_ci_low: float  #: lower end of the distribution-free 95% CI of the median
+    median_ci_high: float  #: upper end of that CI
+
+    @property
+    def relative_ci_width(self) -> float:
+        """Width of the median's 95% CI relative to the median (0.02 means +-1%)."""
+        if self.median == 0:
+            return math.inf
+        return (self.median_ci_high - self.median_ci_low) / abs(self.median)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        return cls(
+            n=int(data["n"]),
+            **{name: float(data[name]) for name in cls.__dataclass_fields__ if name != "n"},
+        )
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where a measurement was taken.
+
+    ``machine`` holds the fields that define a machine class: a baseline is only compared
+    with a measurement whose ``machine`` fields are equal (or through a speed calibration,
+    when the user asks for it). ``info`` is kept for people and is never compared.
+    """
+
+    machine: Mapping[str, str]  #: machine-class fingerprint (CPU model, cores, Python, OS)
+    info: Mapping[str, str] = field(default_factory=dict)  #: host, versions; shown, not compared
+    calibration_ns: float | None = None  #: machine-speed score: ns for the calibration workload
+
+    def mismatches(self, other: Environment) -> list[str]:
+        """Human-readable differences in machine-class fields, empty when they match."""
+        keys = sorted(set(self.machine) | set(other.machine))
+        return [
+            f"{key}: {self.machine.get(key, '-')!r} vs {other.machine.get(key, '-')!r}"
+            for key in keys
+            if self.machine.get(key) != other.machine.get(key)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"machine": dict(self.machine), "info": dict(self.info)}
+        if self.calibration_ns is not None:
+            data["calibration_ns"] = self.calibration_ns
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Environment:
+        calibration = data.get("calibration_ns")
+        return cls(
+            machine={str(k): str(v) for k, v in data["machine"].items()},
+            info={str(k): str(v) for k, v in data.get("info", {}).items()},
+            calibration_ns=None if calibration is None else float(calibration),
+        )
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Samples of one metric from one test run.
+
+    For a timed call, ``samples`` are seconds per call (the batch time divided by ``loops``)
+    and ``cpu_samples`` the process CPU seconds per call over the same batches.
+    """
+
+    name: str  #: the measurement's name inside its test ("time" by default)
+    unit: str  #: "s" for times, "B" for bytes, or the user's unit
+    direction: Direction
+    samples: tuple[float, ...]
+    loops: int | None = None  #: calls per sample for timed calls; None for recorded values
+    cpu_samples: tuple[float, ...] = ()  #: process CPU time per call, beside wall time
+    stop_reason: str = ""  #: why sampling stopped ("precision", "time budget", ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "direction": self.direction.value,
+            "samples": list(self.samples),
+            "loops": self.loops,
+            "cpu_samples": list(self.cpu_samples),
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        loops = data.get("loops")
+        return cls(
+            name=str(data["name"]),
+            unit=str(data["unit"]),
+            direction=Direction(data["direction"]),
+            samples=tuple(float(x) for x in data["samples"]),
+            loops=None if loops is None else int(loops),
+            cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
+            stop_reason=str(data.get("stop_reason", "")),
+        )
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BaselineEntry:
+    """What a baseline file keeps for one measurement of one test."""
+
+    unit: str
+    direction: Direction
+    samples: tuple[float, ...]  #: raw samples of the recording run (capped)
+    summary: Summary  #: of the full, uncapped sample set
+    history: tuple[float, ...]  #: run-level medians of the last K refreshes, oldest first
+    environment: Environment
+    loops: int | None = None  #: calls per sample when recorded; reused so both sides match
+    cpu_samples: tuple[float, ...] = ()
+    code_hash: str | None = None  #: hash of the test function's code (comments ignored)
+    commit: str | None = None  #: VCS commit the baseline was recorded at
+    recorded_at: str = ""  #: UTC time, ISO 8601
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "direction": self.direction.value,
+            "samples": list(self.samples),
+            "summary": self.summary.to_dict(),
+            "history": list(self.history),
+            "environment": self.environment.to_dict(),
+            "loops": self.loops,
+            "cpu_samples": list(self.cpu_samples),
+            "code_hash": self.code_hash,
+            "commit": self.commit,
+            "recorded_at": self.recorded_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselineEntry:
+        loops = data.get("loops")
+        return cls(
+            unit=str(data["unit"]),
+            direction=Direction(data["direction"]),
+            samples=tuple(float(x) for x in data["samples"]),
+            summary=Summary.from_dict(data["summary"]),
+            history=tuple(float(x) for x in data.get("history", ())),
+            environment=Environment.from_dict(data["environment"]),
+            loops=None if loops is None else int(loops),
+            cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
+            code_hash=data.get("code_hash"),
+            commit=data.get("commit"),
+            recorded_at=str(data.get("recorded_at", "")),
+        )
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The verdict on one measurement, with the evidence behind it."""
+
+    test_id: str  #: pytest node id of the test
+    name: str  #: measurement name
+    verdict: Verdict
+    unit: str
+    direction: Direction
+    current: Summary
+    baseline: Summary | None = None
+    ratio: float | None = None  #: current median / baseline median
+    ci_low: float | None = None  #: 95% CI of that ratio
+    ci_high: float | None = None
+    p_value: float | None = None  #: one-sided test of "worse beyond the threshold"
+    q_value: float | None = None  #: p adjusted for the number of perf tests (Bonferroni)
+    threshold: float = 0.0  #: practical threshold, relative (0.03 means 3%)
+    looks: int = 1  #: how many sampling rounds the decision took
+    notes: tuple[str, ...] = ()  #: why INCOMPARABLE/INCONCLUSIVE, throttling, normalization...
+
+    @property
+    def label(self) -> str:
+        return self.test_id if self.name == "time" else f"{self.test_id} [{self.name}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "name": self.name,
+            "verdict": self.verdict.value,
+            "unit": self.unit,
+            "direction": self.direction.value,
+            "current": self.current.to_dict(),
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            "ratio": self.ratio,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "threshold": self.threshold,
+            "looks": self.looks,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        baseline = data.get("baseline")
+
+        def optional(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            test_id=str(data["test_id"]),
+            name=str(data["name"]),
+            verdict=Verdict(data["verdict"]),
+            unit=str(data["unit"]),
+            direction=Direction(data["direction"]),
+            current=Summary.from_dict(data["current"]),
+            baseline=None if baseline is None else Summary.from_dict(baseline),
+            ratio=optional("ratio"),
+            ci_low=optional("ci_low"),
+            ci_high=optional("ci_high"),
+            p_value=optional("p_value"),
+            q_value=optional("q_value"),
+            threshold=float(data.get("threshold", 0.0)),
+            looks=int(data.get("looks", 1)),
+            notes=tuple(str(n) for n in data.get("notes", ())),
+        )
+
+
+def format_quantity(value: float, unit: str) -> str:
+    """``0.0123, "s"`` -> ``"12.3 ms"``; bytes in KiB/MiB; other units as given."""
+    if unit == "s":
+        for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+            if abs(value) >= scale or suffix == "ns":
+                return f"{value / scale:.3g} {suffix}"
+    if unit == "B":
+        for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
+            if abs(value) >= scale or suffix == "B":
+                return f"{value / scale:.3g} {suffix}"
+    return f"{value:.4g} {unit}".rstrip()
+
+
+def format_change(ratio: float) -> str:
+    """``1.218`` -> ``"+21.8%"``."""
+    return f"{(ratio - 1.0) * 100:+.1f}%"
+
+
+def explain(comparison: Comparison) -> str:
+    """The one-line message a person reads, e.g. in a failing test.
+
+    ``median 12.3 ms vs baseline 10.1 ms (+21.8%, 95% CI +18.0..+25.1%), q=0.001, threshold 5%``
+    """
+    c = comparison
+    now = format_quantity(c.current.median, c.unit)
+    if c.baseline is None or c.ratio is None:
+        text = f"median {now} ({c.verdict.value})"
+    else:
+        # The reference is the baseline's centre (the mean of its run history, when it
+        # has one), which is what the ratio was taken against.
+        reference = format_quantity(c.current.median / c.ratio, c.unit)
+        text = f"median {now} vs baseline {reference} ({format_change(c.ratio)}"
+        if c.ci_low is not None and c.ci_high is not None:
+            text += f", 95% CI {format_change(c.ci_low)}..{format_change(c.ci_high)}"
+        text += ")"
+        if c.q_value is not None:
+            text += f", q={c.q_value:.2g}"
+        text += f", threshold {c.threshold * 100:.3g}%"
+        if c.direction is Direction.HIGHER_IS_BETTER:
+            text += " (higher is better)"
+    if c.notes:
+        text += "; " + "; ".join(c.notes)
+    return text
+
+
+def as_tuple(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)

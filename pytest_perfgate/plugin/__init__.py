@@ -1,0 +1,80 @@
+"""The pytest layer: options, the ``perf`` marker and fixture, and the session plugin.
+
+This package is the only place that imports pytest. Disable it with ``-p no:perfgate``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ..fixture import PerfFixture
+from ..settings import OPTIONS, Settings, SettingsError, read_pyproject
+from .session import PerfSession, session_key
+
+__all__ = ["PerfSession", "perf"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perfgate", "performance regression gate (pytest-perfgate)")
+    for option in OPTIONS:
+        if option.is_flag:
+            group.addoption(
+                option.flag,
+                action="store_true",
+                default=None,
+                dest=f"perfgate_{option.name}",
+                help=option.help,
+            )
+        else:
+            group.addoption(
+                option.flag,
+                action="store",
+                default=None,
+                metavar=option.metavar,
+                dest=f"perfgate_{option.name}",
+                help=option.help,
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "perf(threshold=None, max_time=None, min_samples=None, rounds=None, "
+        "target_precision=None, min_sample_time=None, warmup_time=None, loops=None, "
+        "disable_gc=None, memory=None): a performance test, gated against its baseline "
+        "(pytest-perfgate)",
+    )
+    settings = _settings_from(config)
+    config.stash[session_key] = session = PerfSession(config, settings)
+    config.pluginmanager.register(session, "perfgate-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+        del config.stash[session_key]
+
+
+def _settings_from(config: pytest.Config) -> Settings:
+    pyproject_path = config.rootpath / "pyproject.toml"
+    if config.inipath is not None and config.inipath.name == "pyproject.toml":
+        pyproject_path = config.inipath
+    cli = {option.name: config.getoption(f"perfgate_{option.name}") for option in OPTIONS}
+    try:
+        return Settings.resolve(
+            read_pyproject(pyproject_path),
+            cli,
+            pyproject_source=f"[tool.perfgate] in {pyproject_path}",
+        )
+    except SettingsError as error:
+        raise pytest.UsageError(f"pytest-perfgate: {error}") from None
+
+
+@pytest.fixture
+def perf(request: pytest.FixtureRequest) -> PerfFixture:
+    """Measures code in a perf test: ``perf(fn, *args)``, ``perf.measure(name)``,
+    ``perf.record(name, values)``; gated against baselines/ (pytest-perfgate)."""
+    session = request.config.stash[session_key]
+    # The session finishes and judges it at the end of the test's call phase.
+    return session.fixture_for(request.node)

@@ -1,0 +1,406 @@
+"""The session plugin: builds each test's ``perf`` object, fails regressed tests in their
+call phase, carries results to the controller (pytest-xdist), writes baselines and prints
+the summary.
+
+Measurements ride on the call phase's test report (``report.perfgate``), which pytest-xdist
+serializes like any report attribute; so the controller sees the same results with or
+without xdist, and only the controller writes files.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import sys
+import textwrap
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from ..baseline import BaselineError, BaselineFile, BaselineStore, refreshed_entry
+from ..environment import calibrate_machine, current_environment, git_commit, utc_now
+from ..fixture import PerfFixture, Result, TestContext
+from ..gate import GatePolicy
+from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
+from ..report.terminal import render_table, verdict_counts
+from ..sampling import Progress
+from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
+from .progress import ProgressLine
+
+session_key = pytest.StashKey["PerfSession"]()
+fixture_key = pytest.StashKey[PerfFixture]()
+
+
+@dataclass(slots=True)
+class _TestRecord:
+    """What the controller knows about one perf test after it ran."""
+
+    module: str
+    test: str
+    code_hash: str | None
+    results: list[Result] = field(default_factory=list)
+    passed: bool = True
+
+
+@dataclass(slots=True)
+class _RefreshReport:
+    added: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def split_nodeid(nodeid: str) -> tuple[str, str]:
+    """``"suite/test_x.py::test_y[a]"`` -> ``("suite/test_x.py", "test_y[a]")``."""
+    module, _, test = nodeid.partition("::")
+    return module, test or module
+
+
+def code_hash(function: object) -> str | None:
+    """Hash of a test function's code, blind to comments, formatting and docstring."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))  # type: ignore[arg-type]
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.decorator_list = []  # marker arguments are not the measured code
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def is_perf_item(item: pytest.Item) -> bool:
+    return item.get_closest_marker("perf") is not None or "perf" in getattr(
+        item, "fixturenames", ()
+    )
+
+
+class PerfSession:
+    """Session state of pytest-perfgate, registered as a plugin by ``pytest_configure``."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.is_worker = hasattr(config, "workerinput")
+        self.store = BaselineStore(config.rootpath / settings.baseline_dir)
+        self.environment: Environment = current_environment()
+        self.perf_tests = 0
+        self.collected: dict[str, set[str]] = {}  # module -> every collected test name
+        self.records: dict[str, _TestRecord] = {}  # nodeid -> record (controller side)
+        self.marked_without_measurement: list[str] = []
+        self._files: dict[str, BaselineFile | BaselineError] = {}
+        self._refresh: _RefreshReport | None = None
+        self._interrupted = False
+
+    # -- start -----------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.settings.mode is Mode.OFF:
+            return
+        if self.settings.update_baselines and not self.is_worker:
+            try:
+                self.store.check_writable()
+            except BaselineError as error:
+                raise pytest.UsageError(f"--perf-update-baselines: {error}") from None
+        if self.settings.update_baselines or self.settings.on_mismatch is OnMismatch.NORMALIZE:
+            # The speed score goes into refreshed baselines and makes normalizing possible.
+            self.environment = replace(self.environment, calibration_ns=calibrate_machine())
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        # Before deselection (-k, -m): a deselected test is not stale.
+        if is_perf_item(item):
+            module, test = split_nodeid(item.nodeid)
+            self.collected.setdefault(module, set()).add(test)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.perf_tests = sum(1 for item in session.items if is_perf_item(item))
+
+    # -- one test --------------------------------------------------------------------
+    def fixture_for(self, item: pytest.Item) -> PerfFixture:
+        """Build the ``perf`` object of one test (called by the fixture)."""
+        __tracebackhide__ = True
+        marker = item.get_closest_marker("perf")
+        try:
+            spec = PerfSpec(*marker.args, **marker.kwargs) if marker else PerfSpec()
+        except (TypeError, SettingsError) as error:
+            pytest.fail(
+                f"@pytest.mark.perf on {item.nodeid}: {error} (see `pytest --markers`)",
+                pytrace=False,
+            )
+        module, test = split_nodeid(item.nodeid)
+        baselines = self._baseline_file(module)
+        if isinstance(baselines, BaselineError):
+            pytest.fail(f"{item.nodeid}: {baselines}", pytrace=False)
+        loaded: BaselineFile = baselines
+
+        def baseline_of(name: str) -> BaselineEntry | None:
+            return loaded.get(test, name)
+
+        context = TestContext(
+            test_id=item.nodeid,
+            settings=self.settings,
+            spec=spec,
+            policy=self._policy(spec),
+            environment=self.environment,
+            baselines=baseline_of,
+            code_hash=code_hash(getattr(item, "obj", None)),
+            progress=self._progress_for(item.nodeid),
+        )
+        fixture = PerfFixture(context)
+        item.stash[fixture_key] = fixture
+        return fixture
+
+    def _policy(self, spec: PerfSpec) -> GatePolicy:
+        s = self.settings
+        return GatePolicy(
+            threshold=spec.threshold_for(s),
+            alpha=s.alpha,
+            tests=max(self.perf_tests, 1),
+            max_looks=s.max_looks,
+            on_mismatch=s.on_mismatch,
+            normalize_margin=s.normalize_margin,
+            run_noise=s.run_noise,
+        )
+
+    def _baseline_file(self, module: str) -> BaselineFile | BaselineError:
+        if module not in self._files:
+            try:
+                self._files[module] = self.store.load(module)
+            except BaselineError as error:
+                self._files[module] = error
+        return self._files[module]
+
+    def _progress_for(self, nodeid: str) -> Any:
+        stream = sys.__stderr__
+        if self.is_worker or stream is None or not stream.isatty():
+            return lambda name: None
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+
+        def progress(name: str) -> Progress:
+            line = ProgressLine(stream, capture)
+            label = nodeid if name == "time" else f"{nodeid} [{name}]"
+
+            def show(samples: int, seconds: float, width: float) -> None:
+                line.show(
+                    f" measuring {label}: {samples} samples, +-{width * 50:.1f}%, {seconds:.1f}s"
+                )
+
+            return show
+
+        return progress
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        __tracebackhide__ = True
+        result = yield  # the test's own failure propagates: nothing is judged then
+        fixture = item.stash.get(fixture_key, None)
+        ProgressLine.clear_all()
+        if fixture is None:
+            if item.get_closest_marker("perf") is not None and self.settings.mode is not Mode.OFF:
+                self.marked_without_measurement.append(item.nodeid)
+            return result
+        results = fixture.finish()
+        if not results and self.settings.mode is not Mode.OFF:
+            self.marked_without_measurement.append(item.nodeid)
+        regressed = [r.comparison for r in results if r.comparison.verdict.fails]
+        if regressed and self.settings.mode is Mode.GATE and not self.settings.update_baselines:
+            lines = [f"performance regression in {c.label}: {explain(c)}" for c in regressed]
+            pytest.fail("\n".join(lines), pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        fixture = item.stash.get(fixture_key, None)
+        if fixture is not None and report.when == "call":
+            module, test = split_nodeid(item.nodeid)
+            # Plain JSON data: pytest-xdist carries report attributes to the controller.
+            report.perfgate = {  # type: ignore[attr-defined]
+                "module": module,
+                "test": test,
+                "code_hash": fixture._context.code_hash,
+                "results": [
+                    {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
+                    for r in fixture.results
+                ],
+            }
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        payload = getattr(report, "perfgate", None)
+        if payload is not None:
+            self.records[report.nodeid] = _TestRecord(
+                module=payload["module"],
+                test=payload["test"],
+                code_hash=payload["code_hash"],
+                results=[
+                    Result(
+                        Measurement.from_dict(r["measurement"]),
+                        Comparison.from_dict(r["comparison"]),
+                    )
+                    for r in payload["results"]
+                ],
+            )
+        record = self.records.get(report.nodeid)
+        if record is not None and not report.passed:
+            record.passed = False
+
+    # -- end -------------------------------------------------------------------------
+    def pytest_keyboard_interrupt(self) -> None:
+        self._interrupted = True
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker or not self.settings.update_baselines or self.settings.mode is Mode.OFF:
+            return
+        if self._interrupted or exitstatus == pytest.ExitCode.INTERRUPTED:
+            self._refresh = _RefreshReport(errors=["run interrupted: no baseline was written"])
+            return
+        self._refresh = self._write_baselines()
+        if self._refresh.errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_baselines(self) -> _RefreshReport:
+        report = _RefreshReport()
+        commit = git_commit(self.config.rootpath)
+        now = utc_now()
+        by_module: dict[str, dict[str, dict[str, BaselineEntry]]] = {}
+        for nodeid, record in sorted(self.records.items()):
+            if not record.passed:
+                report.skipped.append(nodeid)
+                continue
+            file = self._baseline_file(record.module)
+            old = None if isinstance(file, BaselineError) else file
+            for result in record.results:
+                measurement, comparison = result.measurement, result.comparison
+                previous = None if old is None else old.get(record.test, measurement.name)
+                entry = refreshed_entry(
+                    measurement,
+                    previous,
+                    environment=self.environment,
+                    code_hash=record.code_hash,
+                    commit=commit,
+                    recorded_at=now,
+                    history=self.settings.history,
+                    max_samples=self.settings.max_stored_samples,
+                )
+                by_module.setdefault(record.module, {}).setdefault(record.test, {})[
+                    measurement.name
+                ] = entry
+                label = comparison.label
+                if previous is None:
+                    report.added.append(label)
+                else:
+                    report.refreshed.append(label)
+                    if comparison.verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+                        report.changed.append(f"{label}: {explain(comparison)}")
+        for module, entries in sorted(by_module.items()):
+            try:
+                self.store.update(module, entries)
+            except BaselineError as error:
+                report.errors.append(f"{error}; its baselines were not refreshed")
+            except OSError as error:
+                report.errors.append(
+                    f"{self.store.path_for(module)}: cannot write ({error.strerror or error})"
+                )
+        return report
+
+    def stale_entries(self) -> list[str]:
+        """Baselines of collected modules whose test no longer exists (renamed or removed),
+        and measurements a passing test no longer takes."""
+        stale: list[str] = []
+        produced: dict[tuple[str, str], set[str]] = {}
+        for record in self.records.values():
+            if record.passed:
+                produced[(record.module, record.test)] = {
+                    r.measurement.name for r in record.results
+                }
+        for module, tests in sorted(self.collected.items()):
+            file = self._baseline_file(module)
+            if isinstance(file, BaselineError):
+                continue
+            for test, measurements in sorted(file.tests.items()):
+                if test not in tests:
+                    stale.append(f"{module}::{test}")
+                    continue
+                names = produced.get((module, test))
+                if names is not None:
+                    stale.extend(
+                        f"{module}::{test} [{name}]"
+                        for name in sorted(measurements)
+                        if name not in names
+                    )
+        return stale
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.settings.mode is Mode.OFF:
+            return
+        comparisons = [r.comparison for rec in self.records.values() for r in rec.results]
+        stale = self.stale_entries()
+        if not comparisons and not stale and not self.marked_without_measurement:
+            return
+        tr = terminalreporter
+        tr.section("perfgate", sep="=")
+        if comparisons:
+            tr.write(render_table(comparisons, width=tr._tw.fullwidth, color=tr.hasmarkup))
+            tr.write_line(
+                f"perfgate: {verdict_counts(comparisons)} "
+                f"({self.perf_tests} perf tests, alpha {self.settings.alpha} "
+                f"over the suite, mode {self.settings.mode.value})"
+            )
+        for c in comparisons:
+            if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
+                tr.write_line(f"  {c.verdict.value} {c.label}: {explain(c)}")
+        new = [c for c in comparisons if c.verdict is Verdict.NEW]
+        if new and not self.settings.update_baselines:
+            tr.write_line(
+                f"perfgate: {len(new)} measurement(s) have no baseline yet; "
+                "record them with `pytest --perf-update-baselines`"
+            )
+        for nodeid in self.marked_without_measurement:
+            tr.write_line(
+                f"perfgate: warning: {nodeid} is a perf test but measured nothing "
+                "(use the perf fixture)",
+                yellow=True,
+            )
+        if stale:
+            tr.write_line(
+                f"perfgate: {len(stale)} stale baseline(s), for tests or "
+                "measurements that no longer exist (delete them from the file):"
+            )
+            for name in stale:
+                tr.write_line(f"  stale {name}")
+        if self._refresh is not None:
+            self._print_refresh(tr, self._refresh)
+
+    def _print_refresh(self, tr: Any, report: _RefreshReport) -> None:
+        root = self.store.root
+        tr.write_line(
+            f"perfgate: baselines in {root}: {len(report.added)} added, "
+            f"{len(report.refreshed)} refreshed ({len(report.changed)} changed "
+            f"significantly), {len(report.skipped)} not refreshed (test failed)"
+        )
+        for label in report.added:
+            tr.write_line(f"  added {label}")
+        for line in report.changed:
+            tr.write_line(f"  changed {line}")
+        for nodeid in report.skipped:
+            tr.write_line(f"  not refreshed {nodeid} (the test did not pass)")
+        for error in report.errors:
+            tr.write_line(f"perfgate: error: {error}", red=True)

@@ -1,0 +1,1 @@
+"""Probes: each turns one kind of work (CPU calls, memory) into samples."""

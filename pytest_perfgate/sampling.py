@@ -1,0 +1,178 @@
+"""Warm-up, inner-loop calibration and adaptive stopping, independent of what is timed.
+
+The sampler never calls the user's code itself: it is handed a *batch* function that runs
+the code ``loops`` times and returns how long that took, and a *clock* for its own time
+budget. Probes build batches from real code and real clocks; tests build them from
+scripted durations, so every rule here is tested without depending on real timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import final
+
+from .stats import relative_ci_width
+
+#: A clock in nanoseconds (``time.perf_counter_ns`` in real use).
+Clock = Callable[[], int]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BatchTime:
+    """Elapsed time of one batch of calls."""
+
+    wall_ns: int  #: wall-clock time of the whole batch
+    cpu_ns: int = 0  #: process CPU time of the whole batch
+
+
+#: Runs the measured code ``loops`` times and returns how long that took.
+Batch = Callable[[int], BatchTime]
+
+#: Called now and then while sampling: (samples so far, seconds spent, relative CI width).
+Progress = Callable[[int, float, float], None]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SamplingPlan:
+    """How to sample one measurement. All times in seconds."""
+
+    warmup_time: float = 0.05  #: run the code this long before calibrating
+    min_sample_time: float = 0.001  #: a sample (one batch) lasts at least this long
+    target_precision: float = 0.02  #: stop when the median's 95% CI is this wide (relative)
+    min_samples: int = 20  #: never fewer samples than this
+    max_time: float = 2.0  #: stop sampling after this long, once min_samples are taken
+    max_samples: int = 10_000  #: hard cap, whatever the other rules say
+    loops: int | None = None  #: calls per sample; None: calibrate
+    disable_gc: bool = True  #: keep the garbage collector out of the timed spans
+
+    def __post_init__(self) -> None:
+        if self.warmup_time < 0:
+            raise ValueError("warmup_time must not be negative")
+        if self.min_sample_time < 0:
+            raise ValueError("min_sample_time must not be negative")
+        if not 0 < self.target_precision < 1:
+            raise ValueError("target_precision must be between 0 and 1 (0.02 means +-1%)")
+        if self.min_samples < 1:
+            raise ValueError("min_samples must be at least 1")
+        if self.max_time <= 0:
+            raise ValueError("max_time must be positive")
+        if self.max_samples < self.min_samples:
+            raise ValueError("max_samples must be at least min_samples")
+        if self.loops is not None and self.loops < 1:
+            raise ValueError("loops must be at least 1")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SampleSet:
+    """The result of sampling: per-call times in seconds."""
+
+    wall: tuple[float, ...]  #: wall seconds per call, one value per sample
+    cpu: tuple[float, ...]  #: process CPU seconds per call, same samples
+    loops: int  #: calls per sample
+    warmup_calls: int  #: calls spent warming up and calibrating
+    stop_reason: str  #: "precision", "time budget" or "sample cap"
+    elapsed: float  #: seconds the whole sampling took
+
+
+def calibrate_loops(batch: Batch, min_sample_time: float) -> tuple[int, int]:
+    """Smallest power-of-ten-ish loop count whose batch lasts ``min_sample_time``.
+
+    Returns (loops, calls spent). Grows by the measured shortfall (at most 10x a step),
+    so a 50 ns function reaches a 1 ms sample in a few batches.
+    """
+    target_ns = min_sample_time * 1e9
+    loops, spent = 1, 0
+    while True:
+        elapsed = batch(loops).wall_ns
+        spent += loops
+        if elapsed >= target_ns or loops >= 10**9:
+            return loops, spent
+        growth = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
+        loops = math.ceil(loops * growth)
+
+
+class Sampler:
+    """Collects samples of a batch function until the median is known well enough."""
+
+    def __init__(
+        self,
+        plan: SamplingPlan,
+        *,
+        clock: Clock = time.perf_counter_ns,
+        progress: Progress | None = None,
+        progress_interval: float = 0.5,
+    ) -> None:
+        self.plan = plan
+        self._clock = clock
+        self._progress = progress
+        self._progress_interval_ns = int(progress_interval * 1e9)
+
+    def run(self, batch: Batch, *, warmup: bool = True) -> SampleSet:
+        """Warm up, calibrate (unless the plan pins ``loops``), then sample adaptively."""
+        plan = self.plan
+        start = self._clock()
+        warmup_calls = self._warm_up(batch, start) if warmup else 0
+        if plan.loops is None:
+            loops, spent = calibrate_loops(batch, plan.min_sample_time)
+            warmup_calls += spent
+        else:
+            loops = plan.loops
+
+        gc_was_enabled = gc.isenabled()
+        if plan.disable_gc:
+            gc.collect()
+            gc.disable()
+        try:
+            wall, cpu, reason = self._sample(batch, loops)
+        finally:
+            if plan.disable_gc and gc_was_enabled:
+                gc.enable()
+        elapsed = (self._clock() - start) / 1e9
+        return SampleSet(tuple(wall), tuple(cpu), loops, warmup_calls, reason, elapsed)
+
+    def _warm_up(self, batch: Batch, start: int) -> int:
+        """Call the code until warmup_time has passed (at least once)."""
+        deadline = start + int(self.plan.warmup_time * 1e9)
+        calls, loops = 0, 1
+        while True:
+            batch(loops)
+            calls += loops
+            if self._clock() >= deadline:
+                return calls
+            loops = min(loops * 2, 1 << 20)
+
+    def _sample(self, batch: Batch, loops: int) -> tuple[list[float], list[float], str]:
+        plan = self.plan
+        wall: list[float] = []
+        cpu: list[float] = []
+        started = self._clock()
+        deadline = started + int(plan.max_time * 1e9)
+        next_check = plan.min_samples
+        next_progress = started + self._progress_interval_ns
+        while True:
+            timed = batch(loops)
+            wall.append(timed.wall_ns / loops / 1e9)
+            cpu.append(timed.cpu_ns / loops / 1e9)
+            n = len(wall)
+            if n >= plan.max_samples:
+                return wall, cpu, "sample cap"
+            now = self._clock()
+            if self._progress is not None and now >= next_progress:
+                self._progress(n, (now - started) / 1e9, relative_ci_width(wall))
+                next_progress = now + self._progress_interval_ns
+            if n < plan.min_samples:
+                continue
+            if now >= deadline:
+                return wall, cpu, "time budget"
+            # Checking the CI costs a sort: do it on a geometric schedule, not every sample.
+            if n >= next_check:
+                if relative_ci_width(wall) <= plan.target_precision:
+                    return wall, cpu, "precision"
+                next_check = n + max(1, n // 8)

@@ -1,0 +1,346 @@
+"""Settings and the option definitions shared by the pytest plugin and the CLI.
+
+Precedence, lowest first: built-in defaults, ``[tool.perfgate]`` in pyproject.toml, the
+command line, and for one test, ``@pytest.mark.perf(...)`` keyword arguments. Every value
+is checked where it enters, and an error names where it came from and what is wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, final
+
+from .sampling import SamplingPlan
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names its source."""
+
+
+class Mode(enum.Enum):
+    GATE = "gate"  #: a regression fails its test
+    WARN = "warn"  #: regressions are reported, never failed
+    OFF = "off"  #: perf tests run their code once, unmeasured
+
+
+class OnMismatch(enum.Enum):
+    INCOMPARABLE = "incomparable"  #: baselines from another machine class are not compared
+    NORMALIZE = "normalize"  #: compare through the machine-speed calibration, wider threshold
+
+
+def _fraction(value: Any) -> float:
+    number = _number(value)
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"must be a fraction in [0, 1), got {value!r}")
+    return number
+
+
+def _positive(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def _non_negative(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return number
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number, got {value!r}") from None
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {value!r}")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(enum_type: type[enum.Enum]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        try:
+            return enum_type(str(value).lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in enum_type)
+            raise ValueError(f"must be one of {allowed}, got {value!r}") from None
+
+    return parse
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its name in pyproject (``name``) and on the command line (``flag``)."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    metavar: str = ""
+    is_flag: bool = False  #: a command-line switch without a value
+
+    @property
+    def flag(self) -> str:
+        return "--perf-" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "mode",
+        _choice(Mode),
+        "gate: regressions fail their test; warn: report only; "
+        "off: run perf tests unmeasured (default: gate)",
+        "gate|warn|off",
+    ),
+    Option(
+        "update_baselines",
+        _flag,
+        "measure and write baselines for the perf tests that "
+        "pass; regressions are reported, not failed",
+        is_flag=True,
+    ),
+    Option(
+        "baseline_dir",
+        _text,
+        "directory of baseline files, relative to the rootdir (default: baselines)",
+        "DIR",
+    ),
+    Option(
+        "threshold",
+        _fraction,
+        "practical threshold: relative changes below it do not count (default: 0.03)",
+        "FRACTION",
+    ),
+    Option(
+        "alpha",
+        _fraction,
+        "false-alarm level for the whole suite; each test gets "
+        "alpha / number of perf tests (default: 0.05)",
+        "FRACTION",
+    ),
+    Option(
+        "max_time",
+        _positive,
+        "time budget in seconds for sampling one measurement (default: 2.0)",
+        "SECONDS",
+    ),
+    Option("min_samples", _count, "fewest samples per measurement (default: 20)", "N"),
+    Option(
+        "target_precision",
+        _fraction,
+        "stop sampling once the median's 95%% CI is this wide, relative to it (default: 0.02)",
+        "FRACTION",
+    ),
+    Option(
+        "min_sample_time",
+        _non_negative,
+        "calibrate the inner loop so a sample lasts at least this many seconds (default: 0.001)",
+        "SECONDS",
+    ),
+    Option(
+        "warmup_time",
+        _non_negative,
+        "seconds of warm-up before calibrating (default: 0.05)",
+        "SECONDS",
+    ),
+    Option(
+        "disable_gc", _flag, "disable the garbage collector while sampling (default: true)", "BOOL"
+    ),
+    Option(
+        "memory",
+        _flag,
+        "also measure and gate peak memory (tracemalloc) of every perf(...) call (default: false)",
+        "BOOL",
+    ),
+    Option(
+        "run_noise",
+        _fraction,
+        "run-to-run noise of timings (relative standard "
+        "deviation) assumed until a baseline's history measures it (default: 0.02)",
+        "FRACTION",
+    ),
+    Option(
+        "max_looks",
+        _count,
+        "sampling rounds when the first is not conclusive (default: 2; 1 disables re-sampling)",
+        "N",
+    ),
+    Option("history", _count, "run-level medians kept per baseline (default: 10)", "N"),
+    Option("max_stored_samples", _count, "raw samples kept per baseline entry (default: 400)", "N"),
+    Option(
+        "on_mismatch",
+        _choice(OnMismatch),
+        "baselines from another machine class: "
+        "incomparable (default) or normalize through the machine-speed calibration",
+        "incomparable|normalize",
+    ),
+    Option(
+        "normalize_margin",
+        _fraction,
+        "extra threshold when comparing through the machine-speed calibration (default: 0.25)",
+        "FRACTION",
+    ),
+)
+OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Session-wide settings, after defaults, pyproject.toml and command line."""
+
+    mode: Mode = Mode.GATE
+    update_baselines: bool = False
+    baseline_dir: str = "baselines"
+    threshold: float = 0.03
+    alpha: float = 0.05
+    max_time: float = 2.0
+    min_samples: int = 20
+    target_precision: float = 0.02
+    min_sample_time: float = 0.001
+    warmup_time: float = 0.05
+    disable_gc: bool = True
+    memory: bool = False
+    run_noise: float = 0.02
+    max_looks: int = 2
+    history: int = 10
+    max_stored_samples: int = 400
+    on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
+    normalize_margin: float = 0.25
+
+    @classmethod
+    def resolve(
+        cls,
+        pyproject: Mapping[str, Any] | None = None,
+        cli: Mapping[str, Any] | None = None,
+        *,
+        pyproject_source: str = "[tool.perfgate] in pyproject.toml",
+    ) -> Settings:
+        """Defaults, then ``pyproject`` values, then ``cli`` values (None means unset)."""
+        values: dict[str, Any] = {}
+        for key, raw in (pyproject or {}).items():
+            option = OPTIONS_BY_NAME.get(key.replace("-", "_"))
+            if option is None or option.name == "update_baselines":
+                known = ", ".join(o.name for o in OPTIONS if o.name != "update_baselines")
+                raise SettingsError(f"{pyproject_source}: unknown key {key!r} (known: {known})")
+            values[option.name] = _parse(option, raw, f"{pyproject_source}: {key}")
+        for key, raw in (cli or {}).items():
+            if raw is None:
+                continue
+            option = OPTIONS_BY_NAME[key]
+            values[key] = _parse(option, raw, option.flag)
+        return replace(cls(), **values)
+
+
+def _parse(option: Option, raw: Any, source: str) -> Any:
+    try:
+        return option.parse(raw)
+    except ValueError as error:
+        raise SettingsError(f"{source} {error}") from None
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The ``[tool.perfgate]`` table of a pyproject.toml, or {} when it has none."""
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    table = document.get("tool", {}).get("perfgate", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [tool.perfgate] must be a table")
+    return table
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PerfSpec:
+    """Per-test settings: the keyword arguments of ``@pytest.mark.perf``."""
+
+    threshold: float | None = None
+    max_time: float | None = None
+    min_samples: int | None = None
+    rounds: int | None = None  #: exactly this many samples (no adaptive stopping)
+    target_precision: float | None = None
+    min_sample_time: float | None = None
+    warmup_time: float | None = None
+    loops: int | None = None  #: calls per sample, instead of calibrating
+    disable_gc: bool | None = None
+    memory: bool | None = None
+
+    def __post_init__(self) -> None:
+        for spec_field in fields(self):
+            value = getattr(self, spec_field.name)
+            if value is None:
+                continue
+            option = OPTIONS_BY_NAME.get(spec_field.name)
+            parse = option.parse if option is not None else _count
+            try:
+                object.__setattr__(self, spec_field.name, parse(value))
+            except ValueError as error:
+                raise SettingsError(f"{spec_field.name} {error}") from None
+
+    def plan(self, settings: Settings) -> SamplingPlan:
+        """The sampling plan for this test: marker values over session settings."""
+        min_samples = self.rounds or self.min_samples or settings.min_samples
+        return SamplingPlan(
+            warmup_time=_pick(self.warmup_time, settings.warmup_time),
+            min_sample_time=_pick(self.min_sample_time, settings.min_sample_time),
+            target_precision=_pick(self.target_precision, settings.target_precision),
+            min_samples=min_samples,
+            max_time=_pick(self.max_time, settings.max_time),
+            max_samples=self.rounds or max(10_000, min_samples),
+            loops=self.loops,
+            disable_gc=_pick(self.disable_gc, settings.disable_gc),
+        )
+
+    def threshold_for(self, settings: Settings) -> float:
+        return settings.threshold if self.threshold is None else self.threshold
+
+    def memory_for(self, settings: Settings) -> bool:
+        return settings.memory if self.memory is None else self.memory
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value

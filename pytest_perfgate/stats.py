@@ -1,0 +1,211 @@
+"""Pure statistics: summaries, confidence intervals, and the two-sample decision.
+
+No clocks, no files, no pytest: numbers in, numbers out, so every rule here is tested on
+synthetic samples. The decision procedure and why it looks like this is explained in
+docs/explanation/statistics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import final
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+from .model import Direction, Summary, Verdict
+
+#: z for a two-sided 95% interval.
+Z95 = 1.959963984540054
+
+
+def median_ci_ranks(n: int, z: float = Z95) -> tuple[int, int]:
+    """0-based ranks (lo, hi) of the sorted samples that bound the median's CI.
+
+    Distribution-free: the number of samples below the true median is Binomial(n, 1/2);
+    this is its normal approximation, clipped to the sample range.
+    """
+    if n <= 0:
+        raise ValueError("no samples")
+    half_width = z * math.sqrt(n) / 2.0
+    lo = math.floor(n / 2.0 - half_width)
+    hi = math.ceil(n / 2.0 + half_width) - 1
+    return max(lo, 0), min(hi, n - 1)
+
+
+def median_ci(samples: Sequence[float], z: float = Z95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median (95% by default)."""
+    ordered = sorted(samples)
+    lo, hi = median_ci_ranks(len(ordered), z)
+    return ordered[lo], ordered[hi]
+
+
+def relative_ci_width(samples: Sequence[float]) -> float:
+    """Width of the median's 95% CI relative to the median; the sampler stops on this."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    median = _sorted_median(ordered)
+    if n < 2 or median == 0:
+        return math.inf
+    lo, hi = median_ci_ranks(n)
+    return (ordered[hi] - ordered[lo]) / abs(median)
+
+
+def _sorted_median(ordered: Sequence[float]) -> float:
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Descriptive statistics of a non-empty sample set."""
+    if not samples:
+        raise ValueError("cannot summarize an empty sample set")
+    values = np.asarray(samples, dtype=float)
+    lo, hi = median_ci(samples)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return Summary(
+        n=len(values),
+        median=float(median),
+        mean=float(values.mean()),
+        stdev=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        min=float(values.min()),
+        max=float(values.max()),
+        q1=float(q1),
+        q3=float(q3),
+        median_ci_low=float(lo),
+        median_ci_high=float(hi),
+    )
+
+
+def _log_median_se(samples: Sequence[float]) -> float:
+    lo, hi = median_ci(samples)
+    if lo <= 0:
+        return math.inf
+    return (math.log(hi) - math.log(lo)) / (2 * Z95)
+
+
+def log_median_se(samples: Sequence[float], blocks: int = 8) -> float:
+    """Standard error of the log of the median of one run's samples.
+
+    The larger of two estimates: the distribution-free CI of the median (right for
+    independent samples) and batch means over contiguous blocks in time order, which sees
+    slow drift inside the run (a neighbour waking up) that independent-sample formulas miss.
+    """
+    order_stat = _log_median_se(samples)
+    n = len(samples)
+    if n < 2 * blocks:
+        return order_stat
+    size = n // blocks
+    block_logs = [
+        math.log(_sorted_median(sorted(samples[i * size : (i + 1) * size]))) for i in range(blocks)
+    ]
+    batch = float(np.std(block_logs, ddof=1)) / math.sqrt(blocks)
+    return max(order_stat, batch)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What two sample sets say, before any multiple-testing bookkeeping."""
+
+    verdict: Verdict  #: REGRESSED, UNCHANGED, IMPROVED or INCONCLUSIVE
+    ratio: float  #: current median / baseline centre
+    ci_low: float  #: 95% CI of the ratio, run-to-run noise included
+    ci_high: float
+    p_worse: float  #: one-sided p of "worse than the baseline by more than the threshold"
+    p_better: float  #: one-sided p of "better by more than the threshold"
+    noise: float  #: run-to-run noise (relative sd) the decision assumed
+    note: str = ""
+
+
+#: Degrees of freedom given to the run-noise prior when it is pooled with a history.
+PRIOR_WEIGHT = 2
+
+
+def compare(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    direction: Direction,
+    threshold: float,
+    alpha: float,
+    history: Sequence[float] = (),
+    run_noise: float = 0.0,
+) -> Decision:
+    """Decide whether ``current`` is worse, better, or the same as ``baseline``.
+
+    Works on log medians. Two runs of unchanged code differ by more than their samples
+    say: each run lands at its own level (machine phase, memory layout), with relative
+    spread ``run_noise``. So the difference is tested against the within-run standard
+    errors *and* that run-to-run noise, with the practical ``threshold`` folded in:
+    H0 "worse by at most the threshold" against H1 "worse by more". ``alpha`` is the
+    level of this one decision (the caller corrects it for the number of tests).
+
+    With three or more run-level medians in ``history``, the baseline's centre is their
+    mean and the run noise is estimated from their spread (pooled with the ``run_noise``
+    prior, worth two runs), so a baseline refreshed several times gates more tightly.
+    """
+    if not baseline or not current:
+        raise ValueError("both sample sets must be non-empty")
+    if min(baseline) <= 0 or min(current) <= 0 or (history and min(history) <= 0):
+        raise ValueError("samples must be positive: changes are compared as ratios")
+    if threshold < 0 or run_noise < 0:
+        raise ValueError("threshold and run_noise must not be negative")
+
+    current_log = math.log(_sorted_median(sorted(current)))
+    current_se = log_median_se(current)
+    if len(history) >= 3:
+        logs = np.log(np.asarray(history, dtype=float))
+        k = len(logs)
+        pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (
+            PRIOR_WEIGHT + k - 1
+        )
+        noise = math.sqrt(pooled)
+        centre = float(logs.mean())
+        variance = current_se**2 + pooled * (1.0 + 1.0 / k)
+    else:
+        noise = run_noise
+        centre = math.log(_sorted_median(sorted(baseline)))
+        variance = current_se**2 + log_median_se(baseline) ** 2 + 2.0 * noise**2
+
+    se = math.sqrt(variance)
+    diff = current_log - centre
+    ratio = math.exp(diff)
+    ci_low, ci_high = math.exp(diff - Z95 * se), math.exp(diff + Z95 * se)
+    # Orient so that a positive difference is worse.
+    worse = diff if direction is Direction.LOWER_IS_BETTER else -diff
+    delta = math.log1p(threshold)
+    if se == 0:  # deterministic metrics (bytes allocated, counts)
+        p_worse = 0.0 if worse > delta else 1.0
+        p_better = 0.0 if worse < -delta else 1.0
+    else:
+        p_worse = float(_scipy_stats.norm.sf((worse - delta) / se))
+        p_better = float(_scipy_stats.norm.cdf((worse + delta) / se))
+
+    if p_worse < alpha and worse > delta:
+        verdict = Verdict.REGRESSED
+    elif p_better < alpha and worse < -delta:
+        verdict = Verdict.IMPROVED
+    elif worse + Z95 * se < delta:
+        verdict = Verdict.UNCHANGED
+    else:
+        verdict = Verdict.INCONCLUSIVE
+    return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise)
+
+
+def bonferroni(p_value: float, tests: int) -> float:
+    """p adjusted for ``tests`` simultaneous decisions (reported as q)."""
+    return min(1.0, p_value * max(tests, 1))
+
+
+def thin(samples: Sequence[float], cap: int) -> tuple[float, ...]:
+    """At most ``cap`` samples, evenly spaced in time order (drift stays visible)."""
+    if cap <= 0:
+        raise ValueError("cap must be positive")
+    if len(samples) <= cap:
+        return tuple(samples)
+    positions = np.linspace(0, len(samples) - 1, cap)
+    return tuple(samples[round(p)] for p in positions)
