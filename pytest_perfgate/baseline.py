@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, final
 
 from .model import BaselineEntry, Environment, Measurement
-from .stats import summarize, thin
+from .stats import speed_adjusted, summarize, thin
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
@@ -61,7 +61,8 @@ def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]
         raise BaselineError(
             f"{path}: baseline format version {version!r} is not supported by this "
             f"pytest-perfgate (it reads version {FORMAT_VERSION}); upgrade pytest-perfgate "
-            "or re-record with --perf-update-baselines"
+            "or delete the file and re-record with --perf-update-baselines (a refresh "
+            "never overwrites a file it cannot read)"
         )
     tests: dict[str, dict[str, BaselineEntry]] = {}
     try:
@@ -100,8 +101,9 @@ def _dump(value: Any, depth: int) -> str:
     if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
         items = [pad + _dump(v, depth + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"cannot store non-finite number {value!r} in a baseline")
+    for number in value if isinstance(value, list) else [value]:
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError(f"cannot store non-finite number {number!r} in a baseline")
     return json.dumps(value, allow_nan=False)
 
 
@@ -225,11 +227,18 @@ def refreshed_entry(
     measured something else (other machine class, test code or unit): then it starts over.
     """
     summary = summarize(measurement.samples)
+    # The history holds what the gate compares: speed-adjusted medians when there is a
+    # speed reference, raw medians otherwise.
+    if measurement.reference:
+        level = summarize(speed_adjusted(measurement.samples, measurement.reference)).median
+    else:
+        level = summary.median
     earlier: tuple[float, ...] = ()
     if (
         previous is not None
         and previous.unit == measurement.unit
         and previous.code_hash == code_hash
+        and bool(previous.reference) == bool(measurement.reference)
         and not previous.environment.mismatches(environment)
     ):
         earlier = previous.history
@@ -238,10 +247,11 @@ def refreshed_entry(
         direction=measurement.direction,
         samples=_stored(thin(measurement.samples, max_samples)),
         summary=summary,
-        history=(*earlier, _round(summary.median))[-history:],
+        history=(*earlier, _round(level))[-history:],
         environment=environment,
         loops=measurement.loops,
         cpu_samples=_stored(thin(measurement.cpu_samples, max_samples)),
+        reference=_stored(thin(measurement.reference, max_samples)),
         code_hash=code_hash,
         commit=commit,
         recorded_at=recorded_at,

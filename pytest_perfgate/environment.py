@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .model import Environment
-from .sampling import BatchTime, Sampler, SamplingPlan
+from .sampling import Batch, BatchTime, Sampler, SamplingPlan
 from .stats import summarize
 
 
@@ -94,8 +94,8 @@ def _calibration_workload() -> int:
     return total + len(",".join(sorted(table.values())))
 
 
-def calibrate_machine(clock: Callable[[], int] | None = None, max_time: float = 0.5) -> float:
-    """Median nanoseconds of one calibration workload on this machine, now."""
+def speed_reference(clock: Callable[[], int] | None = None) -> Batch:
+    """A batch of the fixed workload, run after every CPU sample as a speed reference."""
     import time
 
     read = clock or time.perf_counter_ns
@@ -106,6 +106,15 @@ def calibrate_machine(clock: Callable[[], int] | None = None, max_time: float = 
             _calibration_workload()
         return BatchTime(read() - start)
 
+    return batch
+
+
+def calibrate_machine(clock: Callable[[], int] | None = None, max_time: float = 0.5) -> float:
+    """Median nanoseconds of one calibration workload on this machine, now."""
+    import time
+
+    read = clock or time.perf_counter_ns
+    batch = speed_reference(read)
     plan = SamplingPlan(
         warmup_time=0.05,
         min_sample_time=0.005,

@@ -18,7 +18,7 @@ from .gate import GatePolicy, Judgement, judge
 from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
 from .probes.cpu import CallProbe, Setup
 from .probes.memory import peak_memory
-from .sampling import Clock, Progress, Sampler, SampleSet, SamplingPlan
+from .sampling import Batch, Clock, Progress, Sampler, SampleSet, SamplingPlan
 from .settings import Mode, PerfSpec, Settings
 
 
@@ -26,6 +26,8 @@ from .settings import Mode, PerfSpec, Settings
 @dataclass(frozen=True, slots=True)
 class TestContext:
     """What the fixture needs to know about the test it serves and its session."""
+
+    __test__ = False  # not a test class, whatever pytest's collection thinks of the name
 
     test_id: str  #: pytest node id
     settings: Settings
@@ -37,6 +39,8 @@ class TestContext:
     progress: Callable[[str], Progress | None] = lambda name: None
     clock: Clock = time.perf_counter_ns
     cpu_clock: Clock = time.process_time_ns
+    #: Run after every sample to adjust for machine-speed swings; None to go without.
+    speed_reference: Batch | None = None
 
 
 @final
@@ -118,17 +122,23 @@ class PerfFixture:
                 return probe.call_once()
             baseline = context.baselines(name)
             plan = self._plan_for(probe, loops, baseline)
+            reference = (
+                context.speed_reference
+                if context.spec.speed_reference_for(context.settings)
+                else None
+            )
             sampler = Sampler(plan, clock=context.clock, progress=context.progress(name))
-            measurement = _timed_measurement(name, sampler.run(probe.batch))
+            measurement = _timed_measurement(name, sampler.run(probe.batch, reference=reference))
 
             def resample() -> Measurement:
                 pinned = replace(plan, loops=measurement.loops)
                 again = Sampler(pinned, clock=context.clock, progress=context.progress(name))
-                return _timed_measurement(name, again.run(probe.batch, warmup=False))
+                fresh = again.run(probe.batch, warmup=False, reference=reference)
+                return _timed_measurement(name, fresh)
 
             self._judge(measurement, resample)
             if memory if memory is not None else context.spec.memory_for(context.settings):
-                peaks = peak_memory(probe.call_once)
+                peaks = peak_memory(probe.prepared_call)
                 memory_name = f"{name}.peak_memory"
                 self._claim(memory_name)
                 self._judge(Measurement(memory_name, "B", Direction.LOWER_IS_BETTER, peaks))
@@ -256,4 +266,5 @@ def _timed_measurement(name: str, sample_set: SampleSet) -> Measurement:
         loops=sample_set.loops,
         cpu_samples=sample_set.cpu,
         stop_reason=sample_set.stop_reason,
+        reference=sample_set.reference,
     )

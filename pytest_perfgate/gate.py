@@ -13,9 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import final
 
-from .model import BaselineEntry, Comparison, Direction, Environment, Measurement, Verdict
+from .model import (
+    BaselineEntry,
+    Comparison,
+    Direction,
+    Environment,
+    Measurement,
+    Verdict,
+    format_change,
+)
 from .settings import OnMismatch
-from .stats import Decision, bonferroni, compare, summarize
+from .stats import Decision, bonferroni, compare, speed_adjusted, summarize
 
 #: Takes fresh samples of the same measurement (same loops), for a second look.
 Resample = Callable[[], Measurement]
@@ -92,6 +100,8 @@ def judge(
     threshold = policy.threshold
     scale = 1.0
     notes: list[str] = []
+    # Speed-adjusted comparison when both sides ran the speed reference after each sample.
+    adjusted = bool(baseline.reference) and bool(measurement.reference)
     mismatches = baseline.environment.mismatches(environment)
     if mismatches:
         factor = _normalization_factor(baseline, measurement, environment, policy)
@@ -110,8 +120,19 @@ def judge(
             f"threshold widened to {threshold * 100:.3g}%"
         )
 
-    base_samples = tuple(x * scale for x in baseline.samples)
-    history = tuple(x * scale for x in baseline.history)
+    if adjusted:
+        base_samples = speed_adjusted(baseline.samples, baseline.reference)
+        history = baseline.history
+        speed = _median(measurement.reference) / _median(baseline.reference)
+        if abs(speed - 1.0) > 0.03:
+            notes.append(
+                f"speed-adjusted: this machine ran the speed reference {format_change(speed)} "
+                "compared with when the baseline was recorded"
+            )
+    else:
+        base_samples = tuple(x * scale for x in baseline.samples)
+        # A speed-adjusted history is in other units than raw samples.
+        history = () if baseline.reference else tuple(x * scale for x in baseline.history)
     looks_allowed = policy.max_looks if resample is not None else 1
     alpha_per_look = policy.alpha / max(policy.tests, 1) / looks_allowed
 
@@ -119,10 +140,10 @@ def judge(
     # (and in the history, once there is one).
     run_noise = policy.run_noise if measurement.unit == "s" else 0.0
 
-    def decide(samples: tuple[float, ...]) -> Decision:
+    def decide(current: Measurement) -> Decision:
         return compare(
             base_samples,
-            samples,
+            speed_adjusted(current.samples, current.reference) if adjusted else current.samples,
             direction=measurement.direction,
             threshold=threshold,
             alpha=alpha_per_look,
@@ -130,7 +151,7 @@ def judge(
             run_noise=run_noise,
         )
 
-    decision = decide(measurement.samples)
+    decision = decide(measurement)
     looks = 1
     while (
         decision.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE)
@@ -143,10 +164,11 @@ def judge(
             measurement,
             samples=measurement.samples + fresh.samples,
             cpu_samples=measurement.cpu_samples + fresh.cpu_samples,
+            reference=measurement.reference + fresh.reference,
         )
-        decision = decide(measurement.samples)
+        decision = decide(measurement)
         if decision.verdict is Verdict.REGRESSED and not _worse_than(
-            decide(fresh.samples).ratio, measurement.direction, threshold
+            decide(fresh).ratio, measurement.direction, threshold
         ):
             decision = replace(
                 decision,
@@ -165,7 +187,7 @@ def judge(
         unit=measurement.unit,
         direction=measurement.direction,
         current=summarize(measurement.samples),
-        baseline=summarize(base_samples) if scale != 1.0 else baseline.summary,
+        baseline=baseline.summary,
         ratio=decision.ratio,
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
@@ -187,6 +209,8 @@ def _normalization_factor(
     """How much to scale the baseline's values to stand for this machine, or None."""
     if policy.on_mismatch is not OnMismatch.NORMALIZE:
         return None
+    if baseline.reference and measurement.reference:
+        return 1.0  # the interleaved speed reference already normalizes
     if measurement.unit == "B":
         return 1.0  # bytes allocated do not depend on machine speed
     if measurement.unit != "s":
@@ -195,6 +219,10 @@ def _normalization_factor(
     if not before or not now:
         return None
     return now / before
+
+
+def _median(values: tuple[float, ...]) -> float:
+    return summarize(values).median
 
 
 def _worse_than(ratio: float, direction: Direction, threshold: float) -> bool:

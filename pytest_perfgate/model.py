@@ -137,9 +137,11 @@ class Measurement:
     loops: int | None = None  #: calls per sample for timed calls; None for recorded values
     cpu_samples: tuple[float, ...] = ()  #: process CPU time per call, beside wall time
     stop_reason: str = ""  #: why sampling stopped ("precision", "time budget", ...)
+    reference: tuple[float, ...] = ()  #: speed-reference seconds after each sample
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "reference": list(self.reference),
             "name": self.name,
             "unit": self.unit,
             "direction": self.direction.value,
@@ -160,6 +162,7 @@ class Measurement:
             loops=None if loops is None else int(loops),
             cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
             stop_reason=str(data.get("stop_reason", "")),
+            reference=tuple(float(x) for x in data.get("reference", ())),
         )
 
 
@@ -173,15 +176,18 @@ class BaselineEntry:
     samples: tuple[float, ...]  #: raw samples of the recording run (capped)
     summary: Summary  #: of the full, uncapped sample set
     history: tuple[float, ...]  #: run-level medians of the last K refreshes, oldest first
+    #: (speed-adjusted when ``reference`` is present, like the comparison that uses them)
     environment: Environment
     loops: int | None = None  #: calls per sample when recorded; reused so both sides match
     cpu_samples: tuple[float, ...] = ()
     code_hash: str | None = None  #: hash of the test function's code (comments ignored)
     commit: str | None = None  #: VCS commit the baseline was recorded at
     recorded_at: str = ""  #: UTC time, ISO 8601
+    reference: tuple[float, ...] = ()  #: speed-reference seconds after each stored sample
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "reference": list(self.reference),
             "unit": self.unit,
             "direction": self.direction.value,
             "samples": list(self.samples),
@@ -210,6 +216,7 @@ class BaselineEntry:
             code_hash=data.get("code_hash"),
             commit=data.get("commit"),
             recorded_at=str(data.get("recorded_at", "")),
+            reference=tuple(float(x) for x in data.get("reference", ())),
         )
 
 
@@ -289,12 +296,18 @@ def format_quantity(value: float, unit: str) -> str:
     if unit == "s":
         for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
             if abs(value) >= scale or suffix == "ns":
-                return f"{value / scale:.3g} {suffix}"
+                return f"{_three_digits(value / scale)} {suffix}"
     if unit == "B":
         for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
             if abs(value) >= scale or suffix == "B":
-                return f"{value / scale:.3g} {suffix}"
+                return f"{_three_digits(value / scale)} {suffix}"
     return f"{value:.4g} {unit}".rstrip()
+
+
+def _three_digits(value: float) -> str:
+    """Three significant digits, never in exponent notation (999.7 -> "1000", 1023 -> "1023")."""
+    text = f"{value:.3g}"
+    return f"{value:.0f}" if "e" in text else text
 
 
 def format_change(ratio: float) -> str:

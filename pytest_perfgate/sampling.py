@@ -79,6 +79,7 @@ class SampleSet:
     warmup_calls: int  #: calls spent warming up and calibrating
     stop_reason: str  #: "precision", "time budget" or "sample cap"
     elapsed: float  #: seconds the whole sampling took
+    reference: tuple[float, ...] = ()  #: seconds of the speed reference after each sample
 
 
 def calibrate_loops(batch: Batch, min_sample_time: float) -> tuple[int, int]:
@@ -114,8 +115,15 @@ class Sampler:
         self._progress = progress
         self._progress_interval_ns = int(progress_interval * 1e9)
 
-    def run(self, batch: Batch, *, warmup: bool = True) -> SampleSet:
-        """Warm up, calibrate (unless the plan pins ``loops``), then sample adaptively."""
+    def run(
+        self, batch: Batch, *, warmup: bool = True, reference: Batch | None = None
+    ) -> SampleSet:
+        """Warm up, calibrate (unless the plan pins ``loops``), then sample adaptively.
+
+        With ``reference``, one call of that fixed workload follows every sample: it
+        feels the same machine-speed swings as the sample just before it, so the gate can
+        compare speed-adjusted times (see environment.speed_reference).
+        """
         plan = self.plan
         start = self._clock()
         warmup_calls = self._warm_up(batch, start) if warmup else 0
@@ -130,12 +138,14 @@ class Sampler:
             gc.collect()
             gc.disable()
         try:
-            wall, cpu, reason = self._sample(batch, loops)
+            if reference is not None:
+                reference(1)  # its first call pays for imports and caches, not the sample
+            wall, cpu, ref, reason = self._sample(batch, loops, reference)
         finally:
             if plan.disable_gc and gc_was_enabled:
                 gc.enable()
         elapsed = (self._clock() - start) / 1e9
-        return SampleSet(tuple(wall), tuple(cpu), loops, warmup_calls, reason, elapsed)
+        return SampleSet(tuple(wall), tuple(cpu), loops, warmup_calls, reason, elapsed, tuple(ref))
 
     def _warm_up(self, batch: Batch, start: int) -> int:
         """Call the code until warmup_time has passed (at least once)."""
@@ -148,10 +158,13 @@ class Sampler:
                 return calls
             loops = min(loops * 2, 1 << 20)
 
-    def _sample(self, batch: Batch, loops: int) -> tuple[list[float], list[float], str]:
+    def _sample(
+        self, batch: Batch, loops: int, reference: Batch | None
+    ) -> tuple[list[float], list[float], list[float], str]:
         plan = self.plan
         wall: list[float] = []
         cpu: list[float] = []
+        ref: list[float] = []
         started = self._clock()
         deadline = started + int(plan.max_time * 1e9)
         next_check = plan.min_samples
@@ -160,9 +173,11 @@ class Sampler:
             timed = batch(loops)
             wall.append(timed.wall_ns / loops / 1e9)
             cpu.append(timed.cpu_ns / loops / 1e9)
+            if reference is not None:
+                ref.append(reference(1).wall_ns / 1e9)
             n = len(wall)
             if n >= plan.max_samples:
-                return wall, cpu, "sample cap"
+                return wall, cpu, ref, "sample cap"
             now = self._clock()
             if self._progress is not None and now >= next_progress:
                 self._progress(n, (now - started) / 1e9, relative_ci_width(wall))
@@ -170,9 +185,9 @@ class Sampler:
             if n < plan.min_samples:
                 continue
             if now >= deadline:
-                return wall, cpu, "time budget"
+                return wall, cpu, ref, "time budget"
             # Checking the CI costs a sort: do it on a geometric schedule, not every sample.
             if n >= next_check:
                 if relative_ci_width(wall) <= plan.target_precision:
-                    return wall, cpu, "precision"
+                    return wall, cpu, ref, "precision"
                 next_check = n + max(1, n // 8)

@@ -192,6 +192,13 @@ OPTIONS: tuple[Option, ...] = (
         "BOOL",
     ),
     Option(
+        "speed_reference",
+        _flag,
+        "run a fixed reference workload after every CPU sample and compare "
+        "speed-adjusted times (default: true)",
+        "BOOL",
+    ),
+    Option(
         "run_noise",
         _fraction,
         "run-to-run noise of timings (relative standard "
@@ -240,6 +247,7 @@ class Settings:
     warmup_time: float = 0.05
     disable_gc: bool = True
     memory: bool = False
+    speed_reference: bool = True
     run_noise: float = 0.02
     max_looks: int = 2
     history: int = 10
@@ -308,6 +316,7 @@ class PerfSpec:
     loops: int | None = None  #: calls per sample, instead of calibrating
     disable_gc: bool | None = None
     memory: bool | None = None
+    speed_reference: bool | None = None
 
     def __post_init__(self) -> None:
         for spec_field in fields(self):
@@ -340,6 +349,9 @@ class PerfSpec:
 
     def memory_for(self, settings: Settings) -> bool:
         return settings.memory if self.memory is None else self.memory
+
+    def speed_reference_for(self, settings: Settings) -> bool:
+        return settings.speed_reference if self.speed_reference is None else self.speed_reference
 
 
 def _pick(value: Any, default: Any) -> Any:

@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 
 from ..baseline import BaselineError, BaselineFile, BaselineStore, refreshed_entry
-from ..environment import calibrate_machine, current_environment, git_commit, utc_now
+from ..environment import (
+    calibrate_machine,
+    current_environment,
+    git_commit,
+    speed_reference,
+    utc_now,
+)
 from ..fixture import PerfFixture, Result, TestContext
 from ..gate import GatePolicy
 from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
@@ -99,6 +105,8 @@ class PerfSession:
         self.environment: Environment = current_environment()
         self.perf_tests = 0
         self.collected: dict[str, set[str]] = {}  # module -> every collected test name
+        # module -> scopes ("" for the module, "TestX" for a class) whose tests are all known
+        self.expanded: dict[str, set[str]] = {}
         self.records: dict[str, _TestRecord] = {}  # nodeid -> record (controller side)
         self.marked_without_measurement: list[str] = []
         self._files: dict[str, BaselineFile | BaselineError] = {}
@@ -124,8 +132,43 @@ class PerfSession:
             module, test = split_nodeid(item.nodeid)
             self.collected.setdefault(module, set()).add(test)
 
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        # The innermost wrapper sees every test of a module or class before anything
+        # narrows it (a node id on the command line, --lf): an existing test is not stale.
+        report = yield
+        if isinstance(collector, pytest.Module | pytest.Class) and report.passed:
+            module, _, scope = collector.nodeid.partition("::")
+            self.expanded.setdefault(module, set()).add(scope)
+            for node in report.result:
+                if isinstance(node, pytest.Item) and is_perf_item(node):
+                    self.collected.setdefault(module, set()).add(split_nodeid(node.nodeid)[1])
+        return report
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.perf_tests = sum(1 for item in session.items if is_perf_item(item))
+        if self.is_worker:
+            # Under pytest-xdist only workers collect: tell the controller what they saw
+            # (the summary's count of perf tests, and which baselines are stale).
+            self.config.workeroutput["perfgate"] = {  # type: ignore[attr-defined]
+                "perf_tests": self.perf_tests,
+                "collected": {module: sorted(tests) for module, tests in self.collected.items()},
+                "expanded": {module: sorted(scopes) for module, scopes in self.expanded.items()},
+            }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """pytest-xdist, on the controller: a worker finished; merge what it collected."""
+        output = getattr(node, "workeroutput", {}).get("perfgate")
+        if output is None:
+            return
+        self.perf_tests = max(self.perf_tests, output["perf_tests"])
+        for module, tests in output["collected"].items():
+            self.collected.setdefault(module, set()).update(tests)
+        for module, scopes in output["expanded"].items():
+            self.expanded.setdefault(module, set()).update(scopes)
 
     # -- one test --------------------------------------------------------------------
     def fixture_for(self, item: pytest.Item) -> PerfFixture:
@@ -157,6 +200,7 @@ class PerfSession:
             baselines=baseline_of,
             code_hash=code_hash(getattr(item, "obj", None)),
             progress=self._progress_for(item.nodeid),
+            speed_reference=speed_reference(),
         )
         fixture = PerfFixture(context)
         item.stash[fixture_key] = fixture
@@ -335,9 +379,12 @@ class PerfSession:
             file = self._baseline_file(module)
             if isinstance(file, BaselineError):
                 continue
+            scopes = self.expanded.get(module)
             for test, measurements in sorted(file.tests.items()):
                 if test not in tests:
-                    stale.append(f"{module}::{test}")
+                    # Only where every test was seen: "TestX::test_y[1]" is in scope "TestX".
+                    if scopes is None or test.split("[", 1)[0].rpartition("::")[0] in scopes:
+                        stale.append(f"{module}::{test}")
                     continue
                 names = produced.get((module, test))
                 if names is not None:

@@ -11,8 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 
-def peak_memory(call: Callable[[], Any], runs: int = 3) -> tuple[float, ...]:
-    """Peak bytes allocated (above the level at the start) during each of ``runs`` calls."""
+def peak_memory(prepare: Callable[[], Callable[[], Any]], runs: int = 3) -> tuple[float, ...]:
+    """Peak bytes allocated (above the level at the start) during each of ``runs`` calls.
+
+    ``prepare`` runs outside the traced span (per-sample setup) and returns the call.
+    """
     if runs < 1:
         raise ValueError("runs must be at least 1")
     was_tracing = tracemalloc.is_tracing()
@@ -21,6 +24,7 @@ def peak_memory(call: Callable[[], Any], runs: int = 3) -> tuple[float, ...]:
     peaks: list[float] = []
     try:
         for _ in range(runs):
+            call = prepare()
             tracemalloc.reset_peak()
             before, _ = tracemalloc.get_traced_memory()
             call()

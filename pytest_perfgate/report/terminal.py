@@ -52,7 +52,7 @@ def render_table(
             else f"{format_change(c.ci_low)}..{format_change(c.ci_high)}"
         )
         table.add_row(
-            c.label,
+            Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
             Text(c.verdict.value, style=VERDICT_STYLE[c.verdict]),
             baseline,
             format_quantity(c.current.median, c.unit),

@@ -1,0 +1,356 @@
+"""Baseline files: format round trips, error reporting, atomic and concurrent writes, refreshes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_perfgate.baseline import (
+    FORMAT_VERSION,
+    BaselineError,
+    BaselineStore,
+    parse_document,
+    refreshed_entry,
+    render_document,
+)
+from pytest_perfgate.model import BaselineEntry, Direction, Environment, Measurement, Summary
+from pytest_perfgate.stats import summarize
+
+MODULE = "tests/test_example.py"
+ENV = Environment({"cpu": "Example CPU", "cpus": "2"}, {"host": "ci-1"}, calibration_ns=1.5e5)
+
+
+def entry(median: float = 1e-3, **overrides: Any) -> BaselineEntry:
+    samples = (median * 0.99, median, median * 1.01)
+    fields: dict[str, Any] = {
+        "unit": "s",
+        "direction": Direction.LOWER_IS_BETTER,
+        "samples": samples,
+        "summary": summarize(samples),
+        "history": (median,),
+        "environment": ENV,
+        "loops": 10,
+        "cpu_samples": samples,
+        "code_hash": "abc123",
+        "commit": "deadbeef",
+        "recorded_at": "2024-01-02T03:04:05Z",
+    }
+    return BaselineEntry(**{**fields, **overrides})
+
+
+def write_valid_file(store: BaselineStore) -> Path:
+    return store.update(MODULE, {"test_a": {"time": entry()}})
+
+
+# --- the document format -------------------------------------------------------------------
+
+
+def test_render_then_parse_round_trips(tmp_path: Path) -> None:
+    tests = {"test_b": {"time": entry(2e-3)}, "test_a": {"time": entry(), "rss": entry(5.0)}}
+    text = render_document(tests, "pytest-perfgate 1.0")
+    assert parse_document(text, tmp_path / "x.json") == tests
+    document = json.loads(text)
+    assert document["format_version"] == FORMAT_VERSION
+    assert document["generator"] == "pytest-perfgate 1.0"
+
+
+def test_number_lists_stay_on_one_line() -> None:
+    text = render_document({"test_a": {"time": entry()}}, "g")
+    samples_line = next(line for line in text.splitlines() if '"samples"' in line)
+    assert samples_line.strip() == '"samples": [0.00099, 0.001, 0.00101],'
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"history": (1.0, float("nan"))}, {"environment": Environment({}, {}, float("inf"))}],
+)
+def test_non_finite_numbers_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="cannot store non-finite number"):
+        render_document({"test_a": {"time": entry(**bad)}}, "g")
+
+
+positive = st.floats(min_value=1e-9, max_value=1e3)
+values = st.lists(positive, max_size=8).map(tuple)
+names = st.text(min_size=1, max_size=12)
+environments = st.builds(
+    Environment,
+    machine=st.dictionaries(names, st.text(max_size=12), max_size=4),
+    info=st.dictionaries(names, st.text(max_size=12), max_size=4),
+    calibration_ns=st.none() | positive,
+)
+summaries = st.builds(
+    Summary,
+    n=st.integers(min_value=1, max_value=10**6),
+    median=positive,
+    mean=positive,
+    stdev=positive,
+    min=positive,
+    max=positive,
+    q1=positive,
+    q3=positive,
+    median_ci_low=positive,
+    median_ci_high=positive,
+)
+entries = st.builds(
+    BaselineEntry,
+    unit=st.sampled_from(["s", "B", "ops/s", ""]),
+    direction=st.sampled_from(Direction),
+    samples=values,
+    summary=summaries,
+    history=values,
+    environment=environments,
+    loops=st.none() | st.integers(min_value=1, max_value=10**9),
+    cpu_samples=values,
+    code_hash=st.none() | st.text(max_size=16),
+    commit=st.none() | st.text(max_size=16),
+    recorded_at=st.text(max_size=20),
+)
+documents = st.dictionaries(
+    names, st.dictionaries(names, entries, min_size=1, max_size=3), max_size=3
+)
+
+
+def _keys_sorted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    assert keys == sorted(keys)
+    return dict(pairs)
+
+
+@settings(deadline=None, database=None, max_examples=60, derandomize=True)
+@given(tests=documents)
+def test_any_document_round_trips_exactly_and_renders_deterministically(
+    tests: dict[str, dict[str, BaselineEntry]],
+) -> None:
+    text = render_document(tests, "pytest-perfgate")
+    assert parse_document(text, Path("any.json")) == tests
+    assert render_document(dict(reversed(list(tests.items()))), "pytest-perfgate") == text
+    json.loads(text, object_pairs_hook=_keys_sorted)  # every object's keys in sorted order
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        (None, "not valid JSON"),  # the valid file cut in half
+        ('{"format_version": 99, "tests": {}}', "format version 99 is not supported"),
+        ('{"tests": {}}', "no format_version"),
+        ('{"format_version": 1, "tests": {"test_a": {"time": {"unit": "s"}}}}', "malformed"),
+        ('{"format_version": 1, "tests": []}', "malformed"),
+        ('{"format_version": 1}', "malformed"),
+    ],
+)
+def test_unusable_file_raises_naming_the_path_and_is_left_alone(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    store = BaselineStore(tmp_path / "baselines")
+    path = write_valid_file(store)
+    if content is None:
+        text = path.read_text()
+        content = text[: len(text) // 2]
+    path.write_text(content)
+    before = path.read_bytes()
+    with pytest.raises(BaselineError, match=message) as raised:
+        store.load(MODULE)
+    assert str(path) in str(raised.value)
+    with pytest.raises(BaselineError):
+        store.update(MODULE, {"test_b": {"time": entry()}})
+    assert path.read_bytes() == before
+
+
+def test_malformed_entry_message_says_what_is_wrong(tmp_path: Path) -> None:
+    data = json.loads(render_document({"test_a": {"time": entry()}}, "g"))
+    data["tests"]["test_a"]["time"]["direction"] = "sideways"
+    with pytest.raises(BaselineError, match=r"malformed baseline entry.*sideways"):
+        parse_document(json.dumps(data), tmp_path / "x.json")
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def test_path_for_mirrors_the_module_path(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    assert store.path_for("tests/test_x.py") == tmp_path / "tests" / "test_x.json"
+    assert store.path_for("../outside/test_y.py") == tmp_path / "test_y.json"
+    assert store.path_for("/abs/test_z.py") == tmp_path / "test_z.json"
+
+
+def test_loading_a_module_without_a_file_gives_no_entries(tmp_path: Path) -> None:
+    loaded = BaselineStore(tmp_path).load(MODULE)
+    assert loaded.tests == {}
+    assert loaded.get("test_a", "time") is None
+
+
+def test_update_merges_with_entries_on_disk(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.update(MODULE, {"test_a": {"time": entry(1e-3)}, "test_b": {"time": entry(2e-3)}})
+    store.update(MODULE, {"test_a": {"rss": entry(5.0)}, "test_c": {"time": entry(3e-3)}})
+    loaded = store.load(MODULE)
+    assert loaded.get("test_a", "time") == entry(1e-3)
+    assert loaded.get("test_a", "rss") == entry(5.0)
+    assert loaded.get("test_b", "time") == entry(2e-3)
+    assert loaded.get("test_c", "time") == entry(3e-3)
+    assert store.files() == [store.path_for(MODULE)]
+
+
+def test_update_removes_measurements_and_tests(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    store.update(
+        MODULE,
+        {"test_a": {"time": entry(), "rss": entry(5.0)}, "test_b": {"time": entry()}},
+    )
+    store.update(MODULE, {}, remove={"test_a": {"rss"}, "test_b": None, "test_gone": None})
+    assert store.load(MODULE).tests == {"test_a": {"time": entry()}}
+    store.update(MODULE, {}, remove={"test_a": {"time"}})
+    assert store.load(MODULE).tests == {}  # a test with no measurements left goes too
+
+
+def test_update_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    path = write_valid_file(store)
+    store.update(MODULE, {"test_b": {"time": entry()}})
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BaselineStore(tmp_path)
+    path = write_valid_file(store)
+    before = path.read_bytes()
+
+    def fail(src: object, dst: object) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.update(MODULE, {"test_b": {"time": entry()}})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def _write_many(root: str, worker: int, count: int) -> None:
+    store = BaselineStore(Path(root))
+    for i in range(count):
+        store.update(MODULE, {f"test_{worker}_{i}": {"time": entry(1e-3 * (i + 1))}})
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    workers, count = 4, 15
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_write_many, args=(str(tmp_path), worker, count))
+        for worker in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    tests = BaselineStore(tmp_path).load(MODULE).tests
+    expected = {f"test_{w}_{i}" for w in range(workers) for i in range(count)}
+    assert set(tests) == expected
+
+
+def test_check_writable_accepts_a_new_directory(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path / "new" / "baselines")
+    store.check_writable()
+    assert store.root.is_dir()
+    assert list(store.root.iterdir()) == []
+
+
+def test_check_writable_names_a_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    # A directory under a regular file fails for everyone, root included.
+    (tmp_path / "afile").write_text("")
+    root = tmp_path / "afile" / "sub"
+    with pytest.raises(BaselineError, match="cannot write baselines there") as raised:
+        BaselineStore(root).check_writable()
+    assert str(root) in str(raised.value)
+
+
+# --- refreshes -----------------------------------------------------------------------------
+
+
+def measurement(samples: tuple[float, ...], unit: str = "s") -> Measurement:
+    return Measurement("time", unit, Direction.LOWER_IS_BETTER, samples, loops=10)
+
+
+def refresh(
+    new: Measurement,
+    previous: BaselineEntry | None,
+    *,
+    environment: Environment = ENV,
+    code_hash: str | None = "abc123",
+    history: int = 5,
+    max_samples: int = 400,
+) -> BaselineEntry:
+    return refreshed_entry(
+        new,
+        previous,
+        environment=environment,
+        code_hash=code_hash,
+        commit="c0ffee",
+        recorded_at="2024-05-06T07:08:09Z",
+        history=history,
+        max_samples=max_samples,
+    )
+
+
+def test_refresh_appends_the_run_median_to_the_history() -> None:
+    refreshed = refresh(measurement((2e-3, 2e-3, 2e-3)), entry(history=(1e-3, 1.1e-3)))
+    assert refreshed.history == (1e-3, 1.1e-3, 2e-3)
+    assert refreshed.commit == "c0ffee"
+    assert refreshed.recorded_at == "2024-05-06T07:08:09Z"
+    assert refreshed.loops == 10
+
+
+def test_refresh_caps_the_history_keeping_the_newest() -> None:
+    previous = entry(history=(1.0, 2.0, 3.0, 4.0))
+    refreshed = refresh(measurement((5.0,)), previous, history=3)
+    assert refreshed.history == (3.0, 4.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"environment": Environment({"cpu": "Other CPU", "cpus": "2"})},
+        {"code_hash": "changed"},
+        {"unit": "B"},
+    ],
+)
+def test_refresh_restarts_the_history_when_something_else_was_measured(
+    change: dict[str, Any],
+) -> None:
+    previous = entry(history=(1.0, 2.0, 3.0))
+    unit = change.pop("unit", "s")
+    refreshed = refresh(measurement((5.0, 5.0), unit=unit), previous, **change)
+    assert refreshed.history == (5.0,)
+
+
+def test_refresh_ignores_info_fields_of_the_environment() -> None:
+    previous = entry(history=(1.0,))
+    moved = Environment(ENV.machine, {"host": "ci-2"}, calibration_ns=2e5)
+    assert refresh(measurement((2.0,)), previous, environment=moved).history == (1.0, 2.0)
+
+
+def test_refresh_thins_samples_to_the_cap_but_summarizes_them_all() -> None:
+    samples = tuple(1.0 + i / 1000 for i in range(1000))
+    refreshed = refresh(measurement(samples), None, max_samples=50)
+    assert len(refreshed.samples) == 50
+    assert refreshed.samples[0] == samples[0]
+    assert refreshed.samples[-1] == samples[-1]
+    assert refreshed.summary.n == 1000
+
+
+def test_refresh_rounds_stored_values_to_six_significant_digits() -> None:
+    refreshed = refresh(measurement((0.00123456789, 0.00123456789)), None)
+    assert refreshed.samples == (0.00123457, 0.00123457)
+    assert refreshed.history == (0.00123457,)
+    assert refreshed.summary.median == 0.00123456789  # the summary keeps full precision

@@ -1,0 +1,66 @@
+"""The ``perfgate`` command, called in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_perfgate import cli
+from pytest_perfgate.baseline import BaselineStore
+from pytest_perfgate.model import BaselineEntry, Direction, Environment
+from pytest_perfgate.stats import summarize
+
+
+def entry(median: float, history: tuple[float, ...]) -> BaselineEntry:
+    samples = (median, median)
+    return BaselineEntry(
+        unit="s",
+        direction=Direction.LOWER_IS_BETTER,
+        samples=samples,
+        summary=summarize(samples),
+        history=history,
+        environment=Environment({"cpu": "x"}),
+        recorded_at="2024-03-04T05:06:07Z",
+    )
+
+
+def test_show_lists_each_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = BaselineStore(tmp_path)
+    store.update("suite/test_text.py", {"test_split": {"time": entry(0.0123, (0.012, 0.0123))}})
+    store.update("test_io.py", {"test_read": {"rows": entry(2e-6, (2e-6,))}})
+    assert cli.main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "suite/test_text.py::test_split [time]  median 12.3 ms  n=2  runs=2  "
+        "recorded 2024-03-04T05:06:07Z",
+        "test_io.py::test_read [rows]  median 2 us  n=2  runs=1  recorded 2024-03-04T05:06:07Z",
+    ]
+
+
+def test_show_reports_a_corrupt_file_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = BaselineStore(tmp_path)
+    store.update("test_good.py", {"test_a": {"time": entry(1e-3, (1e-3,))}})
+    broken = tmp_path / "test_broken.json"
+    broken.write_text("{ oops")
+    assert cli.main(["show", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert str(broken) in captured.err
+    assert "not valid JSON" in captured.err
+    assert "test_good.py::test_a [time]" in captured.out  # the good file is still listed
+
+
+def test_show_without_baseline_files_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["show", str(tmp_path / "nothing-here")]) == 1
+    assert "no baseline files under" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("usage: perfgate")
+    assert "show" in out
