@@ -33,8 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: The five tests that get more work in the detection rounds.
-INJECTED = ("test_sum_squares[3000]", "test_join[20000]", "test_dict_build[2000]",
-            "test_json_dumps[50]", "test_regex[100000]")
+INJECTED = (
+    "test_sum_squares[3000]",
+    "test_join[20000]",
+    "test_dict_build[2000]",
+    "test_json_dumps[50]",
+    "test_regex[100000]",
+)
 
 SUITE = '''
 import hashlib, json, os, random, re
@@ -118,7 +123,7 @@ def test_list_filter({fixture}, request, n):
     {fixture}(lambda: [x for x in data if x % 3 == 0])
 '''
 
-EMPTY_SUITE = '''
+EMPTY_SUITE = """
 import json, os, time
 
 import pytest
@@ -134,7 +139,7 @@ def test_empty({fixture}):
     {fixture}(empty)
     with open(os.environ["GATE_BENCH_ELAPSED"], "w") as f:
         json.dump(time.perf_counter() - start, f)
-'''
+"""
 
 
 @dataclass
@@ -151,7 +156,9 @@ class Tally:
     changes: list[float] = field(default_factory=list)  #: per-test relative changes (A/A)
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return time.perf_counter() - start, proc
@@ -173,11 +180,15 @@ def failed_theirs(output: str) -> set[str]:
 
 def changes_ours(output: str) -> dict[str, float]:
     """Relative change per test from perfgate's summary table (A/A spread, for the docs)."""
-    rows = re.findall(r"^test_suite\.py::(\S+)\s+[A-Z]+\s+.*?([+-]\d+\.\d)%\s", output, flags=re.MULTILINE)
+    rows = re.findall(
+        r"^test_suite\.py::(\S+)\s+[A-Z]+\s+.*?([+-]\d+\.\d)%\s", output, flags=re.MULTILINE
+    )
     return {name: float(change) / 100 for name, change in rows}
 
 
-def count_tests(kind: str, injected_factor: float, failed: set[str], tally: Tally, n_tests: int) -> None:
+def count_tests(
+    kind: str, injected_factor: float, failed: set[str], tally: Tally, n_tests: int
+) -> None:
     injected = set(INJECTED) if injected_factor != 1.0 else set()
     caught = failed & injected
     false = failed - injected
@@ -190,86 +201,180 @@ def count_tests(kind: str, injected_factor: float, failed: set[str], tally: Tall
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20, help="A/A suite runs (default 20)")
     parser.add_argument("--detect-runs", type=int, default=10, help="runs per injected slowdown")
     parser.add_argument("--refreshes", type=int, default=1, help="baseline refreshes before gating")
     parser.add_argument("--no-benchmark", action="store_true", help="skip pytest-benchmark")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
-    parser.add_argument("--perf-args", default="", help="extra perfgate options, e.g. '--perf-speed-reference=false'")
+    parser.add_argument(
+        "--perf-args",
+        default="",
+        help="extra perfgate options, e.g. '--perf-speed-reference=false'",
+    )
     args = parser.parse_args()
 
     python = sys.executable
     work = Path(tempfile.mkdtemp(prefix="perfgate-gate-quality-"))
     ours, theirs = work / "ours", work / "theirs"
-    for directory, fixture, marker in ((ours, "perf", "@pytest.mark.perf"), (theirs, "benchmark", "")):
+    for directory, fixture, marker in (
+        (ours, "perf", "@pytest.mark.perf"),
+        (theirs, "benchmark", ""),
+    ):
         directory.mkdir()
-        (directory / "test_suite.py").write_text(SUITE.format(fixture=fixture, marker=marker, injected=INJECTED))
+        (directory / "test_suite.py").write_text(
+            SUITE.format(fixture=fixture, marker=marker, injected=INJECTED)
+        )
         (directory / "pytest.ini").write_text("[pytest]\n")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    ours_cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:benchmark", "test_suite.py",
-                *args.perf_args.split()]
-    theirs_cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:perfgate",
-                  "--benchmark-storage=file://" + str(work / "bench"), "test_suite.py"]
+    ours_cmd = [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:benchmark",
+        "test_suite.py",
+        *args.perf_args.split(),
+    ]
+    theirs_cmd = [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:perfgate",
+        "--benchmark-storage=file://" + str(work / "bench"),
+        "test_suite.py",
+    ]
     n_tests = 23
 
     for _ in range(args.refreshes):
-        _, proc = run(ours_cmd + ["--perf-update-baselines"], ours, base_env)
+        _, proc = run([*ours_cmd, "--perf-update-baselines"], ours, base_env)
         assert proc.returncode == 0, proc.stdout[-3000:]
-    n_tests = sum(len(t) for t in json.loads((ours / "baselines/test_suite.json").read_text())["tests"].values())
+    n_tests = sum(
+        len(t)
+        for t in json.loads((ours / "baselines/test_suite.json").read_text())["tests"].values()
+    )
     if not args.no_benchmark:
-        _, proc = run(theirs_cmd + ["--benchmark-save=base"], theirs, base_env)
+        _, proc = run([*theirs_cmd, "--benchmark-save=base"], theirs, base_env)
         assert proc.returncode == 0, proc.stdout[-3000:]
 
-    conditions = [("A/A", 1.0, args.runs), ("+5%", 1.05, args.detect_runs), ("+10%", 1.10, args.detect_runs)]
+    conditions = [
+        ("A/A", 1.0, args.runs),
+        ("+5%", 1.05, args.detect_runs),
+        ("+10%", 1.10, args.detect_runs),
+    ]
     results: dict[str, dict[str, Tally]] = {}
     for label, factor, runs in conditions:
         env = dict(base_env, GATE_BENCH_SLOWDOWN=str(factor))
         ours_tally, theirs_tally = Tally(), Tally()
         for i in range(runs):
             junit = work / "ours.xml"
-            wall, proc = run(ours_cmd + [f"--junitxml={junit}"], ours, env)
+            wall, proc = run([*ours_cmd, f"--junitxml={junit}"], ours, env)
             ours_tally.wall.append(wall)
             ours_tally.inconclusive += proc.stdout.count(" INCONCLUSIVE ")
             ours_tally.changes.extend(changes_ours(proc.stdout).values())
             count_tests("ours", factor, failed_ours(junit), ours_tally, n_tests)
             if not args.no_benchmark:
-                wall, proc = run(theirs_cmd + ["--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"], theirs, env)
+                wall, proc = run(
+                    [*theirs_cmd, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"],
+                    theirs,
+                    env,
+                )
                 theirs_tally.wall.append(wall)
-                count_tests("theirs", factor, failed_theirs(proc.stdout + proc.stderr), theirs_tally, n_tests)
-            print(f"  {label} run {i + 1}/{runs}: ours {ours_tally.runs_with_false_alarm} red runs, "
-                  f"{ours_tally.caught}/{ours_tally.injected_total} caught; pytest-benchmark "
-                  f"{theirs_tally.runs_with_false_alarm} red, {theirs_tally.caught}/{theirs_tally.injected_total}",
-                  file=sys.stderr, flush=True)
+                count_tests(
+                    "theirs",
+                    factor,
+                    failed_theirs(proc.stdout + proc.stderr),
+                    theirs_tally,
+                    n_tests,
+                )
+            print(
+                f"  {label} run {i + 1}/{runs}: ours {ours_tally.runs_with_false_alarm} red runs, "
+                f"{ours_tally.caught}/{ours_tally.injected_total} caught; pytest-benchmark "
+                f"{theirs_tally.runs_with_false_alarm} red, "
+                f"{theirs_tally.caught}/{theirs_tally.injected_total}",
+                file=sys.stderr,
+                flush=True,
+            )
         results[label] = {"perfgate": ours_tally, "pytest-benchmark": theirs_tally}
 
     overhead = measure_overhead(work, python, base_env, not args.no_benchmark)
     print_report(results, overhead, n_tests, args)
     if args.json:
-        args.json.write_text(json.dumps({
-            "conditions": {k: {tool: t.__dict__ for tool, t in v.items()} for k, v in results.items()},
-            "overhead": overhead, "tests": n_tests, "refreshes": args.refreshes,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "conditions": {
+                        k: {tool: t.__dict__ for tool, t in v.items()} for k, v in results.items()
+                    },
+                    "overhead": overhead,
+                    "tests": n_tests,
+                    "refreshes": args.refreshes,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 
-def measure_overhead(work: Path, python: str, env: dict[str, str], with_benchmark: bool) -> dict[str, float]:
+def measure_overhead(
+    work: Path, python: str, env: dict[str, str], with_benchmark: bool
+) -> dict[str, float]:
     """Per-call time reported for an empty function, and the wall time to measure it."""
     figures: dict[str, float] = {}
     elapsed_file = work / "elapsed.json"
     env = dict(env, GATE_BENCH_ELAPSED=str(elapsed_file))
     empty_ours, empty_theirs = work / "empty_ours", work / "empty_theirs"
-    for directory, fixture, marker in ((empty_ours, "perf", "@pytest.mark.perf"), (empty_theirs, "benchmark", "")):
+    for directory, fixture, marker in (
+        (empty_ours, "perf", "@pytest.mark.perf"),
+        (empty_theirs, "benchmark", ""),
+    ):
         directory.mkdir()
         (directory / "test_empty.py").write_text(EMPTY_SUITE.format(fixture=fixture, marker=marker))
         (directory / "pytest.ini").write_text("[pytest]\n")
-    run([python, "-m", "pytest", "-q", "-p", "no:benchmark", "--perf-update-baselines", "test_empty.py"], empty_ours, env)
-    entry = json.loads((empty_ours / "baselines/test_empty.json").read_text())["tests"]["test_empty"]["time"]
+    run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:benchmark",
+            "--perf-update-baselines",
+            "test_empty.py",
+        ],
+        empty_ours,
+        env,
+    )
+    entry = json.loads((empty_ours / "baselines/test_empty.json").read_text())["tests"][
+        "test_empty"
+    ]["time"]
     figures["perfgate_per_call_ns"] = entry["summary"]["median"] * 1e9
     figures["perfgate_measure_s"] = json.loads(elapsed_file.read_text())
     if with_benchmark:
         out = work / "empty.json"
-        run([python, "-m", "pytest", "-q", "-p", "no:perfgate", f"--benchmark-json={out}", "test_empty.py"], empty_theirs, env)
+        run(
+            [
+                python,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:perfgate",
+                f"--benchmark-json={out}",
+                "test_empty.py",
+            ],
+            empty_theirs,
+            env,
+        )
         stats = json.loads(out.read_text())["benchmarks"][0]["stats"]
         figures["pytest_benchmark_per_call_ns"] = stats["median"] * 1e9
         figures["pytest_benchmark_measure_s"] = json.loads(elapsed_file.read_text())
@@ -279,6 +384,7 @@ def measure_overhead(work: Path, python: str, env: dict[str, str], with_benchmar
 
 def bare_loop_ns() -> float:
     """A hand-written perf_counter_ns loop around the empty function: the floor."""
+
     def empty() -> None:
         pass
 
@@ -292,10 +398,21 @@ def bare_loop_ns() -> float:
     return statistics.median(samples)
 
 
-def print_report(results: dict[str, dict[str, Tally]], overhead: dict[str, float], n_tests: int, args: argparse.Namespace) -> None:
-    print(f"\nGate quality: {n_tests} CPU perf tests, 5 injected; baseline refreshed {args.refreshes}x; "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    header = f"{'condition':<8} {'tool':<17} {'red runs':>10} {'false alarms':>14} {'caught':>10} {'wall/run':>9}"
+def print_report(
+    results: dict[str, dict[str, Tally]],
+    overhead: dict[str, float],
+    n_tests: int,
+    args: argparse.Namespace,
+) -> None:
+    print(
+        f"\nGate quality: {n_tests} CPU perf tests, 5 injected; "
+        f"baseline refreshed {args.refreshes}x; "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'condition':<8} {'tool':<17} {'red runs':>10} {'false alarms':>14} "
+        f"{'caught':>10} {'wall/run':>9}"
+    )
     print(header)
     print("-" * len(header))
     for label, tools in results.items():
@@ -304,20 +421,31 @@ def print_report(results: dict[str, dict[str, Tally]], overhead: dict[str, float
                 continue
             runs = len(t.wall)
             caught = f"{t.caught}/{t.injected_total}" if t.injected_total else "-"
-            print(f"{label:<8} {tool:<17} {t.runs_with_false_alarm:>4}/{runs:<5} "
-                  f"{t.false_alarms:>6}/{t.unchanged_total:<7} {caught:>10} {statistics.median(t.wall):>8.1f}s")
+            print(
+                f"{label:<8} {tool:<17} {t.runs_with_false_alarm:>4}/{runs:<5} "
+                f"{t.false_alarms:>6}/{t.unchanged_total:<7} {caught:>10} "
+                f"{statistics.median(t.wall):>8.1f}s"
+            )
     aa = results["A/A"]["perfgate"].changes
     if aa:
         spread = sorted(abs(c) for c in aa)
-        print(f"\nA/A run-to-run change of unchanged tests (perfgate medians, n={len(aa)}): "
-              f"sd {statistics.pstdev(aa) * 100:.1f}%, 95th pct |change| {spread[int(0.95 * len(spread))] * 100:.1f}%, "
-              f"max {spread[-1] * 100:.1f}%")
+        print(
+            f"\nA/A run-to-run change of unchanged tests (perfgate medians, n={len(aa)}): "
+            f"sd {statistics.pstdev(aa) * 100:.1f}%, "
+            f"95th pct |change| {spread[int(0.95 * len(spread))] * 100:.1f}%, "
+            f"max {spread[-1] * 100:.1f}%"
+        )
     print("\nEmpty function: per-call time reported, and wall time to measure it")
     print(f"  bare perf_counter_ns loop: {overhead['bare_loop_per_call_ns']:.1f} ns/call")
-    print(f"  perfgate:                  {overhead['perfgate_per_call_ns']:.1f} ns/call, measured in {overhead['perfgate_measure_s']:.2f} s")
+    print(
+        f"  perfgate:                  {overhead['perfgate_per_call_ns']:.1f} ns/call, "
+        f"measured in {overhead['perfgate_measure_s']:.2f} s"
+    )
     if "pytest_benchmark_per_call_ns" in overhead:
-        print(f"  pytest-benchmark:          {overhead['pytest_benchmark_per_call_ns']:.1f} ns/call, "
-              f"measured in {overhead['pytest_benchmark_measure_s']:.2f} s")
+        print(
+            f"  pytest-benchmark:          {overhead['pytest_benchmark_per_call_ns']:.1f} ns/call, "
+            f"measured in {overhead['pytest_benchmark_measure_s']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

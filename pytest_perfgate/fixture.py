@@ -79,6 +79,11 @@ class PerfFixture:
         return self._context.test_id
 
     @property
+    def code_hash(self) -> str | None:
+        """Hash of the test function's code, stored with its baselines."""
+        return self._context.code_hash
+
+    @property
     def results(self) -> tuple[Result, ...]:
         """Every measurement judged so far."""
         return tuple(self._results)

@@ -173,13 +173,18 @@ class PerfSession:
     # -- one test --------------------------------------------------------------------
     def fixture_for(self, item: pytest.Item) -> PerfFixture:
         """Build the ``perf`` object of one test (called by the fixture)."""
-        __tracebackhide__ = True
+        # No __tracebackhide__ here nor in pytest_runtest_call: their failures are
+        # pytrace=False messages, and when every frame is hidden pytest adds a notice.
         marker = item.get_closest_marker("perf")
         try:
             spec = PerfSpec(*marker.args, **marker.kwargs) if marker else PerfSpec()
         except (TypeError, SettingsError) as error:
+            problem = str(error)
+        else:
+            problem = ""
+        if problem:  # failed outside the except block: no "During handling of..." chain
             pytest.fail(
-                f"@pytest.mark.perf on {item.nodeid}: {error} (see `pytest --markers`)",
+                f"@pytest.mark.perf on {item.nodeid}: {problem} (see `pytest --markers`)",
                 pytrace=False,
             )
         module, test = split_nodeid(item.nodeid)
@@ -247,7 +252,6 @@ class PerfSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        __tracebackhide__ = True
         result = yield  # the test's own failure propagates: nothing is judged then
         fixture = item.stash.get(fixture_key, None)
         ProgressLine.clear_all()
@@ -276,7 +280,7 @@ class PerfSession:
             report.perfgate = {  # type: ignore[attr-defined]
                 "module": module,
                 "test": test,
-                "code_hash": fixture._context.code_hash,
+                "code_hash": fixture.code_hash,
                 "results": [
                     {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
                     for r in fixture.results
@@ -400,7 +404,8 @@ class PerfSession:
             return
         comparisons = [r.comparison for rec in self.records.values() for r in rec.results]
         stale = self.stale_entries()
-        if not comparisons and not stale and not self.marked_without_measurement:
+        refresh_failed = self._refresh is not None and bool(self._refresh.errors)
+        if not (comparisons or stale or self.marked_without_measurement or refresh_failed):
             return
         tr = terminalreporter
         tr.section("perfgate", sep="=")
