@@ -72,7 +72,7 @@ def compare(directory: Path) -> None:
     from pytest_perfgate.environment import calibrate_machine, cpu_model
     from pytest_perfgate.stats import speed_adjusted
 
-    out = directory / "results.jsonl"
+    out = directory.resolve() / "results.jsonl"
     out.unlink(missing_ok=True)
     env = dict(os.environ, CROSS_MACHINE_OUT=str(out))
     # The calibration score moves with the machine's load (1.6x seen here while other
@@ -87,6 +87,8 @@ def compare(directory: Path) -> None:
         check=False,
     )
     calibration_now = (before + calibrate_machine()) / 2
+    if not out.exists():
+        sys.exit(f"the suite produced no results:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     stored = json.loads((directory / "baselines/test_suite.json").read_text())["tests"]
     rows = []
     for line in out.read_text().splitlines():

@@ -9,10 +9,10 @@ line, so a refresh shows as a few changed lines per measurement.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ from .stats import speed_adjusted, summarize, thin
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
-#     run-level median history, environment, loops, cpu samples, code hash, commit, date.
+#     run-level median history (speed-adjusted when there are reference times),
+#     environment, loops, cpu samples, speed-reference times, code hash, commit, date.
 FORMAT_VERSION = 1
 
 LOCK_NAME = ".perfgate.lock"
@@ -153,12 +154,12 @@ class BaselineStore:
     def locked(self) -> Iterator[None]:
         """Hold the directory's lock: several processes may refresh baselines at once."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / LOCK_NAME).open("a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with (self.root / LOCK_NAME).open("a+b") as lock:
+            _lock_file(lock.fileno())
             try:
                 yield
             finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                _unlock_file(lock.fileno())
 
     def update(
         self,
@@ -188,6 +189,27 @@ class BaselineStore:
             text = render_document(tests, self.generator)
             write_atomically(current.path, text)
             return current.path
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock_file(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+
+    def _unlock_file(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -220,11 +242,14 @@ def refreshed_entry(
     recorded_at: str,
     history: int,
     max_samples: int,
+    changed: bool = False,
 ) -> BaselineEntry:
     """The entry that replaces ``previous`` after a refresh from ``measurement``.
 
     The run-level median joins the history of earlier refreshes, unless the earlier ones
-    measured something else (other machine class, test code or unit): then it starts over.
+    measured something else (other machine class, test code or unit), or the refresh
+    accepts a significant change (``changed``): then it starts over, since medians from
+    before and after a change would look like run-to-run noise and loosen the gate.
     """
     summary = summarize(measurement.samples)
     # The history holds what the gate compares: speed-adjusted medians when there is a
@@ -236,6 +261,7 @@ def refreshed_entry(
     earlier: tuple[float, ...] = ()
     if (
         previous is not None
+        and not changed
         and previous.unit == measurement.unit
         and previous.code_hash == code_hash
         and bool(previous.reference) == bool(measurement.reference)

@@ -9,7 +9,7 @@ The calibration is a fixed pure-Python workload (integer arithmetic, function ca
 dict and string work: the mix most perf tests here exercise), timed the same way as a
 perf test. Its ratio between two machines is the factor used to compare across machine
 classes when the user asks for ``--perf-on-mismatch=normalize``; how well that predicts
-real tests was measured and is published in docs/explanation/machine-calibration.md.
+real tests was measured and is published in docs/performance.md (cross-machine section).
 """
 
 from __future__ import annotations

@@ -232,12 +232,22 @@ class PerfFixture:
         context = self._context
         plan = context.spec.plan(context.settings)
         if probe.pins_single_call:
+            if loops is not None and loops != 1:
+                raise ValueError(
+                    f"perf.call in {self.test_id}: loops= cannot be combined with setup=, "
+                    "which runs before every call (each call is its own sample)"
+                )
             pinned: int | None = 1
         elif loops is not None:
             pinned = loops
         elif plan.loops is not None:
             pinned = plan.loops
-        elif baseline is not None and baseline.loops is not None:
+        elif (
+            baseline is not None
+            and baseline.loops is not None
+            and baseline.code_hash in (None, context.code_hash)
+            and not baseline.environment.mismatches(context.environment)
+        ):
             # Measure the same way the baseline was measured: same calls per sample.
             pinned = baseline.loops
         else:

@@ -90,12 +90,6 @@ def judge(
             f"baseline is in {baseline.unit!r} ({baseline.direction.value} is better), "
             f"now {measurement.unit!r} ({measurement.direction.value} is better)",
         )
-    if code_hash is not None and baseline.code_hash not in (None, code_hash):
-        return verdict_only(
-            Verdict.INCOMPARABLE,
-            "the test's code changed since its baseline was recorded; "
-            "refresh it with --perf-update-baselines",
-        )
 
     threshold = policy.threshold
     scale = 1.0
@@ -115,9 +109,21 @@ def judge(
             )
         scale = factor
         threshold = (1.0 + threshold) * (1.0 + policy.normalize_margin) - 1.0
+        how = (
+            "through the per-sample speed reference"
+            if adjusted
+            else f"through the calibration score (this machine {1 / factor:.2f}x as fast)"
+        )
         notes.append(
-            f"normalized by machine speed (this machine {1 / factor:.2f}x the baseline's), "
+            f"baseline from another machine class, compared {how}; "
             f"threshold widened to {threshold * 100:.3g}%"
+        )
+
+    if code_hash is not None and baseline.code_hash not in (None, code_hash):
+        return verdict_only(
+            Verdict.INCOMPARABLE,
+            "the test's code changed since its baseline was recorded; "
+            "refresh it with --perf-update-baselines",
         )
 
     if adjusted:
@@ -179,7 +185,7 @@ def judge(
     if decision.note:
         notes.append(decision.note)
     elif decision.verdict is Verdict.INCONCLUSIVE:
-        notes.append("the change is too close to the threshold to call with these samples")
+        notes.append("the estimate is beyond the threshold, but within the noise")
     comparison = Comparison(
         test_id=test_id,
         name=measurement.name,

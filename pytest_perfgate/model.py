@@ -20,7 +20,7 @@ class Verdict(enum.Enum):
 
     #: Significantly worse than the baseline, beyond the practical threshold.
     REGRESSED = "REGRESSED"
-    #: The whole confidence interval lies inside the threshold: no change worth reporting.
+    #: Not shown worse, and the best estimate lies inside the threshold.
     UNCHANGED = "UNCHANGED"
     #: Significantly better than the baseline, beyond the threshold. Reported, never failed.
     IMPROVED = "IMPROVED"
@@ -232,7 +232,7 @@ class Comparison:
     direction: Direction
     current: Summary
     baseline: Summary | None = None
-    ratio: float | None = None  #: current median / baseline median
+    ratio: float | None = None  #: current median / baseline centre (speed-adjusted if possible)
     ci_low: float | None = None  #: 95% CI of that ratio
     ci_high: float | None = None
     p_value: float | None = None  #: one-sided test of "worse beyond the threshold"
@@ -240,6 +240,14 @@ class Comparison:
     threshold: float = 0.0  #: practical threshold, relative (0.03 means 3%)
     looks: int = 1  #: how many sampling rounds the decision took
     notes: tuple[str, ...] = ()  #: why INCOMPARABLE/INCONCLUSIVE, throttling, normalization...
+
+    @property
+    def reference_median(self) -> float | None:
+        """The baseline figure the change was measured against: the baseline's centre
+        (mean of its run history, speed-adjusted to this run) when a ratio was taken."""
+        if self.ratio:
+            return self.current.median / self.ratio
+        return None if self.baseline is None else self.baseline.median
 
     @property
     def label(self) -> str:
@@ -325,15 +333,14 @@ def explain(comparison: Comparison) -> str:
     if c.baseline is None or c.ratio is None:
         text = f"median {now} ({c.verdict.value})"
     else:
-        # The reference is the baseline's centre (the mean of its run history, when it
-        # has one), which is what the ratio was taken against.
         reference = format_quantity(c.current.median / c.ratio, c.unit)
         text = f"median {now} vs baseline {reference} ({format_change(c.ratio)}"
         if c.ci_low is not None and c.ci_high is not None:
             text += f", 95% CI {format_change(c.ci_low)}..{format_change(c.ci_high)}"
         text += ")"
         if c.q_value is not None:
-            text += f", q={c.q_value:.2g}"
+            # A tail probability can underflow to 0; print the floor, not a false zero.
+            text += f", q={c.q_value:.2g}" if c.q_value > 0 else ", q<1e-300"
         text += f", threshold {c.threshold * 100:.3g}%"
         if c.direction is Direction.HIGHER_IS_BETTER:
             text += " (higher is better)"

@@ -44,6 +44,13 @@ def _fraction(value: Any) -> float:
     return number
 
 
+def _open_fraction(value: Any) -> float:
+    number = _number(value)
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"must be a fraction in (0, 1), got {value!r}")
+    return number
+
+
 def _positive(value: Any) -> float:
     number = _number(value)
     if number <= 0:
@@ -152,7 +159,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "alpha",
-        _fraction,
+        _open_fraction,
         "false-alarm level for the whole suite; each test gets "
         "alpha / number of perf tests (default: 0.05)",
         "FRACTION",
@@ -166,7 +173,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_samples", _count, "fewest samples per measurement (default: 20)", "N"),
     Option(
         "target_precision",
-        _fraction,
+        _open_fraction,
         "stop sampling once the median's 95%% CI is this wide, relative to it (default: 0.02)",
         "FRACTION",
     ),

@@ -72,7 +72,7 @@ def test_steady(perf):
 """
 
 #: The failure message of a regressed measurement.
-REGRESSION_MESSAGE = "*performance regression in*median*vs baseline*(+*%, 95% CI*q=*threshold*"
+REGRESSION_MESSAGE = "*performance regression in*median*vs baseline*(+*%, 95% CI*q*threshold*"
 
 
 def write_settings(pytester: pytest.Pytester, **overrides: Any) -> Path:

@@ -354,3 +354,19 @@ def test_refresh_rounds_stored_values_to_six_significant_digits() -> None:
     assert refreshed.samples == (0.00123457, 0.00123457)
     assert refreshed.history == (0.00123457,)
     assert refreshed.summary.median == 0.00123456789  # the summary keeps full precision
+
+
+def test_refresh_that_accepts_a_change_starts_the_history_over() -> None:
+    previous = entry(history=(1e-3, 1.1e-3))
+    refreshed = refreshed_entry(
+        measurement((2e-3, 2e-3, 2e-3)),
+        previous,
+        environment=ENV,
+        code_hash="abc123",
+        commit=None,
+        recorded_at="",
+        history=5,
+        max_samples=400,
+        changed=True,
+    )
+    assert refreshed.history == (2e-3,)

@@ -171,3 +171,16 @@ def test_second_look_only_when_gating(update: bool, looks: int) -> None:
     assert comparison.verdict is Verdict.REGRESSED
     assert comparison.looks == looks
     assert len(perf.results[0].measurement.samples) == 10 * looks
+
+
+def test_baseline_loops_are_not_reused_from_another_machine_class() -> None:
+    other = Environment({**ENV.machine, "cpu": "another CPU"})
+    perf = make_perf(TickingClock(), {"time": entry((1e-6,) * 10, loops=3, environment=other)})
+    perf(lambda: None)
+    assert perf.results[0].measurement.loops == 1  # calibrated afresh
+
+
+def test_loops_cannot_be_combined_with_setup() -> None:
+    perf = make_perf(TickingClock())
+    with pytest.raises(ValueError, match="loops= cannot be combined with setup="):
+        perf.call(len, setup=lambda: (([1],), {}), loops=5)

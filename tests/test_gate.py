@@ -141,7 +141,7 @@ def test_normalize_scales_the_baseline_by_machine_speed_and_widens_the_threshold
     assert comparison.verdict is Verdict.UNCHANGED
     assert comparison.ratio == pytest.approx(1.0, abs=0.02)
     assert comparison.threshold == pytest.approx(1.03 * 1.25 - 1)
-    assert any("normalized by machine speed" in note for note in comparison.notes)
+    assert any("through the calibration score" in note for note in comparison.notes)
     assert any("threshold widened to 28.8%" in note for note in comparison.notes)
 
 
@@ -222,7 +222,7 @@ def test_inconclusive_first_look_resamples_up_to_max_looks() -> None:
     assert comparison.verdict is Verdict.INCONCLUSIVE
     assert resampler.calls == 2
     assert comparison.looks == 3
-    assert "too close to the threshold" in comparison.notes[-1]
+    assert "beyond the threshold, but within the noise" in comparison.notes[-1]
 
 
 def test_one_look_allowed_never_resamples() -> None:

@@ -240,3 +240,11 @@ def test_perf_spec_threshold_and_memory_fall_back_to_settings() -> None:
     assert PerfSpec(threshold=0.2).threshold_for(settings) == 0.2
     assert PerfSpec().memory_for(settings) is True
     assert PerfSpec(memory=False).memory_for(settings) is False
+
+
+@pytest.mark.parametrize("key", ["alpha", "target_precision"])
+def test_zero_is_not_a_usable_level_or_precision(key: str) -> None:
+    with pytest.raises(
+        SettingsError, match=rf"--perf-{key.replace('_', '-')} must be a fraction in \(0, 1\)"
+    ):
+        Settings.resolve(cli={key: "0"})

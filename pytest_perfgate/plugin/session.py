@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import io
 import sys
 import textwrap
+import tokenize
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,25 +69,41 @@ def split_nodeid(nodeid: str) -> tuple[str, str]:
 
 
 def code_hash(function: object) -> str | None:
-    """Hash of a test function's code, blind to comments, formatting and docstring."""
+    """Hash of a test function's code, blind to comments, whitespace, docstring and
+    decorators (marker arguments are not the measured code).
+
+    Works on the source text, not on the AST: ``ast.dump`` and ``ast.unparse`` both
+    change between Python versions (3.12 reworked f-strings), and a baseline recorded
+    under one Python must not look like changed code under the next.
+    """
     try:
         source = textwrap.dedent(inspect.getsource(function))  # type: ignore[arg-type]
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
         return None
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            node.decorator_list = []  # marker arguments are not the measured code
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    dropped: set[int] = set()  # 1-based line numbers
+    for decorator in node.decorator_list:
+        dropped.update(range(decorator.lineno, (decorator.end_lineno or decorator.lineno) + 1))
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        dropped.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    lines = source.splitlines()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                row, column = token.start
+                lines[row - 1] = lines[row - 1][:column]
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    return hashlib.sha256("".join(kept.split()).encode()).hexdigest()[:16]
 
 
 def is_perf_item(item: pytest.Item) -> bool:
@@ -347,6 +365,7 @@ class PerfSession:
                     recorded_at=now,
                     history=self.settings.history,
                     max_samples=self.settings.max_stored_samples,
+                    changed=comparison.verdict in (Verdict.REGRESSED, Verdict.IMPROVED),
                 )
                 by_module.setdefault(record.module, {}).setdefault(record.test, {})[
                     measurement.name
@@ -413,7 +432,8 @@ class PerfSession:
             tr.write(render_table(comparisons, width=tr._tw.fullwidth, color=tr.hasmarkup))
             tr.write_line(
                 f"perfgate: {verdict_counts(comparisons)} "
-                f"({self.perf_tests} perf tests, alpha {self.settings.alpha} "
+                f"({self.perf_tests} perf test{'' if self.perf_tests == 1 else 's'}, "
+                f"alpha {self.settings.alpha} "
                 f"over the suite, mode {self.settings.mode.value})"
             )
         for c in comparisons:

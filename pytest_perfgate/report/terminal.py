@@ -34,7 +34,7 @@ VERDICT_ORDER = [
 def render_table(
     comparisons: Sequence[Comparison], *, width: int = 120, color: bool = False
 ) -> str:
-    """A table of every measurement: verdict, baseline, now, change, CI, and notes."""
+    """A table of every measurement: verdict, baseline, now, change and its CI."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("test", no_wrap=True)
     table.add_column("verdict")
@@ -44,7 +44,8 @@ def render_table(
     table.add_column("95% CI", justify="right")
     ordered = sorted(comparisons, key=lambda c: (VERDICT_ORDER.index(c.verdict), c.label))
     for c in ordered:
-        baseline = "-" if c.baseline is None else format_quantity(c.baseline.median, c.unit)
+        reference = c.reference_median
+        baseline = "-" if reference is None else format_quantity(reference, c.unit)
         change = "-" if c.ratio is None else format_change(c.ratio)
         interval = (
             "-"
