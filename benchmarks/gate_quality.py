@@ -38,7 +38,7 @@ INJECTED = (
     "test_join[20000]",
     "test_dict_build[2000]",
     "test_json_dumps[50]",
-    "test_regex[100000]",
+    "test_regex[10000]",  # not [100000]: that slice is the whole text and cannot grow
 )
 
 SUITE = '''

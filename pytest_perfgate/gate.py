@@ -39,12 +39,12 @@ INCOMPARABLE_HINT = (
 class GatePolicy:
     """The decision rules for one session."""
 
-    threshold: float = 0.03  #: practical threshold (relative)
+    threshold: float = 0.02  #: practical threshold (relative)
     alpha: float = 0.05  #: false-alarm level for the whole suite
     tests: int = 1  #: number of perf tests in the session (Bonferroni)
     max_looks: int = 2  #: sampling rounds at most
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
-    normalize_margin: float = 0.25  #: added to the threshold when comparing across machines
+    normalize_margin: float = 0.5  #: added to the threshold when comparing across machines
     run_noise: float = 0.02  #: run-to-run noise of timings (relative sd) assumed a priori
 
 
@@ -140,7 +140,10 @@ def judge(
         # A speed-adjusted history is in other units than raw samples.
         history = () if baseline.reference else tuple(x * scale for x in baseline.history)
     looks_allowed = policy.max_looks if resample is not None else 1
-    alpha_per_look = policy.alpha / max(policy.tests, 1) / looks_allowed
+    # One level for the whole decision, not split between looks: a regression is only
+    # ever declared on the final, pooled look (an earlier look merely decides to sample
+    # more), so "the pooled test rejects" bounds the false-alarm probability by itself.
+    alpha_test = policy.alpha / max(policy.tests, 1)
 
     # Timings wander between runs; other metrics carry their own noise in their samples
     # (and in the history, once there is one).
@@ -152,7 +155,7 @@ def judge(
             speed_adjusted(current.samples, current.reference) if adjusted else current.samples,
             direction=measurement.direction,
             threshold=threshold,
-            alpha=alpha_per_look,
+            alpha=alpha_test,
             history=history,
             run_noise=run_noise,
         )
@@ -198,7 +201,7 @@ def judge(
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
         p_value=decision.p_worse,
-        q_value=bonferroni(decision.p_worse, max(policy.tests, 1) * looks_allowed),
+        q_value=bonferroni(decision.p_worse, max(policy.tests, 1)),
         threshold=threshold,
         looks=looks,
         notes=tuple(notes),

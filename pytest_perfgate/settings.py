@@ -154,7 +154,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "threshold",
         _fraction,
-        "practical threshold: relative changes below it do not count (default: 0.03)",
+        "practical threshold: relative changes below it do not count (default: 0.02)",
         "FRACTION",
     ),
     Option(
@@ -230,7 +230,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "normalize_margin",
         _fraction,
-        "extra threshold when comparing through the machine-speed calibration (default: 0.25)",
+        "extra threshold when comparing across machine classes (default: 0.5)",
         "FRACTION",
     ),
 )
@@ -245,7 +245,7 @@ class Settings:
     mode: Mode = Mode.GATE
     update_baselines: bool = False
     baseline_dir: str = "baselines"
-    threshold: float = 0.03
+    threshold: float = 0.02
     alpha: float = 0.05
     max_time: float = 2.0
     min_samples: int = 20
@@ -260,7 +260,7 @@ class Settings:
     history: int = 10
     max_stored_samples: int = 400
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
-    normalize_margin: float = 0.25
+    normalize_margin: float = 0.5
 
     @classmethod
     def resolve(

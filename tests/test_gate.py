@@ -236,7 +236,7 @@ def test_one_look_allowed_never_resamples() -> None:
 
 @pytest.mark.parametrize("centre", [1.04e-3, 1.06e-3, 1.3e-3])
 @pytest.mark.parametrize("with_resample", [True, False])
-def test_q_value_is_p_times_tests_times_looks_capped_at_one(
+def test_q_value_is_p_times_tests_capped_at_one(
     centre: float, with_resample: bool
 ) -> None:
     policy = GatePolicy(tests=10, max_looks=2, run_noise=0.005)
@@ -246,6 +246,6 @@ def test_q_value_is_p_times_tests_times_looks_capped_at_one(
     ).comparison
     assert comparison.p_value is not None
     assert comparison.q_value is not None
-    looks_allowed = 2 if with_resample else 1
-    assert comparison.q_value == pytest.approx(min(1.0, comparison.p_value * 10 * looks_allowed))
+    # Not times the looks: a regression is only declared on the final, pooled look.
+    assert comparison.q_value == pytest.approx(min(1.0, comparison.p_value * 10))
     assert 0.0 <= comparison.q_value <= 1.0

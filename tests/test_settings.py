@@ -25,7 +25,7 @@ def test_defaults() -> None:
     settings = Settings.resolve()
     assert settings == Settings()
     assert settings.mode is Mode.GATE
-    assert settings.threshold == 0.03
+    assert settings.threshold == 0.02
 
 
 def test_pyproject_overrides_defaults_and_cli_overrides_pyproject() -> None:
