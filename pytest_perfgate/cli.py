@@ -20,7 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("baseline_dir", nargs="?", default="baselines", type=Path)
     args = parser.parse_args(argv)
     if args.command == "show":
-        return _show(args.baseline_dir)
+        try:
+            return _show(args.baseline_dir)
+        except BrokenPipeError:  # `perfgate show | head`: the reader left, not an error
+            sys.stderr.close()
+            return 0
     parser.print_help()
     return 2
 
@@ -42,9 +46,9 @@ def _show(root: Path) -> int:
             continue
         for test, measurements in sorted(loaded.tests.items()):
             for name, entry in sorted(measurements.items()):
+                label = f"{module}::{test}" + ("" if name == "time" else f" [{name}]")
                 print(
-                    f"{module}::{test} [{name}]  median "
-                    f"{format_quantity(entry.summary.median, entry.unit)}  "
+                    f"{label}  median {format_quantity(entry.summary.median, entry.unit)}  "
                     f"n={entry.summary.n}  runs={len(entry.history)}  "
                     f"recorded {entry.recorded_at or '?'}"
                 )

@@ -236,9 +236,7 @@ def test_one_look_allowed_never_resamples() -> None:
 
 @pytest.mark.parametrize("centre", [1.04e-3, 1.06e-3, 1.3e-3])
 @pytest.mark.parametrize("with_resample", [True, False])
-def test_q_value_is_p_times_tests_capped_at_one(
-    centre: float, with_resample: bool
-) -> None:
+def test_q_value_is_p_times_tests_capped_at_one(centre: float, with_resample: bool) -> None:
     policy = GatePolicy(tests=10, max_looks=2, run_noise=0.005)
     resampler = Resampler(samples(3, centre=centre)) if with_resample else None
     comparison = run(
