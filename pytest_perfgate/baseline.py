@@ -25,7 +25,8 @@ from .stats import speed_adjusted, summarize, thin
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
 #     run-level median history (speed-adjusted when there are reference times),
-#     environment, loops, cpu samples, speed-reference times, code hash, commit, date.
+#     environment, loops, cpu samples, speed-reference times, code hash, commit, date,
+#     and summary_only (only when true) for entries imported without raw samples.
 FORMAT_VERSION = 1
 
 LOCK_NAME = ".perfgate.lock"
@@ -243,6 +244,7 @@ def refreshed_entry(
     history: int,
     max_samples: int,
     changed: bool = False,
+    summary_only: bool = False,
 ) -> BaselineEntry:
     """The entry that replaces ``previous`` after a refresh from ``measurement``.
 
@@ -278,6 +280,7 @@ def refreshed_entry(
         loops=measurement.loops,
         cpu_samples=_stored(thin(measurement.cpu_samples, max_samples)),
         reference=_stored(thin(measurement.reference, max_samples)),
+        summary_only=summary_only,
         code_hash=code_hash,
         commit=commit,
         recorded_at=recorded_at,

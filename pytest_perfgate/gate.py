@@ -126,6 +126,12 @@ def judge(
             "refresh it with --perf-update-baselines",
         )
 
+    if baseline.summary_only:
+        notes.append(
+            "the baseline was imported without raw samples (pytest-benchmark run saved "
+            "without --benchmark-save-data): its spread is unknown, so only run-to-run "
+            "noise is allowed for"
+        )
     if adjusted:
         base_samples = speed_adjusted(baseline.samples, baseline.reference)
         history = baseline.history

@@ -184,9 +184,13 @@ class BaselineEntry:
     commit: str | None = None  #: VCS commit the baseline was recorded at
     recorded_at: str = ""  #: UTC time, ISO 8601
     reference: tuple[float, ...] = ()  #: speed-reference seconds after each stored sample
+    #: Imported without raw samples (pytest-benchmark without --benchmark-save-data):
+    #: ``samples`` holds the median alone.
+    summary_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {} if not self.summary_only else {"summary_only": True}
+        return data | {
             "reference": list(self.reference),
             "unit": self.unit,
             "direction": self.direction.value,
@@ -217,6 +221,7 @@ class BaselineEntry:
             commit=data.get("commit"),
             recorded_at=str(data.get("recorded_at", "")),
             reference=tuple(float(x) for x in data.get("reference", ())),
+            summary_only=bool(data.get("summary_only", False)),
         )
 
 

@@ -17,6 +17,7 @@ CORE_MODULES = [
     "pytest_perfgate.fixture",
     "pytest_perfgate.environment",
     "pytest_perfgate.cli",
+    "pytest_perfgate.importers",
     "pytest_perfgate.probes.cpu",
     "pytest_perfgate.probes.memory",
     "pytest_perfgate.report.terminal",
