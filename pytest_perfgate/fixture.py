@@ -88,6 +88,16 @@ class PerfFixture:
         """Every measurement judged so far."""
         return tuple(self._results)
 
+    @property
+    def mode(self) -> Mode:
+        """The session's mode: with ``Mode.OFF`` nothing is measured."""
+        return self._context.settings.mode
+
+    @property
+    def plan(self) -> SamplingPlan:
+        """How this test samples: its marker's values over the session settings."""
+        return self._context.spec.plan(self._context.settings)
+
     def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Measure ``fn(*args, **kwargs)`` as the measurement "time"; return its result."""
         __tracebackhide__ = True
@@ -194,6 +204,37 @@ class PerfFixture:
         self._recorded[name] = Measurement(
             name, unit, Direction.from_flag(higher_is_better), samples
         )
+
+    def add_samples(
+        self,
+        name: str,
+        wall_samples: Iterable[float],
+        *,
+        loops: int,
+        cpu_samples: Iterable[float] = (),
+        stop_reason: str = "rounds",
+    ) -> Result:
+        """Judge a timing measured elsewhere, now: seconds per call, one value per sample
+        of ``loops`` calls (what ``benchmark.pedantic`` takes). Returns its result."""
+        __tracebackhide__ = True
+        samples = tuple(float(v) for v in wall_samples)
+        if not samples:
+            raise ValueError(f"perf.add_samples({name!r}): no samples given")
+        if loops < 1:
+            raise ValueError(f"perf.add_samples({name!r}): loops must be at least 1")
+        self._claim(name)
+        self._judge(
+            Measurement(
+                name,
+                "s",
+                Direction.LOWER_IS_BETTER,
+                samples,
+                loops=loops,
+                cpu_samples=tuple(float(v) for v in cpu_samples),
+                stop_reason=stop_reason,
+            )
+        )
+        return self._results[-1]
 
     def finish(self) -> tuple[Result, ...]:
         """Judge the timed blocks and recorded values; called once when the test's call ends."""

@@ -185,7 +185,8 @@ def test_perf_test_that_measures_nothing_is_warned_about(pytester: pytest.Pytest
 
 def test_plain_suite_prints_no_perfgate_section(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest()
+    # -p no:benchmark: where pytest-benchmark is installed, perfgate says so in the header.
+    result = pytester.runpytest("-p", "no:benchmark")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*= perfgate =*")
     result.stdout.no_fnmatch_line("perfgate:*")

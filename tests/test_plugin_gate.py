@@ -85,14 +85,15 @@ def test_command_line_overrides_pyproject(recorded: pytest.Pytester) -> None:
 
 def test_off_mode_runs_the_tests_unmeasured(recorded: pytest.Pytester) -> None:
     before = load_baseline(recorded, "test_work")
-    result = recorded.runpytest("--perf-mode=off")
+    # -p no:benchmark: where pytest-benchmark is installed, perfgate says so in the header.
+    result = recorded.runpytest("--perf-mode=off", "-p", "no:benchmark")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.no_fnmatch_line("*= perfgate =*")
     result.stdout.no_fnmatch_line("perfgate:*")
     result.stdout.no_fnmatch_line("*REGRESSED*")
     # Off means off, even when asked to refresh.
-    result = recorded.runpytest("--perf-mode=off", "--perf-update-baselines")
+    result = recorded.runpytest("--perf-mode=off", "--perf-update-baselines", "-p", "no:benchmark")
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("perfgate:*")
     assert load_baseline(recorded, "test_work") == before

@@ -9,12 +9,16 @@ import pytest
 
 from ..fixture import PerfFixture
 from ..settings import OPTIONS, Settings, SettingsError, read_pyproject
+from . import benchmark_compat
 from .session import PerfSession, session_key
 
 __all__ = ["PerfSession", "perf"]
 
+#: The name of the plugin that provides the `benchmark` fixture where perfgate owns it.
+BENCHMARK_PLUGIN = "perfgate-benchmark"
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("perfgate", "performance regression gate (pytest-perfgate)")
     for option in OPTIONS:
         if option.is_flag:
@@ -34,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 dest=f"perfgate_{option.name}",
                 help=option.help,
             )
+    if not benchmark_compat.benchmark_plugin_expected(pluginmanager):
+        # pytest-benchmark's own options exist otherwise: adding them again is an error.
+        benchmark_compat.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,11 +52,24 @@ def pytest_configure(config: pytest.Config) -> None:
         "gated against its baseline (pytest-perfgate)",
     )
     settings = _settings_from(config)
-    config.stash[session_key] = session = PerfSession(config, settings)
+    # pytest-benchmark, where loaded, owns the `benchmark` fixture, marker and options.
+    owns_benchmark = not config.pluginmanager.hasplugin(benchmark_compat.PYTEST_BENCHMARK)
+    config.stash[session_key] = session = PerfSession(config, settings, benchmark=owns_benchmark)
     config.pluginmanager.register(session, "perfgate-session")
+    if owns_benchmark:
+        config.addinivalue_line("markers", benchmark_compat.MARKER_HELP)
+        config.pluginmanager.register(benchmark_compat, BENCHMARK_PLUGIN)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.pluginmanager.hasplugin(benchmark_compat.PYTEST_BENCHMARK):
+        return benchmark_compat.COEXISTENCE_MESSAGE
+    return None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.pluginmanager.get_plugin(BENCHMARK_PLUGIN) is not None:
+        config.pluginmanager.unregister(name=BENCHMARK_PLUGIN)
     session = config.stash.get(session_key, None)
     if session is not None:
         config.pluginmanager.unregister(session)

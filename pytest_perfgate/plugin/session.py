@@ -40,6 +40,8 @@ from .progress import ProgressLine
 
 session_key = pytest.StashKey["PerfSession"]()
 fixture_key = pytest.StashKey[PerfFixture]()
+#: ``benchmark.extra_info`` of a test using the ``benchmark`` fixture (benchmark_compat).
+extra_info_key = pytest.StashKey[dict[str, Any]]()
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class _TestRecord:
     code_hash: str | None
     results: list[Result] = field(default_factory=list)
     passed: bool = True
+    extra_info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -106,18 +109,27 @@ def code_hash(function: object) -> str | None:
     return hashlib.sha256("".join(kept.split()).encode()).hexdigest()[:16]
 
 
-def is_perf_item(item: pytest.Item) -> bool:
-    return item.get_closest_marker("perf") is not None or "perf" in getattr(
-        item, "fixturenames", ()
+def is_perf_item(item: pytest.Item, *, benchmark: bool = False) -> bool:
+    """A test gated by perfgate: marked ``perf``, or using the ``perf`` fixture (or the
+    ``benchmark`` fixture, where perfgate provides it: ``benchmark=True``)."""
+    fixturenames = getattr(item, "fixturenames", ())
+    return (
+        item.get_closest_marker("perf") is not None
+        or "perf" in fixturenames
+        or (benchmark and "benchmark" in fixturenames)
     )
 
 
 class PerfSession:
     """Session state of pytest-perfgate, registered as a plugin by ``pytest_configure``."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, *, benchmark: bool = False
+    ) -> None:
         self.config = config
         self.settings = settings
+        #: perfgate provides the ``benchmark`` fixture (pytest-benchmark is not loaded).
+        self.benchmark = benchmark
         self.is_worker = hasattr(config, "workerinput")
         self.store = BaselineStore(config.rootpath / settings.baseline_dir)
         self.environment: Environment = current_environment()
@@ -146,7 +158,7 @@ class PerfSession:
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         # Before deselection (-k, -m): a deselected test is not stale.
-        if is_perf_item(item):
+        if self.is_perf_item(item):
             module, test = split_nodeid(item.nodeid)
             self.collected.setdefault(module, set()).add(test)
 
@@ -161,12 +173,12 @@ class PerfSession:
             module, _, scope = collector.nodeid.partition("::")
             self.expanded.setdefault(module, set()).add(scope)
             for node in report.result:
-                if isinstance(node, pytest.Item) and is_perf_item(node):
+                if isinstance(node, pytest.Item) and self.is_perf_item(node):
                     self.collected.setdefault(module, set()).add(split_nodeid(node.nodeid)[1])
         return report
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.perf_tests = sum(1 for item in session.items if is_perf_item(item))
+        self.perf_tests = sum(1 for item in session.items if self.is_perf_item(item))
         if self.is_worker:
             # Under pytest-xdist only workers collect: tell the controller what they saw
             # (the summary's count of perf tests, and which baselines are stale).
@@ -188,14 +200,24 @@ class PerfSession:
         for module, scopes in output["expanded"].items():
             self.expanded.setdefault(module, set()).update(scopes)
 
+    def is_perf_item(self, item: pytest.Item) -> bool:
+        return is_perf_item(item, benchmark=self.benchmark)
+
     # -- one test --------------------------------------------------------------------
-    def fixture_for(self, item: pytest.Item) -> PerfFixture:
-        """Build the ``perf`` object of one test (called by the fixture)."""
+    def fixture_for(self, item: pytest.Item, *, spec: PerfSpec | None = None) -> PerfFixture:
+        """Build the ``perf`` object of one test (called by the fixture); a test that
+        asks twice (``perf`` and ``benchmark``) gets the same one. ``spec`` applies where
+        the test has no ``@pytest.mark.perf``."""
+        existing = item.stash.get(fixture_key, None)
+        if existing is not None:
+            return existing
         # No __tracebackhide__ here nor in pytest_runtest_call: their failures are
         # pytrace=False messages, and when every frame is hidden pytest adds a notice.
         marker = item.get_closest_marker("perf")
+        resolved = PerfSpec() if spec is None else spec
         try:
-            spec = PerfSpec(*marker.args, **marker.kwargs) if marker else PerfSpec()
+            if marker is not None:
+                resolved = PerfSpec(*marker.args, **marker.kwargs)
         except (TypeError, SettingsError) as error:
             problem = str(error)
         else:
@@ -217,8 +239,8 @@ class PerfSession:
         context = TestContext(
             test_id=item.nodeid,
             settings=self.settings,
-            spec=spec,
-            policy=self._policy(spec),
+            spec=resolved,
+            policy=self._policy(resolved),
             environment=self.environment,
             baselines=baseline_of,
             code_hash=code_hash(getattr(item, "obj", None)),
@@ -294,11 +316,13 @@ class PerfSession:
         fixture = item.stash.get(fixture_key, None)
         if fixture is not None and report.when == "call":
             module, test = split_nodeid(item.nodeid)
+            extra_info: dict[str, Any] | None = item.stash.get(extra_info_key, None)
             # Plain JSON data: pytest-xdist carries report attributes to the controller.
             report.perfgate = {  # type: ignore[attr-defined]
                 "module": module,
                 "test": test,
                 "code_hash": fixture.code_hash,
+                "extra_info": dict(extra_info or {}),
                 "results": [
                     {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
                     for r in fixture.results
@@ -315,6 +339,7 @@ class PerfSession:
                 module=payload["module"],
                 test=payload["test"],
                 code_hash=payload["code_hash"],
+                extra_info=dict(payload.get("extra_info", {})),
                 results=[
                     Result(
                         Measurement.from_dict(r["measurement"]),

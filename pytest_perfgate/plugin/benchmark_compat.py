@@ -1,0 +1,452 @@
+"""A ``benchmark`` fixture compatible with pytest-benchmark's, measured and gated by perfgate.
+
+Tests written for pytest-benchmark run unchanged: ``benchmark(fn, *args, **kwargs)`` is
+sampled like ``perf(fn, ...)``, ``benchmark.pedantic(...)`` takes exactly the rounds it
+asks for, and both are judged against the test's baselines like any perf test.
+
+This module is registered as a plugin (``perfgate-benchmark``) by ``pytest_configure``
+only when pytest-benchmark is not loaded: then pytest-benchmark owns the fixture, its
+marker and its options, and perfgate leaves them alone (``-p no:benchmark`` hands them
+to perfgate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.metadata
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, final
+
+import pytest
+
+from ..fixture import PerfFixture, Result
+from ..settings import Mode, PerfSpec, SettingsError
+from ..stats import summarize
+from .session import extra_info_key, session_key
+
+__all__ = [
+    "BenchmarkFixture",
+    "BenchmarkStats",
+    "FixtureAlreadyUsed",
+    "benchmark",
+    "benchmark_spec",
+]
+
+#: The name pytest-benchmark's plugin is registered under (its pytest11 entry point).
+PYTEST_BENCHMARK = "benchmark"
+
+#: @pytest.mark.benchmark keywords that perfgate maps onto @pytest.mark.perf ones.
+_MAPPED = {
+    "min_rounds": "min_samples",
+    "max_time": "max_time",
+    "min_time": "min_sample_time",
+    "disable_gc": "disable_gc",
+}
+#: Keywords accepted and ignored: perfgate always times with perf_counter_ns and
+#: decides itself when it has sampled enough.
+_IGNORED = frozenset(
+    {
+        "timer",
+        "calibration_precision",
+        "warmup_iterations",
+        "precision",
+        "confidence",
+        "cprofile",
+    }
+)
+_KNOWN = frozenset({*_MAPPED, *_IGNORED, "group", "warmup"})
+
+MARKER_HELP = (
+    "benchmark(group=None, min_rounds=None, max_time=None, min_time=None, warmup=None, "
+    "warmup_iterations=None, disable_gc=None, timer=None, calibration_precision=None): "
+    "settings of a test using the pytest-benchmark compatible `benchmark` fixture "
+    "(pytest-perfgate)"
+)
+
+COEXISTENCE_MESSAGE = (
+    "perfgate: pytest-benchmark is installed and owns the `benchmark` fixture; "
+    "run with -p no:benchmark to have perfgate measure and gate benchmark tests"
+)
+
+
+class FixtureAlreadyUsed(Exception):
+    """The ``benchmark`` fixture measures once per test, as in pytest-benchmark."""
+
+
+def benchmark_plugin_expected(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """Whether pytest-benchmark is, or is about to be, loaded in this run.
+
+    Asked while options are added, when pytest-benchmark's entry point may not be loaded
+    yet; registering its options first would make pytest-benchmark fail on them.
+    """
+    if pluginmanager.hasplugin(PYTEST_BENCHMARK):
+        return True
+    if pluginmanager.is_blocked(PYTEST_BENCHMARK) or os.environ.get(
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+    ):
+        return False
+    return any(
+        entry_point.name == PYTEST_BENCHMARK
+        for entry_point in importlib.metadata.entry_points(group="pytest11")
+    )
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """pytest-benchmark's run-selection options (only where it is not installed)."""
+    group = parser.getgroup("perfgate")
+    group.addoption(
+        "--benchmark-only",
+        action="store_true",
+        default=False,
+        dest="perfgate_benchmark_only",
+        help="only run tests that use the benchmark or perf fixture (pytest-perfgate)",
+    )
+    group.addoption(
+        "--benchmark-skip",
+        action="store_true",
+        default=False,
+        dest="perfgate_benchmark_skip",
+        help="skip tests that use the benchmark fixture (pytest-perfgate)",
+    )
+    group.addoption(
+        "--benchmark-disable",
+        action="store_true",
+        default=False,
+        dest="perfgate_benchmark_disable",
+        help="run benchmarked functions once, unmeasured (pytest-perfgate)",
+    )
+
+
+def _option(config: pytest.Config, name: str) -> bool:
+    return bool(config.getoption(f"perfgate_benchmark_{name}", default=False))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _MarkerOptions:
+    spec: PerfSpec
+    group: str | None
+
+
+def benchmark_spec(marker: pytest.Mark | None, nodeid: str) -> _MarkerOptions:
+    """The perf settings of a ``@pytest.mark.benchmark(...)`` test; fails the test with a
+    message naming it and the marker when a keyword is unknown or bad."""
+    if marker is None:
+        return _MarkerOptions(PerfSpec(), None)
+    problem = ""
+    values: dict[str, Any] = {}
+    if marker.args:
+        problem = "takes no positional arguments"
+    unknown = sorted(set(marker.kwargs) - _KNOWN)
+    if unknown and not problem:
+        known = ", ".join(sorted(_KNOWN))
+        problem = f"unknown keyword {unknown[0]!r} (known: {known})"
+    for key, perf_key in _MAPPED.items():
+        value = marker.kwargs.get(key)
+        if value is None or problem:
+            continue
+        try:
+            PerfSpec(**{perf_key: value})
+        except SettingsError as error:
+            problem = f"{key} {str(error).removeprefix(perf_key).strip()}"
+        values[perf_key] = value
+    warmup = marker.kwargs.get("warmup")
+    if warmup is not None and not warmup:
+        values["warmup_time"] = 0.0
+    if problem:  # failed outside any except block: no "During handling of..." chain
+        pytest.fail(f"@pytest.mark.benchmark on {nodeid}: {problem}", pytrace=False)
+    group = marker.kwargs.get("group")
+    return _MarkerOptions(PerfSpec(**values), None if group is None else str(group))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BenchmarkStats:
+    """Statistics of a benchmarked function, in seconds per call, like pytest-benchmark's
+    ``benchmark.stats``: read as attributes or as ``stats["median"]``."""
+
+    data: tuple[float, ...]  #: seconds per call, one value per round (sample)
+    iterations: int  #: calls per round
+    min: float
+    max: float
+    mean: float
+    stddev: float
+    median: float
+    q1: float
+    q3: float
+
+    @classmethod
+    def of(cls, data: Sequence[float], iterations: int) -> BenchmarkStats:
+        summary = summarize(data)
+        return cls(
+            data=tuple(data),
+            iterations=iterations,
+            min=summary.min,
+            max=summary.max,
+            mean=summary.mean,
+            stddev=summary.stdev,
+            median=summary.median,
+            q1=summary.q1,
+            q3=summary.q3,
+        )
+
+    @property
+    def rounds(self) -> int:
+        return len(self.data)
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    @property
+    def ops(self) -> float:
+        """Calls per second (1 / mean)."""
+        return 1.0 / self.mean if self.mean else 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.data)
+
+    @property
+    def stats(self) -> BenchmarkStats:
+        """Itself: pytest-benchmark's ``benchmark.stats.stats.mean`` reads the same."""
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        names = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3")
+        return {
+            **{name: getattr(self, name) for name in names},
+            "rounds": self.rounds,
+            "iterations": self.iterations,
+            "ops": self.ops,
+            "total": self.total,
+            "data": list(self.data),
+        }
+
+
+#: pedantic's setup: None, or an (args, kwargs) pair for the round.
+PedanticSetup = Callable[[], "tuple[Sequence[Any], Mapping[str, Any]] | None"]
+
+
+class BenchmarkFixture:
+    """pytest-benchmark's ``benchmark`` fixture, measured by perfgate's sampler and gate."""
+
+    def __init__(
+        self,
+        perf: PerfFixture | None,
+        *,
+        name: str,
+        fullname: str,
+        group: str | None = None,
+        param: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name  #: the test's name
+        self.fullname = fullname  #: the test's node id
+        self.group = group
+        self.param = param
+        self.params = None if params is None else dict(params)
+        self.extra_info: dict[str, Any] = {}
+        self.has_error = False
+        self.stats: BenchmarkStats | None = None  #: set once measured
+        #: --benchmark-disable (or --perf-mode=off): the function runs once, unmeasured.
+        self.disabled = perf is None or perf.mode is Mode.OFF
+        self._perf = perf
+        self._mode: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return not self.disabled
+
+    def __call__(
+        self, function_to_benchmark: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Measure ``function_to_benchmark(*args, **kwargs)``; return its result."""
+        __tracebackhide__ = True
+        self._use("benchmark(...)")
+        try:
+            if self._perf is None or self.disabled:
+                return function_to_benchmark(*args, **kwargs)
+            result = self._perf.call(function_to_benchmark, args=args, kwargs=kwargs)
+            self._set_stats()
+            return result
+        except Exception:
+            self.has_error = True
+            raise
+
+    def pedantic(
+        self,
+        target: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        setup: PedanticSetup | None = None,
+        teardown: Callable[..., Any] | None = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
+    ) -> Any:
+        """Exactly ``rounds`` samples of ``iterations`` calls each, after
+        ``warmup_rounds`` untimed rounds; ``setup`` runs before and ``teardown`` after
+        every round, untimed. Returns the last call's result."""
+        __tracebackhide__ = True
+        self._use("benchmark.pedantic(...)")
+        try:
+            return self._pedantic(
+                target, args, kwargs or {}, setup, teardown, rounds, warmup_rounds, iterations
+            )
+        except Exception:
+            self.has_error = True
+            raise
+
+    def _pedantic(
+        self,
+        target: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        setup: PedanticSetup | None,
+        teardown: Callable[..., Any] | None,
+        rounds: int,
+        warmup_rounds: int,
+        iterations: int,
+    ) -> Any:
+        __tracebackhide__ = True
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise ValueError("Must have positive int for `iterations`.")
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError("Must have positive int for `rounds`.")
+        if (
+            isinstance(warmup_rounds, bool)
+            or not isinstance(warmup_rounds, int)
+            or warmup_rounds < 0
+        ):
+            raise ValueError("Must have positive int for `warmup_rounds`.")
+        if iterations > 1 and setup is not None:
+            raise ValueError(
+                "Can't use more than 1 `iterations` with a `setup` function "
+                "(setup runs once per round, before its calls)."
+            )
+        has_args = bool(args or kwargs)
+
+        def arguments() -> tuple[Sequence[Any], Mapping[str, Any]]:
+            if setup is not None:
+                prepared = setup()
+                if prepared:
+                    if has_args:
+                        raise TypeError(
+                            "Can't use `args` or `kwargs` if `setup` returns the arguments."
+                        )
+                    new_args, new_kwargs = prepared
+                    return new_args, new_kwargs
+            return args, kwargs
+
+        if self._perf is None or self.disabled:
+            call_args, call_kwargs = arguments()
+            return target(*call_args, **call_kwargs)
+
+        for _ in range(warmup_rounds):
+            call_args, call_kwargs = arguments()
+            target(*call_args, **call_kwargs)
+            if teardown is not None:
+                teardown(*call_args, **call_kwargs)
+
+        disable_gc = self._perf.plan.disable_gc
+        clock, cpu_clock = time.perf_counter_ns, time.process_time_ns
+        wall: list[float] = []
+        cpu: list[float] = []
+        result: Any = None
+        for _ in range(rounds):
+            call_args, call_kwargs = arguments()
+            with _gc_disabled(disable_gc):
+                wall0, cpu0 = clock(), cpu_clock()
+                for _ in range(iterations):
+                    result = target(*call_args, **call_kwargs)
+                wall1, cpu1 = clock(), cpu_clock()
+            wall.append((wall1 - wall0) / iterations / 1e9)
+            cpu.append((cpu1 - cpu0) / iterations / 1e9)
+            if teardown is not None:
+                teardown(*call_args, **call_kwargs)
+        self._perf.add_samples("time", wall, loops=iterations, cpu_samples=cpu)
+        self._set_stats()
+        return result
+
+    def _use(self, mode: str) -> None:
+        __tracebackhide__ = True
+        if self._mode is not None:
+            self.has_error = True
+            raise FixtureAlreadyUsed(
+                f"Fixture can only be used once. Previously it was used in {self._mode} mode."
+            )
+        self._mode = mode
+
+    def _set_stats(self) -> None:
+        assert self._perf is not None
+        result: Result | None = next(
+            (r for r in reversed(self._perf.results) if r.measurement.name == "time"), None
+        )
+        if result is not None:
+            measurement = result.measurement
+            self.stats = BenchmarkStats.of(measurement.samples, measurement.loops or 1)
+
+
+@contextlib.contextmanager
+def _gc_disabled(disable: bool) -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    if disable:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if disable and was_enabled:
+            gc.enable()
+
+
+# -- the plugin: registered by pytest_configure only where perfgate owns `benchmark` -------
+@pytest.fixture
+def benchmark(request: pytest.FixtureRequest) -> BenchmarkFixture:
+    """pytest-benchmark compatible: ``benchmark(fn, *args)``, ``benchmark.pedantic(...)``;
+    measured and gated against baselines/ like a perf test (pytest-perfgate)."""
+    node = request.node
+    options = benchmark_spec(node.get_closest_marker("benchmark"), node.nodeid)
+    session = request.config.stash[session_key]
+    perf = (
+        None if _option(request.config, "disable") else session.fixture_for(node, spec=options.spec)
+    )
+    callspec = getattr(node, "callspec", None)
+    fixture = BenchmarkFixture(
+        perf,
+        name=node.name,
+        fullname=node.nodeid,
+        group=options.group,
+        param=None if callspec is None else callspec.id,
+        params=None if callspec is None else callspec.params,
+    )
+    node.stash[extra_info_key] = fixture.extra_info
+    return fixture
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    only, skip = _option(config, "only"), _option(config, "skip")
+    if not (only or skip):
+        return
+    session = config.stash[session_key]
+    skip_bench = pytest.mark.skip(reason="Skipping benchmark (--benchmark-skip active).")
+    skip_other = pytest.mark.skip(reason="Skipping non-benchmark (--benchmark-only active).")
+    for item in items:
+        if only:  # overrides --benchmark-skip, as in pytest-benchmark
+            if not session.is_perf_item(item):
+                item.add_marker(skip_other)
+        elif "benchmark" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip_bench)
