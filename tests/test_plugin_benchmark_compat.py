@@ -339,3 +339,33 @@ def test_pytest_benchmark_owns_the_fixture_where_loaded(pytester: pytest.Pyteste
     )
     result.stdout.no_fnmatch_line("*= perfgate =*")  # not a perf test
     assert not (pytester.path / "baselines").exists()
+
+
+def test_a_loaded_pytest_codspeed_owns_the_fixture(pytester: pytest.Pytester) -> None:
+    # A stand-in registered under pytest-codspeed's plugin name, with its own fixture.
+    pytester.makepyfile(
+        codspeed="""
+        import pytest
+
+        @pytest.fixture
+        def benchmark():
+            return "codspeed's fixture"
+        """
+    )
+    pytester.syspathinsert()
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m="""
+        def test_bench(benchmark):
+            assert benchmark == "codspeed's fixture"
+        """
+    )
+    result = pytester.runpytest("-p", "no:benchmark", "-p", "codspeed")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "perfgate: pytest-codspeed is installed and owns the `benchmark` fixture; "
+            "run with -p no:codspeed to have perfgate measure and gate benchmark tests"
+        ]
+    )
+    assert not (pytester.path / "baselines").exists()

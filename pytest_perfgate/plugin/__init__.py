@@ -52,8 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "gated against its baseline (pytest-perfgate)",
     )
     settings = _settings_from(config)
-    # pytest-benchmark, where loaded, owns the `benchmark` fixture, marker and options.
-    owns_benchmark = not config.pluginmanager.hasplugin(benchmark_compat.PYTEST_BENCHMARK)
+    # pytest-benchmark or pytest-codspeed, where loaded, owns the `benchmark` fixture.
+    owns_benchmark = benchmark_compat.benchmark_owner(config.pluginmanager) is None
     config.stash[session_key] = session = PerfSession(config, settings, benchmark=owns_benchmark)
     config.pluginmanager.register(session, "perfgate-session")
     if owns_benchmark:
@@ -62,9 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if config.pluginmanager.hasplugin(benchmark_compat.PYTEST_BENCHMARK):
-        return benchmark_compat.COEXISTENCE_MESSAGE
-    return None
+    owner = benchmark_compat.benchmark_owner(config.pluginmanager)
+    return None if owner is None else benchmark_compat.coexistence_message(owner)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

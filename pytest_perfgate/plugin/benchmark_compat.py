@@ -5,9 +5,10 @@ sampled like ``perf(fn, ...)``, ``benchmark.pedantic(...)`` takes exactly the ro
 asks for, and both are judged against the test's baselines like any perf test.
 
 This module is registered as a plugin (``perfgate-benchmark``) by ``pytest_configure``
-only when pytest-benchmark is not loaded: then pytest-benchmark owns the fixture, its
-marker and its options, and perfgate leaves them alone (``-p no:benchmark`` hands them
-to perfgate).
+only when neither pytest-benchmark nor pytest-codspeed is loaded: otherwise that plugin
+owns the fixture and its marker (and pytest-benchmark its options), perfgate leaves them
+alone and says so in the header (``-p no:benchmark`` / ``-p no:codspeed`` hands them to
+perfgate).
 """
 
 from __future__ import annotations
@@ -67,10 +68,21 @@ MARKER_HELP = (
     "(pytest-perfgate)"
 )
 
-COEXISTENCE_MESSAGE = (
-    "perfgate: pytest-benchmark is installed and owns the `benchmark` fixture; "
-    "run with -p no:benchmark to have perfgate measure and gate benchmark tests"
-)
+#: Plugins that bring a `benchmark` fixture of their own: plugin name -> distribution.
+#: Whichever is loaded owns the fixture and its marker; perfgate then stays out.
+OTHER_OWNERS = {PYTEST_BENCHMARK: "pytest-benchmark", "codspeed": "pytest-codspeed"}
+
+
+def benchmark_owner(pluginmanager: pytest.PytestPluginManager) -> str | None:
+    """The loaded plugin that owns `benchmark`, or None when perfgate may own it."""
+    return next((name for name in OTHER_OWNERS if pluginmanager.hasplugin(name)), None)
+
+
+def coexistence_message(owner: str) -> str:
+    return (
+        f"perfgate: {OTHER_OWNERS[owner]} is installed and owns the `benchmark` fixture; "
+        f"run with -p no:{owner} to have perfgate measure and gate benchmark tests"
+    )
 
 
 class FixtureAlreadyUsed(Exception):
