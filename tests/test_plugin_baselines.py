@@ -245,3 +245,17 @@ def test_incomparable_baseline_is_replaced_on_refresh(recorded: pytest.Pytester)
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("*INCOMPARABLE*")
     assert baseline_path(recorded, "test_s").is_file()
+
+
+# -- history ---------------------------------------------------------------------------
+
+
+def test_refresh_asks_for_more_runs_until_the_history_holds_three(
+    recorded: pytest.Pytester,
+) -> None:
+    # `recorded` refreshed once: both timings have one run of history.
+    hint = "perfgate: 2 timing baseline(s) have fewer than 3 runs of history*refresh again*"
+    record_baselines(recorded).stdout.fnmatch_lines([hint])
+    third = record_baselines(recorded)
+    third.stdout.no_fnmatch_line("*fewer than 3 runs of history*")
+    assert len(load_baseline(recorded, "test_s")["tests"]["test_a"]["time"]["history"]) == 3

@@ -63,6 +63,7 @@ class _RefreshReport:
     changed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    short_history: int = 0  #: timing entries with fewer than 3 runs of history
 
 
 def split_nodeid(nodeid: str) -> tuple[str, str]:
@@ -395,6 +396,8 @@ class PerfSession:
                 by_module.setdefault(record.module, {}).setdefault(record.test, {})[
                     measurement.name
                 ] = entry
+                if entry.unit == "s" and len(entry.history) < 3:
+                    report.short_history += 1
                 label = comparison.label
                 if previous is None:
                     report.added.append(label)
@@ -501,3 +504,10 @@ class PerfSession:
             tr.write_line(f"  not refreshed {nodeid} (the test did not pass)")
         for error in report.errors:
             tr.write_line(f"perfgate: error: {error}", red=True)
+        if report.short_history and not report.errors:
+            # Measured in docs/performance.md: three refreshes catch far more slowdowns.
+            tr.write_line(
+                f"perfgate: {report.short_history} timing baseline(s) have fewer than 3 runs "
+                "of history, so the gate assumes their run-to-run noise; refresh again "
+                "(3 runs in all) to have it measured and the gate tightened"
+            )
