@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, final
 
@@ -352,7 +352,3 @@ def explain(comparison: Comparison) -> str:
     if c.notes:
         text += "; " + "; ".join(c.notes)
     return text
-
-
-def as_tuple(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
