@@ -27,7 +27,11 @@ from .stats import speed_adjusted, summarize, thin
 #     run-level median history (speed-adjusted when there are reference times),
 #     environment, loops, cpu samples, speed-reference times, code hash, commit, date,
 #     and summary_only (only when true) for entries imported without raw samples.
-FORMAT_VERSION = 1
+# 2 - optional "details" per entry (how a probe measured: GPU timer and telemetry, cache
+#     mode...), and probe-specific machine-class fields in the entry's environment
+#     (gpu.*, fs.*). Version 1 files are read as version 2 files without them.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 LOCK_NAME = ".perfgate.lock"
 
@@ -59,10 +63,11 @@ def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]
     if not isinstance(document, dict) or "format_version" not in document:
         raise BaselineError(f"{path}: not a perfgate baseline file (no format_version)")
     version = document["format_version"]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BaselineError(
             f"{path}: baseline format version {version!r} is not supported by this "
-            f"pytest-perfgate (it reads version {FORMAT_VERSION}); upgrade pytest-perfgate "
+            f"pytest-perfgate (it reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+            "upgrade pytest-perfgate "
             "or delete the file and re-record with --perf-update-baselines (a refresh "
             "never overwrites a file it cannot read)"
         )
@@ -253,6 +258,7 @@ def refreshed_entry(
     accepts a significant change (``changed``): then it starts over, since medians from
     before and after a change would look like run-to-run noise and loosen the gate.
     """
+    environment = environment.extended(measurement.machine)
     summary = summarize(measurement.samples)
     # The history holds what the gate compares: speed-adjusted medians when there is a
     # speed reference, raw medians otherwise.
@@ -277,6 +283,7 @@ def refreshed_entry(
         summary=summary,
         history=(*earlier, _round(level))[-history:],
         environment=environment,
+        details=measurement.details,
         loops=measurement.loops,
         cpu_samples=_stored(thin(measurement.cpu_samples, max_samples)),
         reference=_stored(thin(measurement.reference, max_samples)),

@@ -66,6 +66,7 @@ def judge(
     resample: Resample | None = None,
 ) -> Judgement:
     """Compare ``measurement`` with ``baseline`` under ``policy``."""
+    environment = environment.extended(measurement.machine)
     current = summarize(measurement.samples)
 
     def verdict_only(verdict: Verdict, *notes: str) -> Judgement:

@@ -105,6 +105,13 @@ class Environment:
             if self.machine.get(key) != other.machine.get(key)
         ]
 
+    def extended(self, machine: Mapping[str, str]) -> Environment:
+        """This environment with a measurement's own machine-class fields added (the GPU
+        it ran on, the filesystem it wrote to): they gate like the session's fields."""
+        if not machine:
+            return self
+        return Environment({**self.machine, **machine}, self.info, self.calibration_ns)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"machine": dict(self.machine), "info": dict(self.info)}
         if self.calibration_ns is not None:
@@ -138,6 +145,12 @@ class Measurement:
     cpu_samples: tuple[float, ...] = ()  #: process CPU time per call, beside wall time
     stop_reason: str = ""  #: why sampling stopped ("precision", "time budget", ...)
     reference: tuple[float, ...] = ()  #: speed-reference seconds after each sample
+    #: Machine-class fields of this measurement alone (e.g. ``gpu.name``, ``fs.type``),
+    #: added to the session's fingerprint: a baseline gates only where they are equal.
+    machine: Mapping[str, str] = field(default_factory=dict)
+    #: What the probe knows about how it measured (timer, mode, telemetry, throughput):
+    #: plain JSON data, stored with the baseline and shown in reports.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +162,8 @@ class Measurement:
             "loops": self.loops,
             "cpu_samples": list(self.cpu_samples),
             "stop_reason": self.stop_reason,
+            "machine": dict(self.machine),
+            "details": dict(self.details),
         }
 
     @classmethod
@@ -163,6 +178,8 @@ class Measurement:
             cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
             stop_reason=str(data.get("stop_reason", "")),
             reference=tuple(float(x) for x in data.get("reference", ())),
+            machine={str(k): str(v) for k, v in data.get("machine", {}).items()},
+            details=dict(data.get("details", {})),
         )
 
 
@@ -187,9 +204,13 @@ class BaselineEntry:
     #: Imported without raw samples (pytest-benchmark without --benchmark-save-data):
     #: ``samples`` holds the median alone.
     summary_only: bool = False
+    #: The recording measurement's ``details`` (timer, telemetry...); omitted when empty.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {} if not self.summary_only else {"summary_only": True}
+        if self.details:
+            data["details"] = dict(self.details)
         return data | {
             "reference": list(self.reference),
             "unit": self.unit,
@@ -222,6 +243,7 @@ class BaselineEntry:
             recorded_at=str(data.get("recorded_at", "")),
             reference=tuple(float(x) for x in data.get("reference", ())),
             summary_only=bool(data.get("summary_only", False)),
+            details=dict(data.get("details", {})),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,27 @@ def test_refresh_that_accepts_a_change_starts_the_history_over() -> None:
         changed=True,
     )
     assert refreshed.history == (2e-3,)
+
+
+def test_refresh_stores_the_measurements_own_machine_fields_and_details() -> None:
+    gpu = Measurement(
+        "time",
+        "s",
+        Direction.LOWER_IS_BETTER,
+        (1e-3, 1e-3),
+        machine={"gpu.name": "NVIDIA H100 80GB HBM3"},
+        details={"gpu": {"timer": "cuda-event"}},
+    )
+    refreshed = refresh(gpu, None)
+    assert refreshed.environment.machine["gpu.name"] == "NVIDIA H100 80GB HBM3"
+    assert refreshed.environment.machine["cpu"] == ENV.machine["cpu"]
+    assert refreshed.details == {"gpu": {"timer": "cuda-event"}}
+    # Another GPU model is another machine class: the history starts over.
+    other = replace(gpu, machine={"gpu.name": "NVIDIA A100"})
+    assert refresh(other, refreshed).history == (1e-3,)
+
+
+def test_version_1_files_are_read(tmp_path: Path) -> None:
+    text = render_document({"test_a": {"time": entry()}}, "test")
+    old = text.replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1')
+    assert parse_document(old, tmp_path / "old.json") == parse_document(text, tmp_path / "x")

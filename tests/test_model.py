@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -87,14 +88,22 @@ def test_environment_round_trip(environment: Environment) -> None:
             stop_reason="precision",
         ),
         Measurement("throughput", "ops/s", Direction.HIGHER_IS_BETTER, (5.0,)),
+        Measurement(
+            "kernel",
+            "s",
+            Direction.LOWER_IS_BETTER,
+            (2e-5,),
+            machine={"gpu.name": "NVIDIA H100 80GB HBM3"},
+            details={"gpu": {"timer": "cuda-event", "sm_clock_mhz": 1980.0}},
+        ),
     ],
 )
 def test_measurement_round_trip(measurement: Measurement) -> None:
     assert Measurement.from_dict(through_json(measurement.to_dict())) == measurement
 
 
-@pytest.mark.parametrize("loops", [None, 1000])
-def test_baseline_entry_round_trip(loops: int | None) -> None:
+@pytest.mark.parametrize(("loops", "details"), [(None, {}), (1000, {"gpu": {"mode": "cold"}})])
+def test_baseline_entry_round_trip(loops: int | None, details: dict[str, Any]) -> None:
     entry = BaselineEntry(
         unit="s",
         direction=Direction.LOWER_IS_BETTER,
@@ -107,8 +116,10 @@ def test_baseline_entry_round_trip(loops: int | None) -> None:
         code_hash="abc",
         commit=None,
         recorded_at="2024-01-01T00:00:00Z",
+        details=details,
     )
     assert BaselineEntry.from_dict(through_json(entry.to_dict())) == entry
+    assert ("details" in entry.to_dict()) == bool(details)  # omitted when empty
 
 
 @pytest.mark.parametrize(
@@ -129,6 +140,16 @@ def test_environment_mismatches_compare_machine_fields_only() -> None:
         "arch: '-' vs 'arm64'",
         "cpu: 'Example CPU' vs 'Other CPU'",
         "os: 'Linux' vs '-'",
+    ]
+
+
+def test_extended_environment_gates_on_the_added_fields() -> None:
+    gpu = ENV.extended({"gpu.name": "NVIDIA H100 80GB HBM3"})
+    assert gpu.extended({}) is gpu
+    assert gpu.info == ENV.info
+    assert ENV.extended({}) is ENV
+    assert gpu.mismatches(ENV.extended({"gpu.name": "NVIDIA A100"})) == [
+        "gpu.name: 'NVIDIA H100 80GB HBM3' vs 'NVIDIA A100'"
     ]
 
 

@@ -13,6 +13,7 @@ from plugin_support import (
     write_settings,
 )
 
+from pytest_perfgate.baseline import FORMAT_VERSION
 from pytest_perfgate.settings import OPTIONS
 
 SIMPLE_SUITE = """
@@ -116,7 +117,7 @@ def test_update_baselines_writes_one_file_per_module(work_suite: pytest.Pytester
     path = baseline_path(work_suite, "suite/test_work")
     assert path.is_file()
     data = load_baseline(work_suite, "suite/test_work")
-    assert data["format_version"] == 1
+    assert data["format_version"] == FORMAT_VERSION
     assert sorted(data["tests"]) == ["test_slow", "test_steady"]
     for test in ("test_slow", "test_steady"):
         entry = data["tests"][test]["time"]

@@ -185,7 +185,7 @@ def test_unknown_format_version_is_explained(two_modules: pytest.Pytester) -> No
         [
             f"test_one.py::test_slow: {baseline_path(two_modules, 'test_one')}: "
             "baseline format version 99 is not supported by this pytest-perfgate "
-            "(it reads version 1); upgrade pytest-perfgate or delete the file and re-record "
+            "(it reads versions 1, 2); upgrade pytest-perfgate or delete the file and re-record "
             "with --perf-update-baselines*"
         ]
     )
