@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, final
 
 from .model import BaselineEntry, Environment, Measurement
-from .stats import speed_adjusted, summarize, thin
+from .stats import quantile_of, sample_quantile, speed_adjusted, summarize, thin
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
@@ -29,11 +29,17 @@ from .stats import speed_adjusted, summarize, thin
 #     and summary_only (only when true) for entries imported without raw samples.
 # 2 - optional "details" per entry (how a probe measured: GPU timer and telemetry, cache
 #     mode...), and probe-specific machine-class fields in the entry's environment
-#     (gpu.*, fs.*). Version 1 files are read as version 2 files without them.
+#     (gpu.*, fs.*, storage.cache); "statistic" per entry (only when not "median",
+#     e.g. "p99": the history then holds run-level p99s). Version 1 files are read as
+#     version 2 files without them.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 LOCK_NAME = ".perfgate.lock"
+
+#: A tail statistic keeps enough raw samples that 20 lie beyond it (2000 for the p99),
+#: at most this many.
+TAIL_STORED_SAMPLES = 5000
 
 
 class BaselineError(Exception):
@@ -262,7 +268,12 @@ def refreshed_entry(
     summary = summarize(measurement.samples)
     # The history holds what the gate compares: speed-adjusted medians when there is a
     # speed reference, raw medians otherwise.
-    if measurement.reference:
+    if measurement.statistic != "median":
+        quantile = quantile_of(measurement.statistic)
+        level = sample_quantile(measurement.samples, quantile)
+        # A tail quantile rests on few samples: keep enough for the baseline's tail.
+        max_samples = max(max_samples, min(TAIL_STORED_SAMPLES, math.ceil(20 / (1 - quantile))))
+    elif measurement.reference:
         level = summarize(speed_adjusted(measurement.samples, measurement.reference)).median
     else:
         level = summary.median
@@ -270,6 +281,7 @@ def refreshed_entry(
     if (
         previous is not None
         and not changed
+        and previous.statistic == measurement.statistic
         and previous.unit == measurement.unit
         and previous.code_hash == code_hash
         and bool(previous.reference) == bool(measurement.reference)
@@ -288,6 +300,7 @@ def refreshed_entry(
         cpu_samples=_stored(thin(measurement.cpu_samples, max_samples)),
         reference=_stored(thin(measurement.reference, max_samples)),
         summary_only=summary_only,
+        statistic=measurement.statistic,
         code_hash=code_hash,
         commit=commit,
         recorded_at=recorded_at,

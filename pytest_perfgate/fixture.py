@@ -8,6 +8,7 @@ is handed to it as a :class:`TestContext`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,7 +18,11 @@ from typing import Any, final
 from .gate import GatePolicy, Judgement, judge
 from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
 from .probes.cpu import CallProbe, Setup
+from .probes.gpu import GpuContext, GpuProbe
+from .probes.host import ProbeHost
 from .probes.memory import peak_memory
+from .probes.network import NetProbe
+from .probes.storage import StorageProbe
 from .sampling import Batch, Clock, Progress, Sampler, SampleSet, SamplingPlan
 from .settings import Mode, PerfSpec, Settings
 
@@ -73,6 +78,7 @@ class PerfFixture:
         self._regions: dict[str, _Region] = {}
         self._recorded: dict[str, Measurement] = {}
         self._finished = False
+        self._gpu: GpuProbe | None = None
 
     @property
     def test_id(self) -> str:
@@ -97,6 +103,101 @@ class PerfFixture:
     def plan(self) -> SamplingPlan:
         """How this test samples: its marker's values over the session settings."""
         return self._context.spec.plan(self._context.settings)
+
+    @functools.cached_property
+    def storage(self) -> StorageProbe:
+        """Storage: ``perf.storage.write(dir, size=..., block=..., fsync=True)`` (and
+        read, randread, randwrite) runs fio-like workloads on a real file;
+        ``with perf.storage.region("save", bytes=n):`` times the test's own I/O."""
+        return StorageProbe(self._probe_host())
+
+    @functools.cached_property
+    def net(self) -> NetProbe:
+        """Network: ``perf.net.echo_server()`` starts a loopback server in a subprocess
+        (stopped when the test ends); ``perf.net.latency(server_or_callable)`` gates
+        round-trip percentiles, ``perf.net.throughput(server)`` stream throughput."""
+        return NetProbe(self._probe_host())
+
+    def close(self) -> None:
+        """Stop what the test's probes started (loopback servers); the plugin calls it
+        at teardown, whether the test passed, failed or was interrupted."""
+        net: NetProbe | None = self.__dict__.get("net")  # only if the test used perf.net
+        if net is not None:
+            net.close()
+
+    def _probe_host(self) -> ProbeHost:
+        context = self._context
+        return ProbeHost(
+            measuring=context.settings.mode is not Mode.OFF,
+            plan=self.plan,
+            claim=self._claim,
+            judge=self._judge,
+            judge_at_finish=self._judge_at_finish,
+            clock=context.clock,
+        )
+
+    def collective(
+        self,
+        op: str,
+        sizes: Iterable[str | int] = ("1MiB",),
+        *,
+        dtype: str = "fp32",
+        backend: str | None = None,
+        processes: int | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[Result, ...]:
+        """Time a torch.distributed collective (all_reduce, all_gather, reduce_scatter,
+        broadcast, all_to_all) in worker processes: one measurement per message size,
+        named ``<op>.<size>`` (``all_reduce.64MiB``), seconds per operation, with algbw and
+        busbw (nccl-tests' conventions) in its details. NCCL on every GPU by default (a
+        skip with fewer than two); ``backend="gloo"`` runs ``processes`` CPU processes (2).
+        Returns the results, judged now. See probes/collective.py."""
+        __tracebackhide__ = True
+        from .probes import collective as probe  # torch itself is imported by the workers
+
+        context = self._context
+        if isinstance(sizes, str | int):
+            raise TypeError(f"perf.collective: sizes must be a list, e.g. sizes=[{sizes!r}]")
+        requested = tuple(sizes)
+        names = probe.measurement_names(op, requested, dtype, name)
+        for measurement_name in names:
+            self._claim(measurement_name)
+        if context.settings.mode is Mode.OFF:
+            return ()
+        backend, world_size = probe.resolve_backend(backend, processes)
+        plan = self.plan
+        pinned = [
+            probe.reusable_iterations(
+                context.baselines(measurement_name),
+                context.environment,
+                code_hash=context.code_hash,
+                backend=backend,
+                world_size=world_size,
+            )
+            for measurement_name in names
+        ]
+        spec = probe.CollectiveSpec.from_plan(
+            op,
+            requested,
+            dtype=dtype,
+            backend=backend,
+            world_size=world_size,
+            plan=plan,
+            # The marker's loops= wins over the baseline's, as for perf(...).
+            iterations=pinned if plan.loops is None and any(pinned) else (),
+            timeout=timeout,
+        )
+        run = probe.run_collective(spec)
+        first = len(self._results)
+        for size, measurement in zip(spec.sizes, run.measurements(name), strict=True):
+
+            def resample(size: int = size, loops: int | None = measurement.loops) -> Measurement:
+                again = replace(spec, sizes=(size,), iterations=(loops,))
+                return probe.run_collective(again).measurements(name)[0]
+
+            self._judge(measurement, resample)
+        return tuple(self._results[first:])
 
     def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Measure ``fn(*args, **kwargs)`` as the measurement "time"; return its result."""
@@ -205,6 +306,25 @@ class PerfFixture:
             name, unit, Direction.from_flag(higher_is_better), samples
         )
 
+    @property
+    def gpu(self) -> GpuProbe:
+        """GPU work: ``perf.gpu(fn, *args, bytes=..., flops=..., mode="cold")`` times a
+        callable with CUDA events; ``with perf.gpu.region("step"):`` times a block.
+        Skips the test where there is no GPU."""
+        if self._gpu is None:
+            context = self._context
+            self._gpu = GpuProbe(
+                GpuContext(
+                    test_id=context.test_id,
+                    plan=self.plan,
+                    telemetry_hz=context.settings.gpu_telemetry_hz,
+                    measure=context.settings.mode is not Mode.OFF,
+                ),
+                judge=self._judge,
+                claim=self._claim,
+            )
+        return self._gpu
+
     def add_samples(
         self,
         name: str,
@@ -240,6 +360,8 @@ class PerfFixture:
         """Judge the timed blocks and recorded values; called once when the test's call ends."""
         if not self._finished:
             self._finished = True
+            if self._gpu is not None:
+                self._gpu.finish()
             if self._context.settings.mode is not Mode.OFF:
                 for name, region in self._regions.items():
                     if region.samples:
@@ -311,6 +433,11 @@ class PerfFixture:
             resample=None if context.settings.update_baselines else resample,
         )
         self._results.append(Result(judgement.measurement, judgement.comparison))
+
+    def _judge_at_finish(self, measurement: Measurement) -> None:
+        """Judge ``measurement`` when the test's call ends; its name is claimed already,
+        and a later one of the same name (a region entered again) replaces it."""
+        self._recorded[measurement.name] = measurement
 
 
 def _timed_measurement(name: str, sample_set: SampleSet) -> Measurement:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import final
 
+from . import gate_gpu
 from .model import (
     BaselineEntry,
     Comparison,
@@ -23,7 +24,16 @@ from .model import (
     format_change,
 )
 from .settings import OnMismatch
-from .stats import Decision, bonferroni, compare, speed_adjusted, summarize
+from .stats import (
+    Decision,
+    bonferroni,
+    compare,
+    compare_quantile,
+    quantile_of,
+    sample_quantile,
+    speed_adjusted,
+    summarize,
+)
 
 #: Takes fresh samples of the same measurement (same loops), for a second look.
 Resample = Callable[[], Measurement]
@@ -80,6 +90,8 @@ def judge(
             baseline=None if baseline is None else baseline.summary,
             threshold=policy.threshold,
             notes=notes,
+            statistic=measurement.statistic,
+            value=_statistic_value(measurement),
         )
         return Judgement(comparison, measurement)
 
@@ -90,6 +102,12 @@ def judge(
             Verdict.INCOMPARABLE,
             f"baseline is in {baseline.unit!r} ({baseline.direction.value} is better), "
             f"now {measurement.unit!r} ({measurement.direction.value} is better)",
+        )
+    if baseline.statistic != measurement.statistic:
+        return verdict_only(
+            Verdict.INCOMPARABLE,
+            f"the baseline gates its {baseline.statistic}, this measurement its "
+            f"{measurement.statistic}: refresh it with --perf-update-baselines",
         )
 
     threshold = policy.threshold
@@ -152,11 +170,23 @@ def judge(
     # more), so "the pooled test rejects" bounds the false-alarm probability by itself.
     alpha_test = policy.alpha / max(policy.tests, 1)
 
-    # Timings wander between runs; other metrics carry their own noise in their samples
-    # (and in the history, once there is one).
-    run_noise = policy.run_noise if measurement.unit == "s" else 0.0
+    # Timings, and rates (MiB/s, IO/s: timings turned over), wander between runs; other
+    # metrics carry their own noise in their samples (and in the history, once there is one).
+    timed = measurement.unit == "s" or measurement.unit.endswith("/s")
+    run_noise = policy.run_noise if timed else 0.0
 
     def decide(current: Measurement) -> Decision:
+        if measurement.statistic != "median":
+            return compare_quantile(
+                base_samples,
+                current.samples,
+                quantile=quantile_of(measurement.statistic),
+                direction=measurement.direction,
+                threshold=threshold,
+                alpha=alpha_test,
+                history=history,
+                run_noise=run_noise,
+            )
         return compare(
             base_samples,
             speed_adjusted(current.samples, current.reference) if adjusted else current.samples,
@@ -181,6 +211,7 @@ def judge(
             samples=measurement.samples + fresh.samples,
             cpu_samples=measurement.cpu_samples + fresh.cpu_samples,
             reference=measurement.reference + fresh.reference,
+            details=gate_gpu.pooled_details(measurement.details, fresh.details),
         )
         decision = decide(measurement)
         if decision.verdict is Verdict.REGRESSED and not _worse_than(
@@ -192,10 +223,26 @@ def judge(
                 note="a regression in the first samples did not reproduce in fresh ones",
             )
 
-    if decision.note:
+    pooled = measurement
+
+    def in_cycles(clock_before: float, clock_now: float) -> Decision:
+        return compare(
+            tuple(x * clock_before for x in base_samples),
+            tuple(x * clock_now for x in pooled.samples),
+            direction=pooled.direction,
+            threshold=threshold,
+            alpha=alpha_test,
+            history=tuple(x * clock_before for x in history),
+            run_noise=run_noise,
+        )
+
+    time_verdict = decision.verdict
+    decision, gpu_notes = gate_gpu.review(decision, measurement, baseline, in_cycles, threshold)
+    if decision.note and decision.verdict is time_verdict:
         notes.append(decision.note)
-    elif decision.verdict is Verdict.INCONCLUSIVE:
+    elif decision.verdict is Verdict.INCONCLUSIVE and time_verdict is Verdict.INCONCLUSIVE:
         notes.append("the estimate is beyond the threshold, but within the noise")
+    notes.extend(gpu_notes)
     comparison = Comparison(
         test_id=test_id,
         name=measurement.name,
@@ -212,6 +259,8 @@ def judge(
         threshold=threshold,
         looks=looks,
         notes=tuple(notes),
+        statistic=measurement.statistic,
+        value=_statistic_value(measurement),
     )
     return Judgement(comparison, measurement)
 
@@ -235,6 +284,13 @@ def _normalization_factor(
     if not before or not now:
         return None
     return now / before
+
+
+def _statistic_value(measurement: Measurement) -> float | None:
+    """The current value of a tail statistic (the p99); None for the median."""
+    if measurement.statistic == "median":
+        return None
+    return sample_quantile(measurement.samples, quantile_of(measurement.statistic))
 
 
 def _median(values: tuple[float, ...]) -> float:

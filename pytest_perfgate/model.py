@@ -151,9 +151,13 @@ class Measurement:
     #: What the probe knows about how it measured (timer, mode, telemetry, throughput):
     #: plain JSON data, stored with the baseline and shown in reports.
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: What the gate compares: "median" (the median test), or a tail quantile such as
+    #: "p99" (a test on that quantile, for latencies whose tail is what matters).
+    statistic: str = "median"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "statistic": self.statistic,
             "reference": list(self.reference),
             "name": self.name,
             "unit": self.unit,
@@ -180,6 +184,7 @@ class Measurement:
             reference=tuple(float(x) for x in data.get("reference", ())),
             machine={str(k): str(v) for k, v in data.get("machine", {}).items()},
             details=dict(data.get("details", {})),
+            statistic=str(data.get("statistic", "median")),
         )
 
 
@@ -206,11 +211,16 @@ class BaselineEntry:
     summary_only: bool = False
     #: The recording measurement's ``details`` (timer, telemetry...); omitted when empty.
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: The gated statistic ("median", or a tail quantile such as "p99"): a baseline is only
+    #: compared with a measurement of the same statistic. Written only when not "median".
+    statistic: str = "median"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {} if not self.summary_only else {"summary_only": True}
         if self.details:
             data["details"] = dict(self.details)
+        if self.statistic != "median":
+            data["statistic"] = self.statistic
         return data | {
             "reference": list(self.reference),
             "unit": self.unit,
@@ -244,6 +254,7 @@ class BaselineEntry:
             reference=tuple(float(x) for x in data.get("reference", ())),
             summary_only=bool(data.get("summary_only", False)),
             details=dict(data.get("details", {})),
+            statistic=str(data.get("statistic", "median")),
         )
 
 
@@ -267,13 +278,21 @@ class Comparison:
     threshold: float = 0.0  #: practical threshold, relative (0.03 means 3%)
     looks: int = 1  #: how many sampling rounds the decision took
     notes: tuple[str, ...] = ()  #: why INCOMPARABLE/INCONCLUSIVE, throttling, normalization...
+    statistic: str = "median"  #: what was compared: "median" or a tail quantile ("p99")
+    #: The compared statistic's current value where it is not the median (the p99).
+    value: float | None = None
+
+    @property
+    def now(self) -> float:
+        """The current figure of the compared statistic (the median, or e.g. the p99)."""
+        return self.current.median if self.value is None else self.value
 
     @property
     def reference_median(self) -> float | None:
         """The baseline figure the change was measured against: the baseline's centre
         (mean of its run history, speed-adjusted to this run) when a ratio was taken."""
         if self.ratio:
-            return self.current.median / self.ratio
+            return self.now / self.ratio
         return None if self.baseline is None else self.baseline.median
 
     @property
@@ -297,7 +316,9 @@ class Comparison:
             "threshold": self.threshold,
             "looks": self.looks,
             "notes": list(self.notes),
-        }
+        } | (
+            {} if self.statistic == "median" else {"statistic": self.statistic, "value": self.value}
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
@@ -323,6 +344,8 @@ class Comparison:
             threshold=float(data.get("threshold", 0.0)),
             looks=int(data.get("looks", 1)),
             notes=tuple(str(n) for n in data.get("notes", ())),
+            statistic=str(data.get("statistic", "median")),
+            value=optional("value"),
         )
 
 
@@ -356,12 +379,12 @@ def explain(comparison: Comparison) -> str:
     ``median 12.3 ms vs baseline 10.1 ms (+21.8%, 95% CI +18.0..+25.1%), q=0.001, threshold 5%``
     """
     c = comparison
-    now = format_quantity(c.current.median, c.unit)
+    now = format_quantity(c.now, c.unit)
     if c.baseline is None or c.ratio is None:
-        text = f"median {now} ({c.verdict.value})"
+        text = f"{c.statistic} {now} ({c.verdict.value})"
     else:
-        reference = format_quantity(c.current.median / c.ratio, c.unit)
-        text = f"median {now} vs baseline {reference} ({format_change(c.ratio)}"
+        reference = format_quantity(c.now / c.ratio, c.unit)
+        text = f"{c.statistic} {now} vs baseline {reference} ({format_change(c.ratio)}"
         if c.ci_low is not None and c.ci_high is not None:
             text += f", 95% CI {format_change(c.ci_low)}..{format_change(c.ci_high)}"
         text += ")"

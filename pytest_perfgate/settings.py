@@ -218,6 +218,13 @@ OPTIONS: tuple[Option, ...] = (
         "sampling rounds when the first is not conclusive (default: 2; 1 disables re-sampling)",
         "N",
     ),
+    Option(
+        "gpu_telemetry_hz",
+        _non_negative,
+        "rate of NVML telemetry readings while a GPU measurement runs; 0 turns "
+        "telemetry off (default: 50)",
+        "HZ",
+    ),
     Option("history", _count, "run-level medians kept per baseline (default: 10)", "N"),
     Option("max_stored_samples", _count, "raw samples kept per baseline entry (default: 400)", "N"),
     Option(
@@ -257,6 +264,7 @@ class Settings:
     speed_reference: bool = True
     run_noise: float = 0.02
     max_looks: int = 2
+    gpu_telemetry_hz: float = 50.0
     history: int = 10
     max_stored_samples: int = 400
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE

@@ -172,8 +172,14 @@ def compare(
         centre = math.log(_sorted_median(sorted(baseline)))
         variance = current_se**2 + log_median_se(baseline) ** 2 + 2.0 * noise**2
 
-    se = math.sqrt(variance)
-    diff = current_log - centre
+    return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
+
+
+def _decide(
+    diff: float, se: float, direction: Direction, threshold: float, alpha: float, noise: float
+) -> Decision:
+    """The verdict on a log difference ``diff`` (current - baseline) with standard error
+    ``se``: a one-sided test with the practical threshold folded in, in both directions."""
     ratio = math.exp(diff)
     ci_low, ci_high = math.exp(diff - Z95 * se), math.exp(diff + Z95 * se)
     # Orient so that a positive difference is worse.
@@ -198,6 +204,141 @@ def compare(
     else:
         verdict = Verdict.INCONCLUSIVE
     return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise)
+
+
+def quantile_of(statistic: str) -> float:
+    """The quantile a statistic names: ``"p99"`` -> 0.99, ``"p99.9"`` -> 0.999.
+
+    Only tail quantiles above the median: lower ones are what the median test is for.
+    """
+    text = statistic[1:] if statistic[:1] == "p" else ""
+    try:
+        percent = float(text)
+    except ValueError:
+        percent = math.nan
+    if not 50.0 < percent < 100.0 or text != text.strip():
+        raise ValueError(
+            f"statistic must be 'median' or a tail percentile such as 'p99' (above p50, "
+            f"below p100), got {statistic!r}"
+        )
+    return percent / 100.0
+
+
+def quantile_rank(n: int, quantile: float) -> int:
+    """0-based rank of the sorted samples that is their ``quantile`` (the inverted-CDF
+    definition: the smallest value with at least that fraction of samples at or below)."""
+    if n <= 0:
+        raise ValueError("no samples")
+    # The tolerance keeps 0.999 * 1000 (998.99...9 or 999.00...1 in floats) at rank 998.
+    return min(max(math.ceil(quantile * n - 1e-9) - 1, 0), n - 1)
+
+
+def sample_quantile(samples: Sequence[float], quantile: float) -> float:
+    """The sample ``quantile`` of ``samples``, an order statistic (see quantile_rank)."""
+    ordered = sorted(samples)
+    return ordered[quantile_rank(len(ordered), quantile)]
+
+
+def quantile_bootstrap(samples: Sequence[float], quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap distribution of the sample quantile, computed exactly.
+
+    A resample's quantile is always one of the sorted samples x_(j); it is at most x_(j)
+    when at least k+1 of the n resampled values are, a Binomial(n, (j+1)/n) event. So
+    the probabilities that resampling would estimate by drawing thousands of resamples
+    (and with Monte Carlo error, even with a fixed seed) follow from the binomial
+    distribution at once. Returns the sorted values and their probabilities.
+    """
+    ordered = np.sort(np.asarray(samples, dtype=float))
+    n = len(ordered)
+    k = quantile_rank(n, quantile)
+    at_most = _scipy_stats.binom.sf(k, n, np.arange(1, n + 1) / n)  # P(Q* <= x_(j))
+    weights = np.diff(at_most, prepend=0.0)
+    return ordered, np.clip(weights, 0.0, None)
+
+
+def tail_design_effect(samples: Sequence[float], quantile: float, blocks: int = 10) -> float:
+    """How much less the samples (in time order) say about their ``quantile`` than as
+    many independent ones would: at least 1.
+
+    Tail values come in bursts: one stall of the machine delays a run of consecutive
+    requests, and they all land beyond the p99 together. The fraction of samples beyond
+    the quantile, taken over contiguous blocks (batch means), varies that much more
+    between blocks than a binomial would; the ratio of the two variances is the factor
+    by which the quantile's variance grows.
+    """
+    n = len(samples)
+    if n < 2 * blocks:
+        return 1.0
+    values = np.asarray(samples, dtype=float)
+    beyond = values > sample_quantile(samples, quantile)
+    p = float(beyond.mean())
+    if p <= 0.0 or p >= 1.0:
+        return 1.0
+    size = n // blocks
+    fractions = beyond[: size * blocks].reshape(blocks, size).mean(axis=1)
+    return max(1.0, float(fractions.var(ddof=1)) * size / (p * (1.0 - p)))
+
+
+def log_quantile_se(samples: Sequence[float], quantile: float) -> float:
+    """Standard error of the log of the sample ``quantile``: the spread of its exact
+    bootstrap distribution (the Maritz-Jarrett estimate, on the log scale), widened by
+    the tail's design effect when tail values come in bursts (tail_design_effect)."""
+    values, weights = quantile_bootstrap(samples, quantile)
+    if values[0] <= 0:
+        raise ValueError("samples must be positive: changes are compared as ratios")
+    logs = np.log(values)
+    mean = float(np.dot(weights, logs) / weights.sum())
+    variance = float(np.dot(weights, (logs - mean) ** 2) / weights.sum())
+    return math.sqrt(variance * tail_design_effect(samples, quantile))
+
+
+def compare_quantile(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    quantile: float,
+    direction: Direction,
+    threshold: float,
+    alpha: float,
+    history: Sequence[float] = (),
+    run_noise: float = 0.0,
+) -> Decision:
+    """Decide like :func:`compare`, on a tail quantile (the p99 of latencies) instead of
+    the median.
+
+    The median's order-statistic interval says nothing about the tail, and a tail is
+    sparse: the p99 of 1000 samples rests on the ten largest. So the within-run standard
+    error of each side's log quantile comes from its exact bootstrap distribution
+    (:func:`quantile_bootstrap`); deterministic, no seed, no Monte Carlo error. The rest
+    is :func:`compare`'s: run-to-run noise, the history of run-level quantiles when it has
+    three or more, the threshold folded into a one-sided test.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    if len(baseline) == 0 or len(current) == 0:
+        raise ValueError("both sample sets must be non-empty")
+    if min(baseline) <= 0 or min(current) <= 0 or (history and min(history) <= 0):
+        raise ValueError("samples must be positive: changes are compared as ratios")
+    if threshold < 0 or run_noise < 0:
+        raise ValueError("threshold and run_noise must not be negative")
+
+    current_log = math.log(sample_quantile(current, quantile))
+    current_se = log_quantile_se(current, quantile)
+    if len(history) >= 3:
+        logs = np.log(np.asarray(history, dtype=float))
+        k = len(logs)
+        pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (
+            PRIOR_WEIGHT + k - 1
+        )
+        noise = math.sqrt(pooled)
+        centre = float(logs.mean())
+        variance = current_se**2 + pooled * (1.0 + 1.0 / k)
+    else:
+        noise = run_noise
+        centre = math.log(sample_quantile(baseline, quantile))
+        base_se = log_quantile_se(baseline, quantile)
+        variance = current_se**2 + base_se**2 + 2.0 * noise**2
+    return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
 
 
 #: Nominal seconds of one speed-reference call. Speed-adjusted times read "seconds on a

@@ -20,6 +20,11 @@ CORE_MODULES = [
     "pytest_perfgate.importers",
     "pytest_perfgate.probes.cpu",
     "pytest_perfgate.probes.memory",
+    "pytest_perfgate.probes.host",
+    "pytest_perfgate.probes.iostats",
+    "pytest_perfgate.probes.storage",
+    "pytest_perfgate.probes.network",
+    "pytest_perfgate.probes.netserver",
     "pytest_perfgate.report.terminal",
 ]
 

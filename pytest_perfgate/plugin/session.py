@@ -33,6 +33,7 @@ from ..environment import (
 from ..fixture import PerfFixture, Result, TestContext
 from ..gate import GatePolicy
 from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
+from ..probes import ProbeUnavailable
 from ..report.terminal import render_table, verdict_counts
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
@@ -250,6 +251,7 @@ class PerfSession:
         )
         fixture = PerfFixture(context)
         item.stash[fixture_key] = fixture
+        item.addfinalizer(fixture.close)  # servers stop even when the test fails
         return fixture
 
     def _policy(self, spec: PerfSpec) -> GatePolicy:
@@ -293,7 +295,12 @@ class PerfSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        result = yield  # the test's own failure propagates: nothing is judged then
+        try:
+            result = yield  # the test's own failure propagates: nothing is judged then
+        except ProbeUnavailable as missing:
+            # No GPU, no driver, no torch: a skip with the reason, not a failure.
+            ProgressLine.clear_all()
+            pytest.skip(str(missing))
         fixture = item.stash.get(fixture_key, None)
         ProgressLine.clear_all()
         if fixture is None:

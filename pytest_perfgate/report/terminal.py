@@ -56,7 +56,7 @@ def render_table(
             Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
             Text(c.verdict.value, style=VERDICT_STYLE[c.verdict]),
             baseline,
-            format_quantity(c.current.median, c.unit),
+            format_quantity(c.now, c.unit),
             change,
             interval,
         )

@@ -1,0 +1,307 @@
+"""One rank of perf.collective: ``python -m pytest_perfgate.probes._collective_worker SPEC RANK``.
+
+Started by probes/collective.py, one process per rank. Rank 0 writes ``result.json`` beside
+SPEC; a rank that fails writes ``rank<R>.error.json`` (the error, the size it was at and
+when) and exits with status 1; ``rank<R>.stage`` always says what the rank is doing, for
+the parent's timeout message.
+
+The ranks decide together: every decision (when warm-up is over, operations per sample,
+when to stop sampling) is taken from values all ranks exchanged over a gloo group of
+their own, so every rank computes the same answer and runs the same number of operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib
+import json
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..stats import relative_ci_width
+from .collective import (
+    DTYPES,
+    MAX_ITERATIONS,
+    WARMUP_MIN_ITERATIONS,
+    format_size,
+    layout,
+    slowest_rank,
+)
+
+
+class _Rank:
+    def __init__(self, spec: dict[str, Any], rank: int, directory: Path) -> None:
+        self.spec = spec
+        self.rank = rank
+        self.directory = directory
+        self.size_label: str | None = None
+        self.torch: Any = importlib.import_module("torch")
+        self.dist: Any = importlib.import_module("torch.distributed")
+        self.gpu = spec["backend"] == "nccl"
+        self.device: Any = self.torch.device("cuda", rank) if self.gpu else self.torch.device("cpu")
+        self.control: Any = None
+
+    def stage(self, text: str) -> None:
+        (self.directory / f"rank{self.rank}.stage").write_text(text, encoding="utf-8")
+
+    # -- set-up ------------------------------------------------------------------------
+    def init(self) -> None:
+        spec, dist = self.spec, self.dist
+        self.stage("rendezvous")
+        if self.gpu:
+            self.torch.cuda.set_device(self.device)
+        options: dict[str, Any] = {
+            "backend": spec["backend"],
+            "init_method": "env://",
+            "rank": self.rank,
+            "world_size": spec["world_size"],
+            "timeout": datetime.timedelta(seconds=spec["timeout"]),
+        }
+        if self.gpu:
+            options["device_id"] = self.device  # eager NCCL init, torch >= 2.3
+        try:
+            dist.init_process_group(**options)
+        except TypeError:
+            options.pop("device_id", None)
+            dist.init_process_group(**options)
+        # Decisions travel over a CPU group of their own, never on the timed stream.
+        self.control = dist.new_group(backend="gloo")
+
+    def agree(self, values: list[float]) -> list[list[float]]:
+        """Every rank's ``values``, on every rank (rank order)."""
+        torch = self.torch
+        mine = torch.tensor(values, dtype=torch.float64)
+        everyone = [torch.empty_like(mine) for _ in range(self.spec["world_size"])]
+        self.dist.all_gather(everyone, mine, group=self.control)
+        return [t.tolist() for t in everyone]
+
+    # -- one size ----------------------------------------------------------------------
+    def operation(self, size: int) -> tuple[Callable[[], None], int]:
+        """The collective on freshly allocated buffers, and its size S in bytes."""
+        spec, torch, dist = self.spec, self.torch, self.dist
+        op, n = spec["op"], spec["world_size"]
+        dtype_name, itemsize = DTYPES[spec["dtype"]]
+        dtype = getattr(torch, dtype_name)
+        shape = layout(op, size, itemsize, n)
+        # Contents do not matter to the links; ones rather than zeros all the same.
+        source = torch.ones(shape.input_elements, dtype=dtype, device=self.device)
+        if op == "all_reduce":
+            return (lambda: dist.all_reduce(source)), shape.bytes
+        if op == "broadcast":
+            return (lambda: dist.broadcast(source, 0)), shape.bytes
+        target = torch.empty(shape.output_elements, dtype=dtype, device=self.device)
+        if op == "all_gather":
+            gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+            return (lambda: gather(target, source)), shape.bytes
+        if op == "reduce_scatter":
+            scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+            return (lambda: scatter(target, source)), shape.bytes
+        return (lambda: dist.all_to_all_single(target, source)), shape.bytes
+
+    def timer(self, fn: Callable[[], None]) -> Callable[[int], float]:
+        """Seconds for ``k`` back-to-back operations, after all ranks met at a barrier."""
+        torch, dist, control = self.torch, self.dist, self.control
+        if self.gpu:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+
+            def timed_gpu(k: int) -> float:
+                torch.cuda.synchronize()
+                dist.barrier(group=control)
+                start.record()
+                for _ in range(k):
+                    fn()
+                end.record()
+                end.synchronize()  # wait on the end event, not the device
+                return float(start.elapsed_time(end)) / 1e3
+
+            return timed_gpu
+
+        def timed_cpu(k: int) -> float:
+            dist.barrier(group=control)
+            t0 = time.perf_counter_ns()
+            for _ in range(k):
+                fn()
+            return (time.perf_counter_ns() - t0) / 1e9
+
+        return timed_cpu
+
+    def measure(self, index: int, size: int) -> dict[str, Any]:
+        spec = self.spec
+        self.size_label = format_size(size)
+        self.stage(f"size {self.size_label}: allocating")
+        fn, nbytes = self.operation(size)
+        fault = spec.get("fault") or {}
+        if fault.get("rank") == self.rank and fault.get("size") == index:
+            if fault.get("kind") == "hang":
+                self.stage(f"size {self.size_label}: hanging (injected)")
+                time.sleep(3600)
+            raise RuntimeError("injected failure (test)")
+        timed = self.timer(fn)
+
+        self.stage(f"size {self.size_label}: warm-up")
+        started = time.perf_counter()
+        batch, warm, per_op = 1, 0, math.inf
+        while True:
+            seconds = timed(batch)
+            warm += batch
+            everyone = self.agree([seconds / batch, time.perf_counter() - started])
+            per_op = max(r[0] for r in everyone)
+            elapsed = max(r[1] for r in everyone)
+            if warm >= WARMUP_MIN_ITERATIONS and elapsed >= spec["warmup_time"]:
+                break
+            batch = min(batch * 2, MAX_ITERATIONS)
+
+        pinned = spec["iterations"][index] if spec["iterations"] else None
+        if pinned is not None:
+            iterations = int(pinned)
+        else:
+            iterations = min(
+                MAX_ITERATIONS, max(1, math.ceil(spec["min_sample_time"] / max(per_op, 1e-9)))
+            )
+
+        self.stage(f"size {self.size_label}: sampling, {iterations} operations a sample")
+        rank_samples: list[list[float]] = []
+        started = time.perf_counter()
+        next_check = spec["min_samples"]
+        while True:
+            seconds = timed(iterations) / iterations
+            everyone = self.agree([seconds, time.perf_counter() - started])
+            rank_samples.append([r[0] for r in everyone])
+            elapsed = max(r[1] for r in everyone)
+            n = len(rank_samples)
+            # The same rules as sampling.Sampler, on the same numbers on every rank.
+            if n >= spec["max_samples"]:
+                reason = "sample cap"
+                break
+            if n < spec["min_samples"]:
+                continue
+            if elapsed >= spec["max_time"]:
+                reason = "time budget"
+                break
+            if n >= next_check:
+                if relative_ci_width(slowest_rank(rank_samples)) <= spec["target_precision"]:
+                    reason = "precision"
+                    break
+                next_check = n + max(1, n // 8)
+        return {
+            "size": size,
+            "bytes": nbytes,
+            "iterations": iterations,
+            "warmup_iterations": warm,
+            "stop_reason": reason,
+            "rank_samples": rank_samples,
+        }
+
+    # -- what ran where ----------------------------------------------------------------
+    def describe(self) -> dict[str, str | None]:
+        """This rank's GPU model and links (NVML), for the machine-class fields."""
+        if not self.gpu:
+            return {}
+        torch = self.torch
+        props = torch.cuda.get_device_properties(self.device)
+        return {"gpu": str(props.name), "links": _links(props)}
+
+    def versions(self) -> dict[str, str]:
+        torch = self.torch
+        versions = {"torch": str(torch.__version__)}
+        if self.gpu:
+            # An exotic build may not say: the version is information only.
+            with contextlib.suppress(Exception):
+                versions["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
+        return versions
+
+
+def _links(props: Any) -> str | None:
+    """``"nvlink18"`` (active NVLinks) or ``"pcie-gen5x16"`` (the most the device and
+    system allow: the current link drops at idle), from NVML; None without NVML."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        handle = _nvml_handle(pynvml, props)
+        if handle is None:
+            return None
+        active = 0
+        for link in range(int(getattr(pynvml, "NVML_NVLINK_MAX_LINKS", 18))):
+            try:
+                if pynvml.nvmlDeviceGetNvLinkState(handle, link) == pynvml.NVML_FEATURE_ENABLED:
+                    active += 1
+            except pynvml.NVMLError:  # not supported, or no such link
+                continue
+        if active:
+            return f"nvlink{active}"
+        try:
+            generation = pynvml.nvmlDeviceGetMaxPcieLinkGeneration(handle)
+            width = pynvml.nvmlDeviceGetMaxPcieLinkWidth(handle)
+        except pynvml.NVMLError:
+            return None
+        return f"pcie-gen{generation}x{width}"
+    finally:
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()
+
+
+def _nvml_handle(pynvml: Any, props: Any) -> Any:
+    """NVML's handle of the device torch calls ``props``: by UUID, else by PCI bus id
+    (NVML numbers devices its own way, blind to CUDA_VISIBLE_DEVICES)."""
+    uuid = getattr(props, "uuid", None)
+    if uuid is not None:
+        text = str(uuid)
+        with contextlib.suppress(pynvml.NVMLError):
+            return pynvml.nvmlDeviceGetHandleByUUID(
+                text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+            )
+    if hasattr(props, "pci_bus_id"):
+        bus = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+        with contextlib.suppress(pynvml.NVMLError):
+            return pynvml.nvmlDeviceGetHandleByPciBusId(bus)
+    return None
+
+
+def main(argv: list[str]) -> int:
+    spec_path, rank = Path(argv[0]), int(argv[1])
+    directory = spec_path.parent
+    spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
+    worker: _Rank | None = None
+    try:
+        worker = _Rank(spec, rank, directory)
+        worker.init()
+        sizes = [worker.measure(i, size) for i, size in enumerate(spec["sizes"])]
+        worker.size_label = None
+        worker.stage("reporting")
+        devices: list[Any] = [None] * spec["world_size"]
+        worker.dist.all_gather_object(devices, worker.describe(), group=worker.control)
+        if rank == 0:
+            result = {"sizes": sizes, "devices": devices, "versions": worker.versions()}
+            partial = directory / "result.json.tmp"
+            partial.write_text(json.dumps(result), encoding="utf-8")
+            partial.replace(directory / "result.json")
+        worker.dist.barrier(group=worker.control)
+        worker.dist.destroy_process_group()
+        worker.stage("done")
+        return 0
+    except BaseException as error:
+        traceback.print_exc()
+        report = {
+            "error": f"{type(error).__name__}: {error}".strip(),
+            "size": None if worker is None else worker.size_label,
+            "time": time.time(),
+        }
+        (directory / f"rank{rank}.error.json").write_text(json.dumps(report), encoding="utf-8")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
