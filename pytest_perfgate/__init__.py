@@ -21,6 +21,11 @@ from .model import (
     Verdict,
     explain,
 )
+from .probes import ProbeUnavailable
+from .probes.gpu import GpuProbe
+from .probes.iostats import ProbeInputError
+from .probes.network import EchoServer, NetProbe
+from .probes.storage import StorageProbe, StorageWarning
 from .sampling import Sampler, SamplingPlan
 from .settings import Mode, PerfSpec, Settings, SettingsError
 from .stats import compare, summarize
@@ -35,17 +40,24 @@ __all__ = [
     "BaselineStore",
     "Comparison",
     "Direction",
+    "EchoServer",
     "Environment",
     "GatePolicy",
+    "GpuProbe",
     "Measurement",
     "Mode",
+    "NetProbe",
     "PerfFixture",
     "PerfSpec",
+    "ProbeInputError",
+    "ProbeUnavailable",
     "Result",
     "Sampler",
     "SamplingPlan",
     "Settings",
     "SettingsError",
+    "StorageProbe",
+    "StorageWarning",
     "Summary",
     "TestContext",
     "Verdict",

@@ -34,7 +34,7 @@ from ..fixture import PerfFixture, Result, TestContext
 from ..gate import GatePolicy
 from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
 from ..probes import ProbeUnavailable
-from ..report.terminal import render_table, verdict_counts
+from ..report.terminal import gpu_lines, render_table, verdict_counts
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
 from .progress import ProgressLine
@@ -474,6 +474,17 @@ class PerfSession:
         for c in comparisons:
             if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
                 tr.write_line(f"  {c.verdict.value} {c.label}: {explain(c)}")
+        gpu = gpu_lines(
+            [
+                (r.comparison.label, r.measurement)
+                for rec in self.records.values()
+                for r in rec.results
+            ]
+        )
+        if gpu:
+            tr.write_line("perfgate GPU:")
+            for line in gpu:
+                tr.write_line(f"  {line}")
         new = [c for c in comparisons if c.verdict is Verdict.NEW]
         if new and not self.settings.update_baselines:
             tr.write_line(

@@ -603,6 +603,11 @@ class GpuProbe:
         chosen = _select_or_skip(args, kwargs, backend=backend, sync=sync)
         if chosen.name == "host" and mode == "cold":
             mode = "batch"  # no L2 to flush without a library; said in the details
+        if mode == "graph" and chosen.name != "torch":
+            raise GpuUsageError(
+                f"perf.gpu: mode='graph' needs torch (CUDA graph capture), not {chosen.name}; "
+                "use mode='batch'"
+            )
         self._claim(name)
         result: list[Any] = [None]
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Comparison, Verdict, format_change, format_quantity
+from ..model import Comparison, Measurement, Verdict, format_change, format_quantity
 
 VERDICT_STYLE = {
     Verdict.REGRESSED: "bold red",
@@ -82,3 +82,39 @@ def verdict_counts(comparisons: Sequence[Comparison]) -> str:
     for c in comparisons:
         counts[c.verdict] += 1
     return ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
+
+
+def gpu_lines(measurements: Sequence[tuple[str, Measurement]]) -> list[str]:
+    """One line per GPU measurement: how it was timed, its rate against the peak, and
+    what the GPU did meanwhile. ``measurements`` pairs a label with its measurement."""
+    lines = []
+    for label, measurement in measurements:
+        gpu = measurement.details.get("gpu")
+        if not isinstance(gpu, dict):
+            continue
+        parts = [f"{gpu.get('mode')}, {gpu.get('timer')}"]
+        rate = gpu.get("throughput", {})
+        for key, unit, scale in (("bandwidth", "GB/s", 1e9), ("compute", "TFLOP/s", 1e12)):
+            value = rate.get("bytes_per_s" if key == "bandwidth" else "flops_per_s")
+            if value is None:
+                continue
+            text = f"{value / scale:.4g} {unit}"
+            percent = rate.get(f"{key}_percent_of_peak")
+            if percent is not None:
+                text += f" = {percent:.1f}% of peak ({rate.get(f'{key}_peak_source')})"
+            parts.append(text)
+        telemetry = gpu.get("telemetry")
+        if telemetry:
+            state = []
+            for field, unit in (("sm_clock_mhz", "MHz"), ("power_w", "W"), ("temperature_c", "C")):
+                if telemetry.get(field):
+                    state.append(f"{telemetry[field]['median']:.0f} {unit}")
+            if state:
+                parts.append("SM " + ", ".join(state))
+            if gpu.get("slowed_samples"):
+                reasons = ", ".join(sorted(gpu.get("slowdown_reasons", {})))
+                parts.append(f"slowed {gpu['slowed_samples']}/{gpu.get('samples')} ({reasons})")
+        else:
+            parts.append(f"no telemetry: {gpu.get('telemetry_missing')}")
+        lines.append(f"{label}: " + "; ".join(parts))
+    return lines
