@@ -254,7 +254,7 @@ def main() -> int:
     parser.add_argument("--sizes", default=None, help="comma-separated, e.g. 1MiB,64MiB,1GiB")
     parser.add_argument("--aa-sizes", default=None, help="sizes of the A/A suite")
     parser.add_argument("--dtype", default=None, choices=sorted(DTYPES))
-    parser.add_argument("--max-time", type=float, default=2.0, help="seconds per size")
+    parser.add_argument("--max-time", type=float, default=1.0, help="seconds per size")
     parser.add_argument("--repeats", type=int, default=5, help="A/A runs")
     parser.add_argument("--refreshes", type=int, default=3, help="baseline refreshes before A/A")
     parser.add_argument("--nccl-tests", default=None, help="path to all_reduce_perf")

@@ -163,7 +163,7 @@ def iperf3(seconds: float, warmup: float) -> float:
 
 
 def ours_stream(server: EchoServer, seconds: float, warmup: float) -> float:
-    sends = run_stream(
+    sends, _ = run_stream(
         Endpoint(*server.address, ours=True),
         seconds=seconds,
         warmup=warmup,

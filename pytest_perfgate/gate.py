@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import final
 
-from . import gate_gpu
+from . import contention, gate_gpu
 from .model import (
     BaselineEntry,
     Comparison,
@@ -211,7 +211,9 @@ def judge(
             samples=measurement.samples + fresh.samples,
             cpu_samples=measurement.cpu_samples + fresh.cpu_samples,
             reference=measurement.reference + fresh.reference,
-            details=gate_gpu.pooled_details(measurement.details, fresh.details),
+            details=contention.pooled(
+                gate_gpu.pooled_details(measurement.details, fresh.details), fresh.details
+            ),
         )
         decision = decide(measurement)
         if decision.verdict is Verdict.REGRESSED and not _worse_than(
@@ -238,11 +240,13 @@ def judge(
 
     time_verdict = decision.verdict
     decision, gpu_notes = gate_gpu.review(decision, measurement, baseline, in_cycles, threshold)
+    decision, contention_notes = contention.review(decision, measurement, baseline)
     if decision.note and decision.verdict is time_verdict:
         notes.append(decision.note)
     elif decision.verdict is Verdict.INCONCLUSIVE and time_verdict is Verdict.INCONCLUSIVE:
         notes.append("the estimate is beyond the threshold, but within the noise")
     notes.extend(gpu_notes)
+    notes.extend(contention_notes)
     comparison = Comparison(
         test_id=test_id,
         name=measurement.name,

@@ -604,9 +604,9 @@ def test_a_hung_rank_times_out_and_every_worker_is_stopped(
     started: list[subprocess.Popen[bytes]],
 ) -> None:
     spec = replace(
-        gloo_spec(sizes=(4096,), timeout=4), fault={"rank": 1, "size": 0, "kind": "hang"}
+        gloo_spec(sizes=(4096,), timeout=3), fault={"rank": 1, "size": 0, "kind": "hang"}
     )
-    with pytest.raises(CollectiveError, match=r"timed out after 4 s \(rank 0: .*; rank 1: "):
+    with pytest.raises(CollectiveError, match=r"timed out after 3 s \(rank 0: .*; rank 1: "):
         run_collective(spec)
     assert len(started) == 2
     assert all(gone(p.pid) for p in started)
@@ -712,3 +712,68 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- topology from NVML (a fake pynvml: no GPU here) ------------------------------------
+class FakeNVMLError(Exception):
+    pass
+
+
+class FakeNvml:
+    """pynvml's surface that the worker uses, for one GPU with ``nvlinks`` active links."""
+
+    NVMLError = FakeNVMLError
+    NVML_FEATURE_ENABLED = 1
+    NVML_NVLINK_MAX_LINKS = 36
+
+    def __init__(self, nvlinks: int, *, init_fails: bool = False) -> None:
+        self.nvlinks = nvlinks
+        self.init_fails = init_fails
+        self.uuids: list[bytes] = []
+        self.shutdown = False
+
+    def nvmlInit(self) -> None:
+        if self.init_fails:
+            raise FakeNVMLError("Driver Not Loaded")
+
+    def nvmlShutdown(self) -> None:
+        self.shutdown = True
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: bytes) -> str:
+        self.uuids.append(uuid)
+        return "handle"
+
+    def nvmlDeviceGetNvLinkState(self, handle: str, link: int) -> int:
+        if self.nvlinks == 0 or link >= 18:
+            raise FakeNVMLError("Not Supported")
+        return 1 if link < self.nvlinks else 0
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle: str) -> int:
+        return 5
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle: str) -> int:
+        return 16
+
+
+class FakeProps:
+    uuid = "5e1e0d8a-0000-1111-2222-333344445555"
+
+
+@pytest.mark.parametrize(("nvlinks", "expected"), [(18, "nvlink18"), (0, "pcie-gen5x16")])
+def test_links_from_nvml(monkeypatch: pytest.MonkeyPatch, nvlinks: int, expected: str) -> None:
+    from pytest_perfgate.probes._collective_worker import _links
+
+    nvml = FakeNvml(nvlinks)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert _links(FakeProps()) == expected
+    assert nvml.uuids == [b"GPU-5e1e0d8a-0000-1111-2222-333344445555"]
+    assert nvml.shutdown
+
+
+def test_links_are_unknown_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_perfgate.probes._collective_worker import _links
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(18, init_fails=True))
+    assert _links(FakeProps()) is None
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert _links(FakeProps()) is None

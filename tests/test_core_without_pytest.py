@@ -20,6 +20,7 @@ CORE_MODULES = [
     "pytest_perfgate.importers",
     "pytest_perfgate.probes.cpu",
     "pytest_perfgate.probes.memory",
+    "pytest_perfgate.contention",
     "pytest_perfgate.probes.host",
     "pytest_perfgate.probes.iostats",
     "pytest_perfgate.probes.storage",

@@ -82,11 +82,11 @@ def no_array_library(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch and CuPy cannot be imported (a None entry makes ``import`` fail)."""
-    monkeypatch.setitem(sys.modules, "torch", None)  # type: ignore[arg-type]
-    monkeypatch.setitem(sys.modules, "cupy", None)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
 
 
-# -- backend choice -------------------------------------------------------------------------------
+# -- backend choice --------------------------------------------------------------------------------
 
 
 class FakeTensor:
@@ -135,7 +135,9 @@ def test_a_sync_without_a_library_times_on_the_host() -> None:
 
 def test_backend_host_wins_over_a_loaded_torch() -> None:
     modules = {"torch": fake_torch()}
-    backend = select_backend((FakeTensor(0),), {}, backend="host", sync=lambda: None, modules=modules)
+    backend = select_backend(
+        (FakeTensor(0),), {}, backend="host", sync=lambda: None, modules=modules
+    )
     assert isinstance(backend, HostBackend)
 
 
@@ -148,7 +150,7 @@ def test_a_torch_tensor_argument_chooses_torch() -> None:
 
 
 def test_a_loaded_torch_is_used_even_without_a_tensor_argument() -> None:
-    with pytest.raises(ProbeUnavailable, match="torch.cuda.is_available"):
+    with pytest.raises(ProbeUnavailable, match=r"torch\.cuda\.is_available"):
         select_backend((1,), {}, modules={"torch": fake_torch()})
 
 
@@ -198,12 +200,12 @@ def test_select_or_skip_raises_the_usage_error_where_a_gpu_is(
     monkeypatch.setattr(gpu_module, "nvml_problem", lambda: "")
     with pytest.raises(GpuUsageError, match="pass sync="):
         _select_or_skip((), {}, backend=None, sync=None)
-    monkeypatch.setattr(gpu_module, "nvml_problem", lambda: "NVML unavailable: NVMLError_X")
-    monkeypatch.setitem(sys.modules, "torch", None)  # type: ignore[arg-type]
-    with pytest.raises(ProbeUnavailable, match=r"^NVML unavailable: NVMLError_X \(backend="):
-        _select_or_skip((), {}, backend="torch", sync=None)
     host = _select_or_skip((), {}, backend=None, sync=lambda: None)
     assert isinstance(host, HostBackend)
+    monkeypatch.setattr(gpu_module, "nvml_problem", lambda: "NVML unavailable: NVMLError_X")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ProbeUnavailable, match=r"^NVML unavailable: NVMLError_X \(backend="):
+        _select_or_skip((), {}, backend="torch", sync=None)
 
 
 def test_nvml_problem_when_nvml_sees_no_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +216,7 @@ def test_nvml_problem_when_nvml_sees_no_device(monkeypatch: pytest.MonkeyPatch) 
     assert gpu_module.nvml_problem() == ""
 
 
-# -- sampling ------------------------------------------------------------------------------------
+# -- sampling --------------------------------------------------------------------------------------
 
 
 class FakeEvent:
@@ -410,7 +412,7 @@ def test_calibrate_calls_stops_at_its_cap_when_nothing_is_measured() -> None:
     assert 1 << 20 <= calls <= 10 << 20
 
 
-# -- work and throughput -----------------------------------------------------------------------------
+# -- work and throughput ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -426,7 +428,7 @@ def test_calibrate_calls_stops_at_its_cap_when_nothing_is_measured() -> None:
 )
 def test_work_must_be_positive_and_finite(keyword: str, value: float) -> None:
     with pytest.raises(GpuUsageError, match=f"^{keyword}= must be a positive number"):
-        Work(**{keyword: value})
+        Work(**{keyword: value})  # type: ignore[arg-type]
 
 
 def test_work_link_must_be_known() -> None:
@@ -495,16 +497,14 @@ def test_throughput_rounds_to_six_digits() -> None:
     assert throughput(Work(items=1.0), 3e-3, None)["items_per_s"] == 333.333
 
 
-# -- the probe on the host timer ----------------------------------------------------------------------
+# -- the probe on the host timer -------------------------------------------------------------------
 
 
 class Probe:
     """A GpuProbe whose measurements are collected instead of judged (as in
     benchmarks/gpu_check.py), on a fake clock of 100 ms a read."""
 
-    def __init__(
-        self, *, measure: bool = True, telemetry_hz: float = 50.0, **plan: Any
-    ) -> None:
+    def __init__(self, *, measure: bool = True, telemetry_hz: float = 50.0, **plan: Any) -> None:
         self.clock = StepClock(100 * MS)
         self.taken: list[Measurement] = []
         self.resamples: list[Callable[[], Measurement] | None] = []
@@ -618,12 +618,15 @@ def test_invalid_mode_and_work_are_usage_errors_before_any_call() -> None:
     fn = Counter()
     with pytest.raises(GpuUsageError, match="mode must be one of cold, batch, graph, got 'warm'"):
         probe.gpu(fn, mode="warm", backend="host", sync=lambda: None)  # type: ignore[arg-type]
-    with pytest.raises(GpuUsageError, match="^bytes= must be a positive number"):
+    with pytest.raises(GpuUsageError, match=r"^bytes= must be a positive number"):
         probe.gpu(fn, bytes=-1, backend="host", sync=lambda: None)
-    with pytest.raises(GpuUsageError, match="^link="):
+    with pytest.raises(GpuUsageError, match=r"^link="):
         probe.gpu(fn, bytes=1, link="nvlink", backend="host", sync=lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(GpuUsageError, match="telemetry must be 'device', 'all' or 'off'"):
+        probe.gpu(fn, telemetry="of", backend="host", sync=lambda: None)  # type: ignore[arg-type]
     assert fn.calls == 0
-    assert probe.taken == [] and probe.claimed == []
+    assert probe.taken == []
+    assert probe.claimed == []
 
 
 def test_no_sync_and_no_gpu_skips_with_nvmls_error(no_array_library: None) -> None:
@@ -660,7 +663,8 @@ def test_measure_false_just_calls_the_function() -> None:
     with probe.gpu.region("step"):
         pass
     probe.gpu.finish()
-    assert probe.taken == [] and probe.claimed == []
+    assert probe.taken == []
+    assert probe.claimed == []
 
 
 def test_a_region_gives_one_measurement_with_a_sample_per_entry(
@@ -712,7 +716,7 @@ def test_finish_without_regions_judges_nothing() -> None:
     assert probe.taken == []
 
 
-# -- the probe on a scripted GPU -----------------------------------------------------------------------
+# -- the probe on a scripted GPU -------------------------------------------------------------------
 
 L2 = 50 * 2**20
 MATMUL_READINGS = [

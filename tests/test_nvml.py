@@ -56,7 +56,7 @@ def identity() -> DeviceIdentity:
     return DeviceIdentity.from_raw(IDENTITY["nvml"])
 
 
-# -- the recorded data itself -------------------------------------------------------------
+# -- the recorded data itself ----------------------------------------------------------------------
 
 
 def test_recorded_data_is_what_the_tests_assume() -> None:
@@ -67,11 +67,11 @@ def test_recorded_data_is_what_the_tests_assume() -> None:
     # Readings are in time order, about 40 Hz.
     times = [r.t_ns for r in READINGS]
     assert times == sorted(times)
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
     assert 10e6 < gaps[len(gaps) // 2] < 50e6
 
 
-# -- identity -------------------------------------------------------------------------------
+# -- identity --------------------------------------------------------------------------------------
 
 
 def test_identity_parses_the_recorded_h100(identity: DeviceIdentity) -> None:
@@ -167,7 +167,7 @@ def test_to_dict_is_plain_json_and_round_trips(identity: DeviceIdentity) -> None
     assert DeviceIdentity(**data) == identity
 
 
-# -- readings -------------------------------------------------------------------------------
+# -- readings --------------------------------------------------------------------------------------
 
 
 def test_reading_parses_a_recorded_idle_reading() -> None:
@@ -235,7 +235,7 @@ def test_recorded_phases_idle_is_not_slowed_matmul_is_power_capped() -> None:
     assert {r.clock_event_reasons for r in MATMUL} <= {0x0, 0x4}
 
 
-# -- reason names -----------------------------------------------------------------------------
+# -- reason names ----------------------------------------------------------------------------------
 
 
 def test_reason_names() -> None:
@@ -255,7 +255,7 @@ def test_reason_names() -> None:
     ]
 
 
-# -- peaks ---------------------------------------------------------------------------------------
+# -- peaks -----------------------------------------------------------------------------------------
 
 
 def test_hbm_peak_from_the_memory_clock_and_bus_width(identity: DeviceIdentity) -> None:
@@ -388,7 +388,8 @@ def test_a_span_shorter_than_the_interval_takes_the_nearest_reading() -> None:
     # The first power-capped reading of the matmul phase and the unthrottled one before it.
     index = next(i for i, r in enumerate(READINGS) if r.clock_event_reasons == 0x4)
     before, after = READINGS[index - 1], READINGS[index]
-    assert before.clock_event_reasons == 0 and after.clock_event_reasons == 0x4
+    assert before.clock_event_reasons == 0
+    assert after.clock_event_reasons == 0x4
     gap = after.t_ns - before.t_ns
     near_before = (before.t_ns + gap // 10, before.t_ns + gap // 10 + 1000)
     near_after = (after.t_ns - gap // 10 - 1000, after.t_ns - gap // 10)
@@ -422,7 +423,9 @@ def test_span_reasons_combine_every_reading_inside_and_need_readings() -> None:
 def test_median_field() -> None:
     median = median_field(MATMUL, "sm_clock_mhz")
     assert median is not None
-    assert min(r.sm_clock_mhz for r in MATMUL) <= median <= max(r.sm_clock_mhz for r in MATMUL)  # type: ignore[type-var]
+    clocks = [r.sm_clock_mhz for r in MATMUL if r.sm_clock_mhz is not None]
+    assert len(clocks) == len(MATMUL)
+    assert min(clocks) <= median <= max(clocks)
     assert median == summarize_readings(MATMUL)["sm_clock_mhz"]["median"]
     assert median_field([], "sm_clock_mhz") is None
     assert median_field([Reading(t_ns=1)], "power_w") is None
@@ -430,7 +433,7 @@ def test_median_field() -> None:
     assert median_field(mixed, "power_w") == 200.0
 
 
-# -- the sampler ------------------------------------------------------------------------------------
+# -- the sampler -----------------------------------------------------------------------------------
 
 
 class FakeRead:
@@ -556,7 +559,7 @@ def test_sampler_rejects_a_rate_that_is_not_positive(hz: float) -> None:
         TelemetrySampler(FakeRead(), ["gpu0"], hz=hz)
 
 
-# -- live access ---------------------------------------------------------------------------------
+# -- live access -----------------------------------------------------------------------------------
 
 
 def test_nvml_open_names_the_nvml_error_here(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -601,10 +604,10 @@ def fake_pynvml(*, init_error: str | None = None) -> types.ModuleType:
     class NVMLError(Exception):
         pass
 
-    class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's naming
+    class NVMLError_NotSupported(NVMLError):  # pynvml's naming
         pass
 
-    errors = {"NVMLError_NotSupported": NVMLError_NotSupported}
+    errors: dict[str, type[NVMLError]] = {"NVMLError_NotSupported": NVMLError_NotSupported}
     if init_error:
         errors[init_error] = type(init_error, (NVMLError,), {})
     raw = IDENTITY["nvml"]
@@ -694,12 +697,8 @@ def test_live_queries_parse_like_the_recorded_ones(monkeypatch: pytest.MonkeyPat
 
 
 def test_nvml_open_failure_names_the_error_class(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(
-        sys.modules, "pynvml", fake_pynvml(init_error="NVMLError_DriverNotLoaded")
-    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error="NVMLError_DriverNotLoaded"))
     monkeypatch.setattr(Nvml, "_opened", None)
     with pytest.raises(NvmlUnavailable) as caught:
         Nvml.open()
-    assert str(caught.value) == (
-        "NVML unavailable: NVMLError_DriverNotLoaded (Driver Not Loaded)"
-    )
+    assert str(caught.value) == ("NVML unavailable: NVMLError_DriverNotLoaded (Driver Not Loaded)")

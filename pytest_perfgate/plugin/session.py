@@ -122,6 +122,15 @@ def is_perf_item(item: pytest.Item, *, benchmark: bool = False) -> bool:
     )
 
 
+def _skip_perf_test(item: pytest.Item, missing: ProbeUnavailable) -> None:
+    """Skip a perf test whose probe found no GPU, driver or library, with the reason.
+    Returns (and the caller re-raises) for other tests: there the exception is a bug
+    to see, not a skip to hide it."""
+    if item.stash.get(fixture_key, None) is not None:
+        ProgressLine.clear_all()
+        pytest.skip(str(missing))
+
+
 class PerfSession:
     """Session state of pytest-perfgate, registered as a plugin by ``pytest_configure``."""
 
@@ -294,13 +303,21 @@ class PerfSession:
         return progress
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        # A fixture may ask perf.gpu.require() before the test runs.
+        try:
+            return (yield)
+        except ProbeUnavailable as missing:
+            _skip_perf_test(item, missing)
+            raise
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         try:
             result = yield  # the test's own failure propagates: nothing is judged then
         except ProbeUnavailable as missing:
-            # No GPU, no driver, no torch: a skip with the reason, not a failure.
-            ProgressLine.clear_all()
-            pytest.skip(str(missing))
+            _skip_perf_test(item, missing)
+            raise
         fixture = item.stash.get(fixture_key, None)
         ProgressLine.clear_all()
         if fixture is None:

@@ -260,13 +260,14 @@ def _nvml_handle(pynvml: Any, props: Any) -> Any:
     if uuid is not None:
         text = str(uuid)
         with contextlib.suppress(pynvml.NVMLError):
+            # bytes: older nvidia-ml-py releases pass the argument to ctypes unconverted
             return pynvml.nvmlDeviceGetHandleByUUID(
-                text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+                (text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}").encode()
             )
     if hasattr(props, "pci_bus_id"):
         bus = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
         with contextlib.suppress(pynvml.NVMLError):
-            return pynvml.nvmlDeviceGetHandleByPciBusId(bus)
+            return pynvml.nvmlDeviceGetHandleByPciBusId(bus.encode())
     return None
 
 

@@ -28,7 +28,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, final
 
 from ..model import Direction, Measurement
@@ -270,9 +270,9 @@ def select_backend(
     loaded = sys.modules if modules is None else modules
     if backend is None:
         backend = _backend_of_arguments([*args, *kwargs.values()], loaded)
-    if backend is None and "torch" in loaded:
+    if backend is None and loaded.get("torch") is not None:
         backend = "torch"
-    if backend is None and "cupy" in loaded:
+    if backend is None and loaded.get("cupy") is not None:
         backend = "cupy"
     if backend == "torch":
         torch = loaded.get("torch") or _import("torch")
@@ -292,10 +292,12 @@ def select_backend(
 def nvml_problem() -> str:
     """Why NVML sees no GPU here ("" when it sees one)."""
     try:
-        nvml = Nvml.open()
+        count = Nvml.open().device_count()
     except NvmlUnavailable as error:
         return str(error)
-    return "" if nvml.device_count() > 0 else "no GPU: NVML sees no device"
+    except Exception as error:  # an NVMLError from the count: no usable GPU either
+        return f"no GPU: NVML could not count devices ({type(error).__name__})"
+    return "" if count > 0 else "no GPU: NVML sees no device"
 
 
 def _select_or_skip(
@@ -597,10 +599,12 @@ class GpuProbe:
         __tracebackhide__ = True
         if mode not in MODES:
             raise GpuUsageError(f"perf.gpu: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        _check_telemetry(telemetry)
         work = Work(bytes, flops, items, link, dtype, peak_bytes_per_s, peak_flops)
         if not self._context.measure:
             return fn(*args, **kwargs)
         chosen = _select_or_skip(args, kwargs, backend=backend, sync=sync)
+        asked = mode
         if chosen.name == "host" and mode == "cold":
             mode = "batch"  # no L2 to flush without a library; said in the details
         if mode == "graph" and chosen.name != "torch":
@@ -615,6 +619,14 @@ class GpuProbe:
             result[0] = fn(*args, **kwargs)
 
         sample = self._prepare(name, call, chosen, mode, work, telemetry)
+        if asked != mode:
+            measured = sample
+
+            def sample() -> Measurement:
+                m = measured()
+                note = "cold asked for, but the host timer cannot flush the L2: batch used"
+                return replace(m, details={"gpu": {**m.details["gpu"], "mode_note": note}})
+
         self._judge(sample(), sample)
         return result[0]
 
@@ -793,6 +805,7 @@ class GpuProbe:
     ) -> Iterator[None]:
         """Time the block on the GPU's stream as one sample of ``name``, with telemetry;
         enter it repeatedly for more samples. Judged when the test's call ends."""
+        _check_telemetry(telemetry)
         if not self._context.measure:
             yield
             return
@@ -929,6 +942,13 @@ class _RegionRecord:
     times: list[float] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)
     readings: dict[int, list[Reading]] = field(default_factory=dict)
+
+
+def _check_telemetry(telemetry: str) -> None:
+    if telemetry not in ("device", "all", "off"):
+        raise GpuUsageError(
+            f"perf.gpu: telemetry must be 'device', 'all' or 'off', got {telemetry!r}"
+        )
 
 
 def _median(values: Sequence[float]) -> float:

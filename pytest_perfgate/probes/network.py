@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
+from ..contention import cpu_stall_us, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
 from . import netserver
@@ -218,16 +219,22 @@ class RequestRun:
     #: Open loop: seconds each request was sent after its intended time (the backlog
     #: of earlier slow replies, and the sender's own lateness).
     send_lag: tuple[float, ...] = ()
+    #: Share of the run during which some task waited for a CPU (contention.py).
+    cpu_pressure: float | None = None
 
     def details(self) -> dict[str, Any]:
-        return {
-            "loop": "closed" if self.rate is None else "open",
-            "rate": self.rate,
-            "achieved_rate": round(self.achieved_rate, 3),
-            "requests": len(self.latencies),
-            "measured_seconds": round(self.seconds, 6),
-            "rtt_s": _rounded(percentiles(self.latencies)),
-        } | ({"send_lag_s": _rounded(percentiles(self.send_lag))} if self.send_lag else {})
+        return (
+            {
+                "loop": "closed" if self.rate is None else "open",
+                "rate": self.rate,
+                "achieved_rate": round(self.achieved_rate, 3),
+                "requests": len(self.latencies),
+                "measured_seconds": round(self.seconds, 6),
+                "rtt_s": _rounded(percentiles(self.latencies)),
+            }
+            | ({"send_lag_s": _rounded(percentiles(self.send_lag))} if self.send_lag else {})
+            | ({} if self.cpu_pressure is None else {"cpu_pressure": round(self.cpu_pressure, 4)})
+        )
 
 
 def run_requests(
@@ -246,6 +253,7 @@ def run_requests(
     from when it could actually be sent; so a stall delays the requests behind it and
     they report the wait, as their users would have felt it (no coordinated omission).
     """
+    stalled, began = cpu_stall_us(), time.monotonic_ns()
     start = clock()
     measure_from = start + int(warmup * 1e9)
     deadline = measure_from + int(seconds * 1e9)
@@ -284,6 +292,7 @@ def run_requests(
         len(measured) / (elapsed / 1e9),
         elapsed / 1e9,
         tuple(ns / 1e9 for ns in lag),
+        pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began),
     )
 
 
@@ -300,11 +309,13 @@ def run_stream(
     block: int,
     timeout: float,
     clock: Clock = time.perf_counter_ns,
-) -> tuple[Completion, ...]:
+) -> tuple[tuple[Completion, ...], float | None]:
     """Send blocks as fast as the connection takes them, on ``streams`` connections at
-    once, for ``warmup`` (discarded) then ``seconds``; the sends of the measured time."""
+    once, for ``warmup`` (discarded) then ``seconds``; the sends of the measured time,
+    and the share of it during which some task waited for a CPU."""
     where = "perf.net.throughput"
     sockets = [connect(endpoint, netserver.SINK, timeout, where) for _ in range(streams)]
+    stalled, began = cpu_stall_us(), time.monotonic_ns()
     start = clock()
     measure_from = start + int(warmup * 1e9)
     deadline = measure_from + int(seconds * 1e9)
@@ -347,7 +358,8 @@ def run_stream(
             sock.close()
     if errors:
         raise errors[0]
-    return tuple(c for done in sent for c in done)
+    pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
+    return tuple(c for done in sent for c in done), pressure
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -507,7 +519,7 @@ class NetProbe:
             return None
 
         def measure() -> Measurement:
-            sends = run_stream(
+            sends, pressure = run_stream(
                 endpoint,
                 seconds=run_seconds,
                 warmup=warmup_seconds,
@@ -533,7 +545,8 @@ class NetProbe:
                     "measured_seconds": round(rates.seconds, 6),
                     "mib_per_s": round(rates.mean_mib_per_s, 3),
                     "gbit_per_s": round(rates.mean_mib_per_s * 2**20 * 8 / 1e9, 4),
-                },
+                }
+                | ({} if pressure is None else {"cpu_pressure": round(pressure, 4)}),
             )
 
         first = measure()

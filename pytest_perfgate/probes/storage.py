@@ -32,6 +32,7 @@ from typing import Any, final
 
 import numpy as np
 
+from ..contention import cpu_stall_us, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
 from .host import ProbeHost
@@ -167,6 +168,8 @@ class StorageRun:
     filesystem: FileSystem
     passes: tuple[tuple[Completion, ...], ...]  #: measured completions, per pass
     note: str = ""  #: why the cache mode is not "direct", where it is not
+    #: Share of the run during which some task waited for a CPU (contention.py).
+    cpu_pressure: float | None = None
 
     def machine(self) -> dict[str, str]:
         return {**self.filesystem.machine(), "storage.cache": self.cache}
@@ -217,10 +220,12 @@ def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRu
         finally:
             os.close(fd)
         fd, cache, note = _open(path, workload, filesystem)
+        stalled, began = cpu_stall_us(), time.monotonic_ns()
         try:
             passes = _run_passes(fd, workload, cache, clock)
         finally:
             os.close(fd)
+        pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise ProbeInputError(
@@ -231,7 +236,7 @@ def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRu
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    return StorageRun(workload, cache, filesystem, passes, note)
+    return StorageRun(workload, cache, filesystem, passes, note, pressure)
 
 
 def _lay_out(fd: int, workload: Workload) -> None:
@@ -680,6 +685,8 @@ def _details(run: StorageRun) -> dict[str, Any]:
     }
     if run.note:
         details["not_direct"] = run.note
+    if run.cpu_pressure is not None:
+        details["cpu_pressure"] = round(run.cpu_pressure, 4)
     if run.filesystem.in_memory:
         details["warning"] = f"{run.filesystem.type}: memory speed, not storage"
     return details
