@@ -141,7 +141,7 @@ def test_a_usage_mistake_fails_even_without_a_gpu(pytester: pytest.Pytester) -> 
 def test_a_fixture_that_requires_a_gpu_skips_its_tests(pytester: pytest.Pytester) -> None:
     write_settings(pytester)
     pytester.makepyfile(
-        test_fixture="""
+        test_gpu_fixture="""
         import pytest
 
         @pytest.fixture
