@@ -103,6 +103,12 @@ def _text(value: Any) -> str:
     return value
 
 
+def _path(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a path, got {value!r}")
+    return value
+
+
 def _choice(enum_type: type[enum.Enum]) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         try:
@@ -150,6 +156,13 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         "directory of baseline files, relative to the rootdir (default: baselines)",
         "DIR",
+    ),
+    Option(
+        "json",
+        _path,
+        "write every measurement, comparison and the environment to this results file "
+        "(relative to the rootdir; schema in docs/reference/results-schema.json)",
+        "PATH",
     ),
     Option(
         "threshold",
@@ -252,6 +265,7 @@ class Settings:
     mode: Mode = Mode.GATE
     update_baselines: bool = False
     baseline_dir: str = "baselines"
+    json: str = ""  #: results file to write; "" for none
     threshold: float = 0.02
     alpha: float = 0.05
     max_time: float = 2.0

@@ -34,6 +34,7 @@ from ..fixture import PerfFixture, Result, TestContext
 from ..gate import GatePolicy
 from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
 from ..probes import ProbeUnavailable
+from ..report.json import RunResults, TestResults, settings_summary, tests_from, write_results
 from ..report.terminal import gpu_lines, render_table, verdict_counts
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
@@ -55,6 +56,8 @@ class _TestRecord:
     results: list[Result] = field(default_factory=list)
     passed: bool = True
     extra_info: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "passed"  #: the worst of its phases: "failed" > "skipped" > "passed"
+    location: tuple[str, int] | None = None  #: (file, 1-based line) of the test
 
 
 @dataclass(slots=True)
@@ -153,6 +156,7 @@ class PerfSession:
         self._files: dict[str, BaselineFile | BaselineError] = {}
         self._refresh: _RefreshReport | None = None
         self._interrupted = False
+        self._report_lines: list[str] = []  #: said at the end of the terminal summary
 
     # -- start -----------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -348,6 +352,7 @@ class PerfSession:
                 "test": test,
                 "code_hash": fixture.code_hash,
                 "extra_info": dict(extra_info or {}),
+                "location": [item.location[0], (item.location[1] or 0) + 1],
                 "results": [
                     {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
                     for r in fixture.results
@@ -372,10 +377,13 @@ class PerfSession:
                     )
                     for r in payload["results"]
                 ],
+                location=(str(payload["location"][0]), int(payload["location"][1])),
             )
         record = self.records.get(report.nodeid)
         if record is not None and not report.passed:
             record.passed = False
+            if record.outcome != "failed":
+                record.outcome = report.outcome
 
     # -- end -------------------------------------------------------------------------
     def pytest_keyboard_interrupt(self) -> None:
@@ -383,14 +391,53 @@ class PerfSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or not self.settings.update_baselines or self.settings.mode is Mode.OFF:
+        if self.is_worker or self.settings.mode is Mode.OFF:
             return
-        if self._interrupted or exitstatus == pytest.ExitCode.INTERRUPTED:
-            self._refresh = _RefreshReport(errors=["run interrupted: no baseline was written"])
+        interrupted = self._interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+        if self.settings.update_baselines:
+            if interrupted:
+                self._refresh = _RefreshReport(errors=["run interrupted: no baseline was written"])
+            else:
+                self._refresh = self._write_baselines()
+                if self._refresh.errors and session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.settings.json:
+            self._write_results(interrupted)
+
+    def run_results(self) -> RunResults:
+        """This run's results, as the results file and the reports hold them."""
+        return RunResults(
+            environment=self.environment,
+            tests=tests_from(
+                TestResults(
+                    test_id=nodeid,
+                    module=record.module,
+                    test=record.test,
+                    outcome=record.outcome,
+                    results=tuple((r.measurement, r.comparison) for r in record.results),
+                    location=record.location,
+                )
+                for nodeid, record in self.records.items()
+            ),
+            settings=settings_summary(self.settings),
+            commit=git_commit(self.config.rootpath),
+            created_at=utc_now(),
+            generator=self.store.generator,
+        )
+
+    def _write_results(self, interrupted: bool) -> None:
+        path = self.config.rootpath / self.settings.json
+        if interrupted:
+            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
             return
-        self._refresh = self._write_baselines()
-        if self._refresh.errors and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        try:
+            write_results(path, self.run_results())
+        except OSError as error:
+            self._report_lines.append(
+                f"perfgate: cannot write the results to {path} ({error.strerror or error})"
+            )
+        else:
+            self._report_lines.append(f"perfgate: results written to {path}")
 
     def _write_baselines(self) -> _RefreshReport:
         report = _RefreshReport()
@@ -476,7 +523,13 @@ class PerfSession:
         comparisons = [r.comparison for rec in self.records.values() for r in rec.results]
         stale = self.stale_entries()
         refresh_failed = self._refresh is not None and bool(self._refresh.errors)
-        if not (comparisons or stale or self.marked_without_measurement or refresh_failed):
+        if not (
+            comparisons
+            or stale
+            or self.marked_without_measurement
+            or refresh_failed
+            or self._report_lines
+        ):
             return
         tr = terminalreporter
         tr.section("perfgate", sep="=")
@@ -523,6 +576,8 @@ class PerfSession:
                 tr.write_line(f"  stale {name}")
         if self._refresh is not None:
             self._print_refresh(tr, self._refresh)
+        for line in self._report_lines:
+            tr.write_line(line)
 
     def _print_refresh(self, tr: Any, report: _RefreshReport) -> None:
         root = self.store.root
