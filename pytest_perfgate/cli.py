@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .baseline import BaselineError, BaselineStore
+from . import ab
+from .baseline import BaselineError, BaselineStore, write_atomically
+from .compare import compare_runs, recorded_settings
 from .importers import SavedRunError, import_saved_runs
-from .model import format_quantity
+from .model import Verdict, explain, format_quantity
+from .report import github
+from .report.json import ResultsError, RunResults, read_results, write_results
+from .report.markdown import render_markdown
+from .report.terminal import render_table, verdict_counts
+from .settings import OPTIONS_BY_NAME, SettingsError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +40,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="where to write baselines (default: baselines)",
     )
+    ab_parser = commands.add_parser(
+        "ab",
+        help="same-job A/B: run the perf tests on a base ref and on this checkout, "
+        "alternately, and judge the difference",
+        description="Example: perfgate ab --base origin/main -- pytest example_suite",
+    )
+    ab.add_arguments(ab_parser)
+    _compare_arguments(
+        commands.add_parser(
+            "compare",
+            help="judge a candidate results file (--perf-json) against a base one",
+            description="Judge each measurement of CANDIDATE against the same test's "
+            "measurement in BASE, with the gate's statistics. Exit status: 1 if one "
+            "REGRESSED, 0 otherwise, 2 on bad input. The decision options default to what "
+            "CANDIDATE was run with (each test's own threshold included).",
+        )
+    )
+    _report_arguments(
+        commands.add_parser(
+            "report",
+            help="write the Markdown or HTML report of a results file",
+            description="Write the reports of a results file (--perf-json); without "
+            "--markdown or --html, print the Markdown report.",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "ab":
+        return ab.command(args)
     if args.command == "import-benchmark":
         return _import_benchmark(args.paths, args.baseline_dir)
     if args.command == "show":
@@ -95,6 +136,148 @@ def _import_benchmark(paths: list[Path], root: Path) -> int:
             "refresh with `pytest --perf-update-baselines`, for full baselines."
         )
     return 0
+
+
+# -- compare and report ----------------------------------------------------------------------
+
+#: The decision options of `perfgate compare`, parsed as settings.py parses them.
+COMPARE_OPTIONS = ("threshold", "alpha", "run_noise", "on_mismatch", "normalize_margin")
+
+
+def _option_type(name: str) -> Any:
+    parse = OPTIONS_BY_NAME[name].parse
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:  # argparse names the flag and exits with status 2
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", type=Path, metavar="BASE.json", help="results file of the base")
+    parser.add_argument(
+        "candidate", type=Path, metavar="CANDIDATE.json", help="results file to judge"
+    )
+    for name in COMPARE_OPTIONS:
+        option = OPTIONS_BY_NAME[name]
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_option_type(name),
+            metavar=option.metavar,
+            # Here the default is the candidate run's setting, not the plugin's default.
+            help=re.sub(r" ?\(default: [^)]*\)", "", option.help),
+        )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the judged results here")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the Markdown report here"
+    )
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, metavar="RESULTS.json")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the Markdown report here"
+    )
+    parser.add_argument(
+        "--html", type=Path, metavar="PATH", help="write the self-contained HTML report here"
+    )
+
+
+def _read(path: Path, command: str) -> RunResults | None:
+    try:
+        return read_results(path)
+    except ResultsError as error:
+        print(f"perfgate {command}: error: {error}", file=sys.stderr)
+        return None
+
+
+def _write(path: Path, text: str, command: str, what: str) -> bool:
+    try:
+        write_atomically(path, text)
+    except OSError as error:
+        print(
+            f"perfgate {command}: error: cannot write {path} ({error.strerror or error})",
+            file=sys.stderr,
+        )
+        return False
+    print(f"perfgate {command}: {what} written to {path}")
+    return True
+
+
+def _compare(args: argparse.Namespace) -> int:
+    base, candidate = _read(args.base, "compare"), _read(args.candidate, "compare")
+    if base is None or candidate is None:
+        return 2
+    overrides = {name: getattr(args, name) for name in COMPARE_OPTIONS}
+    try:
+        settings = recorded_settings(candidate, overrides)
+    except SettingsError as error:
+        print(f"perfgate compare: error: {args.candidate}: {error}", file=sys.stderr)
+        return 2
+    compared = compare_runs(
+        base,
+        candidate,
+        settings,
+        threshold_given=args.threshold is not None,
+        base_name=str(args.base),
+    )
+    comparisons = compared.comparisons
+    if comparisons:
+        print(render_table(comparisons, width=shutil.get_terminal_size().columns), end="")
+        print(f"perfgate compare: {verdict_counts(comparisons)}")
+    else:
+        print(f"perfgate compare: {args.candidate} holds no measurements")
+    for c in comparisons:
+        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
+            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
+    for label in compared.only_in_base:
+        print(f"  only in {args.base}: {label}")
+    if github.running_in_actions():
+        for line in github.workflow_commands(compared.results):
+            print(line)
+    written = True
+    if args.json:
+        try:
+            write_results(args.json, compared.results)
+        except OSError as error:
+            print(
+                f"perfgate compare: error: cannot write {args.json} ({error.strerror or error})",
+                file=sys.stderr,
+            )
+            written = False
+        else:
+            print(f"perfgate compare: results written to {args.json}")
+    if args.markdown:
+        text = render_markdown(compared.results)
+        written = _write(args.markdown, text, "compare", "Markdown report") and written
+        try:
+            github.append_step_summary(text)
+        except OSError as error:
+            print(f"perfgate compare: cannot append to the job summary ({error})", file=sys.stderr)
+    if not written:
+        return 2
+    return 1 if compared.regressed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    run = _read(args.results, "report")
+    if run is None:
+        return 2
+    if not args.markdown and not args.html:
+        print(render_markdown(run), end="")
+        return 0
+    ok = True
+    if args.markdown:
+        ok = _write(args.markdown, render_markdown(run), "report", "Markdown report") and ok
+    if args.html:
+        # Imported here: the HTML report's plotting library is needed for --html only.
+        from .report.html import render_html
+
+        ok = _write(args.html, render_html(run), "report", "HTML report") and ok
+    return 0 if ok else 2
 
 
 if __name__ == "__main__":  # pragma: no cover

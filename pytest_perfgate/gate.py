@@ -56,6 +56,8 @@ class GatePolicy:
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
     normalize_margin: float = 0.5  #: added to the threshold when comparing across machines
     run_noise: float = 0.02  #: run-to-run noise of timings (relative sd) assumed a priori
+    #: Runs pooled in each measurement (A/B mode pools several; the gate's own runs, one).
+    current_runs: int = 1
 
 
 @final
@@ -195,6 +197,7 @@ def judge(
             alpha=alpha_test,
             history=history,
             run_noise=run_noise,
+            current_runs=policy.current_runs,
         )
 
     decision = decide(measurement)

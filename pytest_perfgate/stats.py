@@ -135,6 +135,7 @@ def compare(
     alpha: float,
     history: Sequence[float] = (),
     run_noise: float = 0.0,
+    current_runs: int = 1,
 ) -> Decision:
     """Decide whether ``current`` is worse, better, or the same as ``baseline``.
 
@@ -148,6 +149,8 @@ def compare(
     With three or more run-level medians in ``history``, the baseline's centre is their
     mean and the run noise is estimated from their spread (pooled with the ``run_noise``
     prior, worth two runs), so a baseline refreshed several times gates more tightly.
+    ``current_runs`` > 1 says ``current`` pools that many runs (A/B mode), whose level
+    wanders by the run noise over that many runs, not one.
     """
     if not baseline or not current:
         raise ValueError("both sample sets must be non-empty")
@@ -166,11 +169,15 @@ def compare(
         )
         noise = math.sqrt(pooled)
         centre = float(logs.mean())
-        variance = current_se**2 + pooled * (1.0 + 1.0 / k)
+        variance = current_se**2 + pooled * (1.0 / max(current_runs, 1) + 1.0 / k)
     else:
         noise = run_noise
         centre = math.log(_sorted_median(sorted(baseline)))
-        variance = current_se**2 + log_median_se(baseline) ** 2 + 2.0 * noise**2
+        variance = (
+            current_se**2
+            + log_median_se(baseline) ** 2
+            + (1.0 + 1.0 / max(current_runs, 1)) * noise**2
+        )
 
     return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
 

@@ -1,0 +1,377 @@
+"""Same-job A/B: measure the base ref and the candidate alternately, in one job, and judge.
+
+On a shared CI runner the machine's speed drifts between jobs by more than the changes
+worth catching. Measuring both sides in the same job, alternating whole runs (A B A B
+...), exposes both to the same drift; each test is then judged on its pooled base
+samples against its pooled candidate samples, with the spread of the base side's
+per-run medians as the run-to-run noise (the stored-baseline gate has to assume it until
+a baseline has history).
+
+The base ref is checked out into a temporary git worktree. Both sides run the same pytest
+command with this installed perfgate; on the base side the worktree's directories come
+first on PYTHONPATH, so the code under test (also an editable install of it) is the
+base's. Each run writes a results file (--perf-json) into a scratch directory, with an
+empty scratch baseline directory so no stored baseline is read or written.
+
+No pytest import here: pytest runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import final
+
+from .gate import GatePolicy, judge
+from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
+from .report.json import ResultsError, RunResults, TestResults, read_results, write_results
+from .report.terminal import render_table, verdict_counts
+from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
+from .stats import speed_adjusted, summarize
+
+
+class ABError(Exception):
+    """The A/B run cannot go on (no git, unknown ref...); the message says why."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SideRun:
+    """One pytest run of one side."""
+
+    side: str  #: "base" or "candidate"
+    round: int
+    exit_code: int
+    results: RunResults | None  #: None when pytest wrote no results file
+    seconds: float
+    output_tail: str
+
+
+@dataclass(slots=True)
+class ABOutcome:
+    runs: list[SideRun] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    tests: list[TestResults] = field(default_factory=list)  #: the candidate side, judged
+    problems: list[str] = field(default_factory=list)  #: per-test notes from the base side
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.verdict is Verdict.REGRESSED for c in self.comparisons)
+
+
+@contextmanager
+def base_worktree(repo: Path, ref: str) -> Iterator[Path]:
+    """A detached git worktree of ``ref``, removed afterwards whatever happens."""
+    if shutil.which("git") is None:
+        raise ABError("git is not on PATH: A/B mode checks the base ref out with git worktree")
+    root = _git(repo, "rev-parse", "--show-toplevel").strip()
+    commit = _git(Path(root), "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+    scratch = Path(tempfile.mkdtemp(prefix="perfgate-ab-base-"))
+    path = scratch / "base"
+    _git(Path(root), "worktree", "add", "--detach", str(path), commit)
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "-C", root, "worktree", "remove", "--force", str(path)],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ABError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def run_ab(
+    command: Sequence[str],
+    *,
+    candidate_dir: Path,
+    base_dir: Path,
+    rounds: int,
+    policy: GatePolicy,
+    scratch: Path,
+    env: dict[str, str] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> ABOutcome:
+    """Run ``command`` (a pytest command line) ``rounds`` times on each side, alternating
+    (base first, then candidate, then base...), and judge every measurement."""
+    if rounds < 2:
+        raise ABError("A/B needs at least 2 rounds: the base side's spread is the noise")
+    outcome = ABOutcome()
+    (scratch / "baselines").mkdir(parents=True, exist_ok=True)
+    for round_index in range(rounds):
+        # Alternate which side goes first, so neither always runs on a warmer machine.
+        order = ("base", "candidate") if round_index % 2 == 0 else ("candidate", "base")
+        for side in order:
+            directory = base_dir if side == "base" else candidate_dir
+            run = _run_side(command, side, round_index, directory, base_dir, scratch, env)
+            outcome.runs.append(run)
+            progress(
+                f"perfgate ab: round {round_index + 1}/{rounds} {side}: exit {run.exit_code}, "
+                f"{run.seconds:.1f}s"
+            )
+    for run in outcome.runs:
+        if run.exit_code not in (0, 1):  # 1: tests failed; anything else: pytest did not run
+            last = "\n    ".join(run.output_tail.strip().splitlines()[-5:])
+            outcome.problems.append(
+                f"{run.side} run {run.round + 1}: pytest exited with {run.exit_code}; "
+                f"its output ended with:\n    {last}"
+            )
+    _judge(outcome, policy)
+    return outcome
+
+
+def _run_side(
+    command: Sequence[str],
+    side: str,
+    round_index: int,
+    directory: Path,
+    base_dir: Path,
+    scratch: Path,
+    env: dict[str, str] | None,
+) -> SideRun:
+    results_path = scratch / f"{side}-{round_index}.json"
+    full = [
+        *command,
+        f"--perf-json={results_path}",
+        f"--perf-baseline-dir={scratch / 'baselines'}",
+        "--perf-mode=warn",  # the verdicts of these runs are ours to make, not theirs
+        "-p",
+        "no:cacheprovider",
+    ]
+    environment = dict(os.environ if env is None else env)
+    if side == "base":
+        # The base's code first on the path, ahead of an editable install of the candidate.
+        paths = [str(base_dir), *(str(p) for p in (base_dir / "src",) if p.is_dir())]
+        old = environment.get("PYTHONPATH")
+        environment["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
+    started = time.perf_counter()
+    done = subprocess.run(
+        full, cwd=directory, env=environment, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    try:
+        results: RunResults | None = read_results(results_path)
+    except ResultsError:
+        results = None
+    tail = (done.stdout + done.stderr)[-2000:]
+    return SideRun(side, round_index, done.returncode, results, seconds, tail)
+
+
+def _judge(outcome: ABOutcome, policy: GatePolicy) -> None:
+    base_runs = [r for r in outcome.runs if r.side == "base" and r.results is not None]
+    candidate_runs = [r for r in outcome.runs if r.side == "candidate" and r.results is not None]
+    candidate_results = [r.results for r in candidate_runs if r.results is not None]
+    if not candidate_results:
+        tail = next((r.output_tail for r in outcome.runs if r.side == "candidate"), "")
+        raise ABError(f"the candidate side produced no results; its output ended with:\n{tail}")
+    if not base_runs:
+        outcome.problems.append(
+            "the base side produced no results (the command failed there); every "
+            "measurement is NEW. Its output ended with:\n"
+            + next((r.output_tail for r in outcome.runs if r.side == "base"), "")
+        )
+    base = _pooled(base_runs)
+    candidate = _pooled(candidate_runs)
+    environment = candidate_results[0].environment
+    tests_by_id = {t.test_id: t for results in candidate_results for t in results.tests}
+    if policy.tests < 1:  # alpha is shared among the tests measured, as in the gate
+        policy = replace(policy, tests=len(tests_by_id))
+    judged: dict[str, list[tuple[Measurement, Comparison]]] = {}
+    for key, (measurements, _) in sorted(candidate.items()):
+        test_id, name = key
+        current = _concatenate(measurements)
+        base_side = base.get(key)
+        entry = _base_entry(base_side, environment) if base_side else None
+        if entry is None:
+            outcome.problems.append(
+                f"{test_id} [{name}]: not measured on the base side (new test, or it "
+                "failed or was skipped there)"
+            )
+        runs = replace(policy, current_runs=len(measurements))
+        judgement = judge(test_id, current, entry, runs, environment=environment)
+        comparison = judgement.comparison
+        if entry is None:
+            comparison = replace(
+                comparison, notes=(*comparison.notes, "not measured on the base side")
+            )
+        outcome.comparisons.append(comparison)
+        judged.setdefault(test_id, []).append((judgement.measurement, comparison))
+    for test_id, results in judged.items():
+        test = tests_by_id[test_id]
+        outcome.tests.append(
+            TestResults(
+                test_id, test.module, test.test, test.outcome, tuple(results), test.location
+            )
+        )
+    for key in sorted(set(base) - set(candidate)):
+        outcome.problems.append(f"{key[0]} [{key[1]}]: measured on the base side only")
+
+
+def _pooled(
+    runs: Sequence[SideRun],
+) -> dict[tuple[str, str], tuple[list[Measurement], list[float]]]:
+    """(test id, measurement name) -> every run's measurement, and each run's level."""
+    pooled: dict[tuple[str, str], tuple[list[Measurement], list[float]]] = {}
+    for run in runs:
+        assert run.results is not None
+        for test in run.results.tests:
+            for measurement, _ in test.results:
+                measurements, levels = pooled.setdefault((test.test_id, measurement.name), ([], []))
+                measurements.append(measurement)
+                levels.append(_level(measurement))
+    return pooled
+
+
+def _level(measurement: Measurement) -> float:
+    """A run's level, as the gate compares it: speed-adjusted where there is a reference."""
+    if measurement.reference:
+        return summarize(speed_adjusted(measurement.samples, measurement.reference)).median
+    return summarize(measurement.samples).median
+
+
+def _concatenate(measurements: Sequence[Measurement]) -> Measurement:
+    first = measurements[0]
+    same_reference = all(bool(m.reference) == bool(first.reference) for m in measurements)
+    return Measurement(
+        name=first.name,
+        unit=first.unit,
+        direction=first.direction,
+        samples=tuple(x for m in measurements for x in m.samples),
+        loops=first.loops,
+        cpu_samples=tuple(x for m in measurements for x in m.cpu_samples),
+        stop_reason=first.stop_reason,
+        reference=tuple(x for m in measurements for x in m.reference) if same_reference else (),
+        statistic=first.statistic,
+        machine=first.machine,
+        details=first.details,
+    )
+
+
+def _base_entry(
+    side: tuple[list[Measurement], list[float]], environment: Environment
+) -> BaselineEntry:
+    measurements, levels = side
+    pooled = _concatenate(measurements)
+    return BaselineEntry(
+        unit=pooled.unit,
+        direction=pooled.direction,
+        samples=pooled.samples,
+        summary=summarize(pooled.samples),
+        # Each base run's level: with 3 or more, the gate measures the run-to-run noise
+        # from them instead of assuming it.
+        history=tuple(levels),
+        environment=environment.extended(pooled.machine),
+        loops=pooled.loops,
+        cpu_samples=pooled.cpu_samples,
+        reference=pooled.reference,
+        statistic=pooled.statistic,
+        details=pooled.details,
+    )
+
+
+def default_command() -> list[str]:
+    return [sys.executable, "-m", "pytest"]
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``perfgate ab``'s arguments (the decision options share settings.py's parsing)."""
+    parser.add_argument(
+        "--base", required=True, help="the git ref to compare with, e.g. origin/main"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each side, alternating (default: 3)"
+    )
+    for name in ("threshold", "alpha", "run_noise"):
+        option = OPTIONS_BY_NAME[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
+    parser.add_argument("--json", type=Path, help="write the judged results file here")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    parser.add_argument(
+        "pytest_command",
+        nargs=argparse.REMAINDER,
+        help="after --: the pytest command to run on both sides (default: python -m pytest)",
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``perfgate ab``: exit 1 on a regression, 0 otherwise, 2 when it cannot run."""
+    pytest_command = [a for a in args.pytest_command if a != "--"] or default_command()
+    if pytest_command[0] == "pytest":
+        pytest_command = [sys.executable, "-m", "pytest", *pytest_command[1:]]
+    try:
+        settings = Settings.resolve(
+            read_pyproject(Path("pyproject.toml")),
+            {"threshold": args.threshold, "alpha": args.alpha, "run_noise": args.run_noise},
+        )
+    except SettingsError as error:
+        print(f"perfgate ab: {error}", file=sys.stderr)
+        return 2
+    candidate_dir = Path.cwd()
+    try:
+        with (
+            base_worktree(candidate_dir, args.base) as base_dir,
+            tempfile.TemporaryDirectory(prefix="perfgate-ab-") as scratch,
+        ):
+            outcome = run_ab(
+                pytest_command,
+                candidate_dir=candidate_dir,
+                base_dir=base_dir / candidate_dir.relative_to(_toplevel(candidate_dir)),
+                rounds=args.rounds,
+                policy=GatePolicy(
+                    threshold=settings.threshold,
+                    alpha=settings.alpha,
+                    run_noise=settings.run_noise,
+                    tests=0,  # set below, once the number of measured tests is known
+                ),
+                scratch=Path(scratch),
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+    except ABError as error:
+        print(f"perfgate ab: {error}", file=sys.stderr)
+        return 2
+    return _report(outcome, args)
+
+
+def _toplevel(directory: Path) -> Path:
+    return Path(_git(directory, "rev-parse", "--show-toplevel").strip())
+
+
+def _report(outcome: ABOutcome, args: argparse.Namespace) -> int:
+    comparisons = outcome.comparisons
+    print(render_table(comparisons, width=shutil.get_terminal_size().columns))
+    print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
+    for c in comparisons:
+        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
+            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
+    for problem in outcome.problems:
+        print(f"perfgate ab: {problem}")
+    candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
+    if candidate is not None and (args.json or args.markdown):
+        judged = replace(candidate, tests=tuple(outcome.tests))
+        if args.json:
+            write_results(args.json, judged)
+            print(f"perfgate ab: results written to {args.json}")
+        if args.markdown:
+            from .report.markdown import render_markdown
+
+            args.markdown.write_text(render_markdown(judged), encoding="utf-8")
+            print(f"perfgate ab: Markdown report written to {args.markdown}")
+    return 1 if outcome.regressed else 0

@@ -1,0 +1,124 @@
+"""`perfgate ab`: base ref and candidate measured alternately in one job, on real git repos.
+
+The only timing relied on is an injected slowdown of several times, with a wide
+threshold (plugin_support.FAST_SETTINGS), as in the other acceptance tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from plugin_support import FAST_SETTINGS, SLOWDOWN
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+SUITE = """
+import pytest
+
+WORK = {work}
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+@pytest.mark.perf
+def test_slow(perf):
+    perf(spin, 2000 * WORK)
+
+
+@pytest.mark.perf
+def test_steady(perf):
+    perf(spin, 2000)
+"""
+
+NEW_TEST = """
+
+@pytest.mark.perf
+def test_added(perf):
+    perf(spin, 1000)
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository whose HEAD holds the suite at WORK = 1."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    settings = "\n".join(f"{key} = {value!r}" for key, value in FAST_SETTINGS.items())
+    (repo / "pyproject.toml").write_text(f"[tool.perfgate]\n{settings}\n")
+    (repo / "test_work.py").write_text(SUITE.format(work=1))
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    return repo
+
+
+def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_slowdown_against_the_base_ref_is_a_regression(repo: Path) -> None:
+    (repo / "test_work.py").write_text(SUITE.format(work=SLOWDOWN))
+    done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--json", "ab.json", "--", "pytest")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "REGRESSED test_work.py::test_slow:" in done.stdout
+    assert "REGRESSED test_work.py::test_steady" not in done.stdout
+    document = json.loads((repo / "ab.json").read_text())
+    verdicts = {t["test"]: t["measurements"][0]["comparison"]["verdict"] for t in document["tests"]}
+    assert verdicts["test_slow"] == "REGRESSED"
+    # Alternating, base first: base, candidate, then candidate, base.
+    assert "round 1/2 base" in done.stderr.splitlines()[0]
+    assert not (repo / "baselines").exists()  # no stored baseline read or written
+
+
+def test_nothing_changed_passes(repo: Path) -> None:
+    done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--", "pytest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "REGRESSED" not in done.stdout
+
+
+def test_a_test_missing_on_the_base_side_is_reported_not_fatal(repo: Path) -> None:
+    (repo / "test_work.py").write_text(SUITE.format(work=1) + NEW_TEST)
+    done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--", "pytest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_work.py::test_added [time]: not measured on the base side" in done.stdout
+    assert "NEW" in done.stdout
+
+
+def test_a_base_side_that_cannot_import_is_reported_per_test(repo: Path) -> None:
+    (repo / "test_work.py").write_text("import not_a_module\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "broken base")
+    (repo / "test_work.py").write_text(SUITE.format(work=1))
+    done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--", "pytest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not measured on the base side" in done.stdout
+    assert "base run 1: pytest exited with 2" in done.stdout
+
+
+def test_an_unknown_base_ref_is_a_clear_error(repo: Path) -> None:
+    done = perfgate_ab(repo, "--base", "no-such-branch", "--", "pytest")
+    assert done.returncode == 2
+    assert "perfgate ab: git rev-parse" in done.stderr
+    assert "no-such-branch" in done.stderr
+
+
+def test_one_round_is_refused(repo: Path) -> None:
+    done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "1", "--", "pytest")
+    assert done.returncode == 2
+    assert "at least 2 rounds" in done.stderr
