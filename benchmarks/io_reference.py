@@ -5,7 +5,10 @@
 Needs fio, iperf3 and sockperf; installs them from Debian's packages when they are
 missing and it runs as root (`apt-get install -y fio iperf3 sockperf`), else says so.
 
-Each comparison runs our probe and the tool with the same parameters, interleaved
+The whole run holds a 0 us CPU latency request (/dev/cpu_dma_latency, where permitted),
+as our probes do while they measure (pytest_perfgate/probes/cpuidle.py): both sides run
+with the CPUs kept out of idle states. Each comparison runs our probe and the tool with
+the same parameters, interleaved
 (ours, tool; then tool, ours; ...) for --rounds rounds, so machine noise hits both; the
 figures are the medians over rounds, and the table gives ours / tool:
 
@@ -41,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pytest_perfgate.probes.cpuidle import cpus_kept_awake
 from pytest_perfgate.probes.iostats import percentiles, slice_rates
 from pytest_perfgate.probes.network import (
     EchoServer,
@@ -163,7 +167,7 @@ def iperf3(seconds: float, warmup: float) -> float:
 
 
 def ours_stream(server: EchoServer, seconds: float, warmup: float) -> float:
-    sends, _ = run_stream(
+    run = run_stream(
         Endpoint(*server.address, ours=True),
         seconds=seconds,
         warmup=warmup,
@@ -171,7 +175,7 @@ def ours_stream(server: EchoServer, seconds: float, warmup: float) -> float:
         block=128 * 1024,
         timeout=10,
     )
-    return slice_rates([sends], 20).mean_mib_per_s
+    return slice_rates([run.sends], 20).mean_mib_per_s
 
 
 def sockperf(seconds: float) -> dict[str, float]:
@@ -281,6 +285,14 @@ def aa_count(runs: int) -> tuple[int, int, list[str]]:
 
 
 def main() -> None:
+    # Our probes keep the CPUs out of idle states while they measure (cpuidle.py): the
+    # tools get the same, for the whole run, or the comparison would be of idle states.
+    with cpus_kept_awake() as idle:
+        print(f"CPU idle states: {idle}", flush=True)
+        compare_with_tools()
+
+
+def compare_with_tools() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--rounds", type=int, default=3)

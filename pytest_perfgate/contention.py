@@ -1,4 +1,5 @@
-"""CPU contention from other processes, and what it does to a verdict.
+"""Contention from other processes (for the CPUs, for the disk), and what it does to a
+verdict.
 
 Loopback network and much storage work is CPU work: on a shared 2-core machine, a
 neighbour's test run cut loopback throughput by 65% and starved an open-loop sender
@@ -7,6 +8,10 @@ neighbour's test run cut loopback throughput by 65% and starved an open-loop sen
 run in ``details["cpu_pressure"]``; a regression measured while the CPUs were much more
 contended than when the baseline was recorded cannot be told from the neighbours' doing,
 and is INCONCLUSIVE instead, with a note that says so.
+
+The disk is shared the same way: storage probes record the share of the device's traffic
+during their run that was not theirs (/proc/diskstats), ``details["io_others"]``, and
+the same rule applies to it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .model import BaselineEntry, Measurement, Verdict
 from .stats import Decision
 
 PRESSURE_FILE = Path("/proc/pressure/cpu")
+DISKSTATS = Path("/proc/diskstats")
 #: A run is contended when runnable tasks waited for a CPU this share of its time...
 CONTENDED = 0.10
 #: ...and that share exceeds the baseline's by this much (absolute).
@@ -46,29 +52,64 @@ def pressure_between(before: int | None, after: int | None, wall_ns: int) -> flo
     return min(1.0, max(0.0, (after - before) * 1000 / wall_ns))
 
 
+def device_bytes(device: str, path: Path = DISKSTATS) -> int | None:
+    """Bytes read and written by a block device (``"/dev/vda"``) since boot; None when
+    it is not a block device here (overlay, tmpfs, not Linux)."""
+    name = Path(device).name
+    try:
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 10 and fields[2] == name:
+                return (int(fields[5]) + int(fields[9])) * 512  # sectors read, written
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def others_share(before: int | None, after: int | None, ours: int) -> float | None:
+    """The share of a device's traffic between two readings that was not ``ours``."""
+    if before is None or after is None or after - before <= 0:
+        return None
+    moved = after - before
+    return min(1.0, max(0.0, (moved - ours) / moved))
+
+
+#: Details that measure contention, and what each says in a note.
+SIGNALS = {
+    "cpu_pressure": "other processes competed for the CPUs during the run (CPU pressure",
+    "io_others": "other processes used the same device during the run (their share of its traffic",
+}
+
+
 def pooled(details: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str, Any]:
-    """Details of two looks pooled: the calmer look's pressure, so that a regression
+    """Details of two looks pooled: the calmer look's contention, so that a regression
     that a calm look confirms is never put down to contention."""
-    a, b = details.get("cpu_pressure"), fresh.get("cpu_pressure")
-    if a is None or b is None:
-        return {k: v for k, v in details.items() if k != "cpu_pressure"}
-    return {**details, "cpu_pressure": min(float(a), float(b))}
+    result = dict(details)
+    for key in SIGNALS:
+        a, b = details.get(key), fresh.get(key)
+        if a is None or b is None:
+            result.pop(key, None)
+        else:
+            result[key] = min(float(a), float(b))
+    return result
 
 
 def review(
     decision: Decision, measurement: Measurement, baseline: BaselineEntry
 ) -> tuple[Decision, list[str]]:
-    """A REGRESSED decision measured under much more CPU contention than its baseline
-    becomes INCONCLUSIVE, with the reason."""
-    now = measurement.details.get("cpu_pressure")
-    before = float(baseline.details.get("cpu_pressure", 0.0))
-    if decision.verdict is not Verdict.REGRESSED or now is None:
+    """A REGRESSED decision measured under much more contention (for the CPUs, or for
+    the device) than its baseline becomes INCONCLUSIVE, with the reason."""
+    if decision.verdict is not Verdict.REGRESSED:
         return decision, []
-    now = float(now)
-    if now < CONTENDED or now < before + MARGIN:
-        return decision, []
-    note = (
-        f"other processes competed for the CPUs during the run (CPU pressure {now:.0%}, "
-        f"{before:.0%} when the baseline was recorded): the slowdown cannot be told from theirs"
-    )
-    return replace(decision, verdict=Verdict.INCONCLUSIVE), [note]
+    for key, text in SIGNALS.items():
+        now = measurement.details.get(key)
+        if now is None:
+            continue
+        now, before = float(now), float(baseline.details.get(key, 0.0))
+        if now >= CONTENDED and now >= before + MARGIN:
+            note = (
+                f"{text} {now:.0%}, {before:.0%} when the baseline was recorded): "
+                "the slowdown cannot be told from theirs"
+            )
+            return replace(decision, verdict=Verdict.INCONCLUSIVE), [note]
+    return decision, []

@@ -165,6 +165,20 @@ OPTIONS: tuple[Option, ...] = (
         "PATH",
     ),
     Option(
+        "markdown",
+        _path,
+        "write a Markdown report for a pull-request comment to this file (relative to the "
+        "rootdir); under GitHub Actions it is also appended to the job summary",
+        "PATH",
+    ),
+    Option(
+        "html",
+        _path,
+        "write a self-contained HTML report with plots to this file (relative to the "
+        "rootdir; it opens offline, in any browser)",
+        "PATH",
+    ),
+    Option(
         "threshold",
         _fraction,
         "practical threshold: relative changes below it do not count (default: 0.02)",
@@ -266,6 +280,8 @@ class Settings:
     update_baselines: bool = False
     baseline_dir: str = "baselines"
     json: str = ""  #: results file to write; "" for none
+    markdown: str = ""  #: Markdown report to write; "" for none
+    html: str = ""  #: HTML report to write; "" for none
     threshold: float = 0.02
     alpha: float = 0.05
     max_time: float = 2.0

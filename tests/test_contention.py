@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_perfgate.contention import cpu_stall_us, pooled, pressure_between
+from pytest_perfgate.contention import (
+    cpu_stall_us,
+    device_bytes,
+    others_share,
+    pooled,
+    pressure_between,
+)
 from pytest_perfgate.gate import GatePolicy, judge
 from pytest_perfgate.model import BaselineEntry, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.stats import summarize
@@ -105,3 +111,38 @@ def test_a_calm_second_look_that_confirms_the_regression_keeps_it() -> None:
 def test_without_pressure_figures_nothing_changes() -> None:
     result, _ = verdict(throughput(500, None, 10), throughput(1000, None, 11))
     assert result is Verdict.REGRESSED
+
+
+def test_device_bytes_reads_diskstats(tmp_path: Path) -> None:
+    diskstats = tmp_path / "diskstats"
+    diskstats.write_text(
+        " 254       0 vda 100 0 2000 50 300 0 4000 60 0 0 0 0 0 0 0 0 0\n"
+        " 254       1 vda1 1 0 8 1 1 0 8 1 0 0 0 0 0 0 0 0 0\n"
+    )
+    assert device_bytes("/dev/vda", diskstats) == (2000 + 4000) * 512
+    assert device_bytes("overlay", diskstats) is None
+    assert device_bytes("/dev/vda", tmp_path / "missing") is None
+
+
+def test_others_share_is_the_traffic_that_was_not_ours() -> None:
+    assert others_share(1000, 5000, 3000) == pytest.approx(0.25)
+    assert others_share(1000, 5000, 9000) == 0.0  # readahead, rounding: never negative
+    assert others_share(None, 5000, 10) is None
+    assert others_share(5000, 5000, 0) is None
+
+
+def test_a_regression_while_others_used_the_disk_is_inconclusive() -> None:
+    def run(centre: float, others: float, seed: int) -> Measurement:
+        rng = np.random.default_rng(seed)
+        return Measurement(
+            "read.throughput",
+            "MiB/s",
+            Direction.HIGHER_IS_BETTER,
+            tuple(rng.normal(centre, centre * 0.01, 20).tolist()),
+            details={"io_others": others, "cpu_pressure": 0.0},
+        )
+
+    result, notes = verdict(run(500, 0.6, 1), run(1000, 0.0, 2))
+    assert result is Verdict.INCONCLUSIVE
+    assert "other processes used the same device during the run" in notes[-1]
+    assert verdict(run(500, 0.01, 3), run(1000, 0.0, 4))[0] is Verdict.REGRESSED

@@ -21,12 +21,19 @@ CORE_MODULES = [
     "pytest_perfgate.probes.cpu",
     "pytest_perfgate.probes.memory",
     "pytest_perfgate.contention",
+    "pytest_perfgate.probes.cpuidle",
     "pytest_perfgate.probes.host",
     "pytest_perfgate.probes.iostats",
     "pytest_perfgate.probes.storage",
     "pytest_perfgate.probes.network",
     "pytest_perfgate.probes.netserver",
     "pytest_perfgate.report.terminal",
+    "pytest_perfgate.report.json",
+    "pytest_perfgate.report.markdown",
+    "pytest_perfgate.report.github",
+    "pytest_perfgate.report.junit",
+    "pytest_perfgate.report.html",
+    "pytest_perfgate.compare",
 ]
 
 BLOCK_PYTEST = """

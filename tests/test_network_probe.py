@@ -89,7 +89,9 @@ def test_latency_against_the_loopback_server(probe: tuple[NetProbe, Host]) -> No
     assert (p50.statistic, p99.statistic) == ("median", "p99")
     assert p50.unit == "s"
     assert p50.direction is Direction.LOWER_IS_BETTER
-    assert p50.machine == {"net.target": "loopback"}
+    assert p50.machine["net.target"] == "loopback"
+    assert p50.machine["net.placement"] in ("two-cpus", "same-cpu", "unpinned")
+    assert p50.machine["cpu.idle"] in ("polling", "default")
     assert p50.details["client"] == "ping-pong"
     assert p50.details["size"] == 256
     assert p50.details["loop"] == "closed"
@@ -307,3 +309,18 @@ def test_the_server_exits_on_keyboard_interrupt_in_a_script(tmp_path: Path) -> N
     )
     assert result.returncode != 0
     assert wait_dead(int(pid_file.read_text()))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_client_and_server_are_pinned_while_measuring_and_released_after() -> None:
+    from pytest_perfgate.probes.network import pinned
+
+    before = os.sched_getaffinity(0)
+    with EchoServer() as server:
+        with pinned([server.pid]) as placement:
+            if placement != "unpinned":
+                assert len(os.sched_getaffinity(0)) == 1
+                assert len(os.sched_getaffinity(server.pid)) == 1
+        assert os.sched_getaffinity(0) == before
+    with pinned([]) as placement:
+        assert placement == "unpinned"

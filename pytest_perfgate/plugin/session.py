@@ -13,6 +13,7 @@ import ast
 import hashlib
 import inspect
 import io
+import os
 import sys
 import textwrap
 import tokenize
@@ -22,7 +23,13 @@ from typing import Any
 
 import pytest
 
-from ..baseline import BaselineError, BaselineFile, BaselineStore, refreshed_entry
+from ..baseline import (
+    BaselineError,
+    BaselineFile,
+    BaselineStore,
+    refreshed_entry,
+    write_atomically,
+)
 from ..environment import (
     calibrate_machine,
     current_environment,
@@ -34,7 +41,11 @@ from ..fixture import PerfFixture, Result, TestContext
 from ..gate import GatePolicy
 from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
 from ..probes import ProbeUnavailable
+from ..report import github
+from ..report.html import render_html
 from ..report.json import RunResults, TestResults, settings_summary, tests_from, write_results
+from ..report.junit import junit_properties
+from ..report.markdown import render_markdown
 from ..report.terminal import gpu_lines, render_table, verdict_counts
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
@@ -157,6 +168,7 @@ class PerfSession:
         self._refresh: _RefreshReport | None = None
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
+        self._final: RunResults | None = None  #: the run's results, once it has ended
 
     # -- start -----------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -358,6 +370,9 @@ class PerfSession:
                     for r in fixture.results
                 ],
             }
+            # Read by --junitxml from the teardown report, which copies the item's list
+            # (so they travel with it under pytest-xdist too).
+            item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -403,6 +418,10 @@ class PerfSession:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.json:
             self._write_results(interrupted)
+        if self.settings.markdown:
+            self._write_markdown(interrupted)
+        if self.settings.html:
+            self._write_html(interrupted)
 
     def run_results(self) -> RunResults:
         """This run's results, as the results file and the reports hold them."""
@@ -431,13 +450,57 @@ class PerfSession:
             self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
             return
         try:
-            write_results(path, self.run_results())
+            write_results(path, self.final_results())
         except OSError as error:
             self._report_lines.append(
                 f"perfgate: cannot write the results to {path} ({error.strerror or error})"
             )
         else:
             self._report_lines.append(f"perfgate: results written to {path}")
+
+    def final_results(self) -> RunResults:
+        """``run_results()`` taken once at the end, so that every report agrees."""
+        if self._final is None:
+            self._final = self.run_results()
+        return self._final
+
+    def _write_markdown(self, interrupted: bool) -> None:
+        path = self.config.rootpath / self.settings.markdown
+        if interrupted:
+            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
+            return
+        text = render_markdown(self.final_results())
+        try:
+            write_atomically(path, text)
+        except OSError as error:
+            self._report_lines.append(
+                f"perfgate: cannot write the Markdown report to {path} ({error.strerror or error})"
+            )
+        else:
+            self._report_lines.append(f"perfgate: Markdown report written to {path}")
+        try:
+            summary = github.append_step_summary(text)
+        except OSError as error:
+            self._report_lines.append(
+                f"perfgate: cannot append to the job summary ({error.strerror or error})"
+            )
+        else:
+            if summary is not None:
+                self._report_lines.append(f"perfgate: Markdown report appended to {summary}")
+
+    def _write_html(self, interrupted: bool) -> None:
+        path = self.config.rootpath / self.settings.html
+        if interrupted:
+            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
+            return
+        try:
+            write_atomically(path, render_html(self.final_results()))
+        except OSError as error:
+            self._report_lines.append(
+                f"perfgate: cannot write the HTML report to {path} ({error.strerror or error})"
+            )
+        else:
+            self._report_lines.append(f"perfgate: HTML report written to {path}")
 
     def _write_baselines(self) -> _RefreshReport:
         report = _RefreshReport()
@@ -544,6 +607,16 @@ class PerfSession:
         for c in comparisons:
             if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
                 tr.write_line(f"  {c.verdict.value} {c.label}: {explain(c)}")
+        if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
+            # Workflow commands: GitHub shows each on the test's line in the PR's diff.
+            fails = self.settings.mode is Mode.GATE and not self.settings.update_baselines
+            for line in github.workflow_commands(
+                self.final_results(),
+                level="error" if fails else "warning",
+                rootdir=self.config.rootpath,
+                workspace=os.environ.get("GITHUB_WORKSPACE"),
+            ):
+                tr.write_line(line)
         gpu = gpu_lines(
             [
                 (r.comparison.label, r.measurement)

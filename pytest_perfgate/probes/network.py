@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, final
 
@@ -27,6 +27,7 @@ from ..contention import cpu_stall_us, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
 from . import netserver
+from .cpuidle import DEFAULT, cpus_kept_awake
 from .host import ProbeHost
 from .iostats import Completion, ProbeInputError, parse_size, percentiles, slice_rates
 
@@ -221,6 +222,7 @@ class RequestRun:
     send_lag: tuple[float, ...] = ()
     #: Share of the run during which some task waited for a CPU (contention.py).
     cpu_pressure: float | None = None
+    idle: str = DEFAULT  #: "polling" where CPUs were kept out of idle states (cpuidle.py)
 
     def details(self) -> dict[str, Any]:
         return (
@@ -238,6 +240,23 @@ class RequestRun:
 
 
 def run_requests(
+    request: Callable[[], Any],
+    *,
+    seconds: float,
+    warmup: float,
+    rate: float | None = None,
+    clock: Clock = time.perf_counter_ns,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RequestRun:
+    """:func:`_run_requests` with the CPUs kept out of idle states (cpuidle.py)."""
+    with cpus_kept_awake() as idle:
+        run = _run_requests(
+            request, seconds=seconds, warmup=warmup, rate=rate, clock=clock, sleep=sleep
+        )
+    return replace(run, idle=idle)
+
+
+def _run_requests(
     request: Callable[[], Any],
     *,
     seconds: float,
@@ -300,6 +319,16 @@ def _rounded(figures: dict[str, float]) -> dict[str, float]:
     return {k: float(f"{v:.6g}") for k, v in figures.items()}
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class StreamRun:
+    """The sends of one stream run's measured time."""
+
+    sends: tuple[Completion, ...]
+    cpu_pressure: float | None  #: share of the run some task waited for a CPU
+    idle: str  #: "polling" where CPUs were kept out of idle states (cpuidle.py)
+
+
 def run_stream(
     endpoint: Endpoint,
     *,
@@ -309,57 +338,61 @@ def run_stream(
     block: int,
     timeout: float,
     clock: Clock = time.perf_counter_ns,
-) -> tuple[tuple[Completion, ...], float | None]:
+) -> StreamRun:
     """Send blocks as fast as the connection takes them, on ``streams`` connections at
-    once, for ``warmup`` (discarded) then ``seconds``; the sends of the measured time,
-    and the share of it during which some task waited for a CPU."""
+    once, for ``warmup`` (discarded) then ``seconds``."""
     where = "perf.net.throughput"
     sockets = [connect(endpoint, netserver.SINK, timeout, where) for _ in range(streams)]
-    stalled, began = cpu_stall_us(), time.monotonic_ns()
-    start = clock()
-    measure_from = start + int(warmup * 1e9)
-    deadline = measure_from + int(seconds * 1e9)
     sent: list[list[Completion]] = [[] for _ in sockets]
     errors: list[BaseException] = []
-
-    def send(index: int) -> None:
-        sock, done = sockets[index], sent[index]
-        payload = memoryview(os.urandom(block))
-        total = 0
-        try:
-            while True:
-                began = clock()
-                if began >= deadline:
-                    break
-                sock.sendall(payload)
-                total += block
-                if began >= measure_from:
-                    done.append(Completion(began, clock(), block))
-            sock.shutdown(socket.SHUT_WR)
-            if endpoint.ours:
-                received = int.from_bytes(_read_exactly(sock, 8), "big")
-                if received != total:
-                    raise ProbeInputError(f"{where}: sent {total} bytes, the server got {received}")
-        except TimeoutError:
-            errors.append(
-                ProbeInputError(f"{where}: the endpoint stalled past timeout={timeout} s")
-            )
-        except BaseException as error:
-            errors.append(error)
-
     try:
-        threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(streams)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        stalled, began = cpu_stall_us(), time.monotonic_ns()
+        with cpus_kept_awake() as idle:
+            start = clock()
+            measure_from = start + int(warmup * 1e9)
+            deadline = measure_from + int(seconds * 1e9)
+
+            def send(index: int) -> None:
+                sock, done = sockets[index], sent[index]
+                payload = memoryview(os.urandom(block))
+                total = 0
+                try:
+                    while True:
+                        sent_at = clock()
+                        if sent_at >= deadline:
+                            break
+                        sock.sendall(payload)
+                        total += block
+                        if sent_at >= measure_from:
+                            done.append(Completion(sent_at, clock(), block))
+                    sock.shutdown(socket.SHUT_WR)
+                    if endpoint.ours:
+                        received = int.from_bytes(_read_exactly(sock, 8), "big")
+                        if received != total:
+                            raise ProbeInputError(
+                                f"{where}: sent {total} bytes, the server got {received}"
+                            )
+                except TimeoutError:
+                    errors.append(
+                        ProbeInputError(f"{where}: the endpoint stalled past timeout={timeout} s")
+                    )
+                except BaseException as error:
+                    errors.append(error)
+
+            threads = [
+                threading.Thread(target=send, args=(i,), daemon=True) for i in range(streams)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
     finally:
         for sock in sockets:
             sock.close()
     if errors:
         raise errors[0]
-    pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
-    return tuple(c for done in sent for c in done), pressure
+    return StreamRun(tuple(c for done in sent for c in done), pressure, idle)
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -418,6 +451,7 @@ class NetProbe:
         timeout: float = 5.0,
         gate: str | Iterable[str] = ("p50", "p99"),
         name: str = "rtt",
+        pin: bool = False,
     ) -> LatencyResult | None:
         """Round-trip times of requests to ``target`` and their percentiles, gated.
 
@@ -426,7 +460,8 @@ class NetProbe:
         ``seconds`` measured after ``warmup`` discarded (defaults: the test's max_time and
         a tenth of it); ``rate``: requests per second of an open-loop load, latencies
         from each request's intended send time; ``gate``: percentiles to gate (p50, p90,
-        p99, p99.9), each the measurement ``<name>.<percentile>``.
+        p99, p99.9), each the measurement ``<name>.<percentile>``; ``pin``: run the test's
+        thread and the probe's servers on two fixed CPUs while measuring (see pinned()).
         """
         __tracebackhide__ = True
         where = "perf.net.latency"
@@ -456,13 +491,16 @@ class NetProbe:
             details = {"client": "ping-pong", "size": nbytes}
 
         def measure() -> RequestRun:
-            return run_requests(
-                request,
-                seconds=run_seconds,
-                warmup=warmup_seconds,
-                rate=rate,
-                clock=self._host.clock,
-            )
+            servers = [s.pid for s in self._servers if s.running] if pin else []
+            with pinned(servers) as placement:
+                machine["net.placement"] = placement
+                return run_requests(
+                    request,
+                    seconds=run_seconds,
+                    warmup=warmup_seconds,
+                    rate=rate,
+                    clock=self._host.clock,
+                )
 
         def to_measurement(metric: str, run: RequestRun) -> Measurement:
             if not run.latencies:
@@ -475,7 +513,7 @@ class NetProbe:
                 Direction.LOWER_IS_BETTER,
                 run.latencies,
                 stop_reason="time budget",
-                machine=machine,
+                machine={**machine, "cpu.idle": run.idle},
                 details={**details, **run.details(), "warmup": warmup_seconds},
                 statistic="median" if metric == "p50" else metric,
             )
@@ -501,6 +539,7 @@ class NetProbe:
         block: int | str = "128KiB",
         timeout: float = 5.0,
         name: str = "stream",
+        pin: bool = False,
     ) -> ThroughputResult | None:
         """Stream throughput to ``target`` (MiB/s, gated as ``<name>.throughput``):
         ``streams`` connections at once sending ``block``-sized writes for ``seconds``
@@ -519,25 +558,31 @@ class NetProbe:
             return None
 
         def measure() -> Measurement:
-            sends, pressure = run_stream(
-                endpoint,
-                seconds=run_seconds,
-                warmup=warmup_seconds,
-                streams=streams,
-                block=nbytes,
-                timeout=timeout,
-                clock=self._host.clock,
-            )
-            if not sends:
+            servers = [s.pid for s in self._servers if s.running] if pin and endpoint.ours else []
+            with pinned(servers) as placement:
+                run = run_stream(
+                    endpoint,
+                    seconds=run_seconds,
+                    warmup=warmup_seconds,
+                    streams=streams,
+                    block=nbytes,
+                    timeout=timeout,
+                    clock=self._host.clock,
+                )
+            if not run.sends:
                 raise ProbeInputError(f"{where}: nothing was sent in the measured time")
-            rates = slice_rates([sends], SLICES)
+            rates = slice_rates([run.sends], SLICES)
             return Measurement(
                 measurement_name,
                 "MiB/s",
                 Direction.HIGHER_IS_BETTER,
                 rates.mib_per_s,
                 stop_reason="time budget",
-                machine={"net.target": endpoint.label},
+                machine={
+                    "net.target": endpoint.label,
+                    "net.placement": placement,
+                    "cpu.idle": run.idle,
+                },
                 details={
                     "streams": streams,
                     "block": nbytes,
@@ -546,7 +591,9 @@ class NetProbe:
                     "mib_per_s": round(rates.mean_mib_per_s, 3),
                     "gbit_per_s": round(rates.mean_mib_per_s * 2**20 * 8 / 1e9, 4),
                 }
-                | ({} if pressure is None else {"cpu_pressure": round(pressure, 4)}),
+                | (
+                    {} if run.cpu_pressure is None else {"cpu_pressure": round(run.cpu_pressure, 4)}
+                ),
             )
 
         first = measure()
@@ -574,6 +621,47 @@ class NetProbe:
         for server in self._servers:
             server.stop()
         self._servers.clear()
+
+
+@contextlib.contextmanager
+def pinned(server_pids: list[int]) -> Iterator[str]:
+    """Run the calling thread on one CPU and the servers' threads on another while the
+    block runs; yields the placement (a machine-class field).
+
+    Left to the scheduler, a loopback client and its server share a CPU at times and
+    not at others: a round trip took 8 us one way and 12 us the other on this project's
+    VM. Pinned, it is one of them, on a quiet machine; but a pinned thread cannot leave a
+    CPU that a neighbour keeps busy (56 us instead of 12 on the loaded VM), so it is
+    opt-in (``pin=True``), for machines the tests have to themselves.
+    """
+    if not server_pids or not hasattr(os, "sched_setaffinity"):
+        yield "unpinned"
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    client_cpu, server_cpu = allowed[0], allowed[1 % len(allowed)]
+    saved: dict[int, set[int]] = {}
+    try:
+        for pid in server_pids:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                tid = int(task.name)
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, {server_cpu})
+        saved[0] = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {client_cpu})
+    except OSError:  # a thread ended meanwhile, or not permitted: leave it to the scheduler
+        _restore(saved)
+        yield "unpinned"
+        return
+    try:
+        yield "same-cpu" if client_cpu == server_cpu else "two-cpus"
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: dict[int, set[int]]) -> None:
+    for tid, cpus in saved.items():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, cpus)
 
 
 def _metrics(gate: str | Iterable[str], allowed: tuple[str, ...], where: str) -> tuple[str, ...]:

@@ -32,9 +32,10 @@ from typing import Any, final
 
 import numpy as np
 
-from ..contention import cpu_stall_us, pressure_between
+from ..contention import cpu_stall_us, device_bytes, others_share, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
+from .cpuidle import DEFAULT, cpus_kept_awake
 from .host import ProbeHost
 from .iostats import (
     Completion,
@@ -170,9 +171,12 @@ class StorageRun:
     note: str = ""  #: why the cache mode is not "direct", where it is not
     #: Share of the run during which some task waited for a CPU (contention.py).
     cpu_pressure: float | None = None
+    idle: str = DEFAULT  #: "polling" where CPUs were kept out of idle states (cpuidle.py)
+    #: Share of the device's traffic during the run that was not the workload's own.
+    io_others: float | None = None
 
     def machine(self) -> dict[str, str]:
-        return {**self.filesystem.machine(), "storage.cache": self.cache}
+        return {**self.filesystem.machine(), "storage.cache": self.cache, "cpu.idle": self.idle}
 
 
 @final
@@ -221,11 +225,19 @@ def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRu
             os.close(fd)
         fd, cache, note = _open(path, workload, filesystem)
         stalled, began = cpu_stall_us(), time.monotonic_ns()
+        traffic = device_bytes(filesystem.device)
         try:
-            passes = _run_passes(fd, workload, cache, clock)
+            with cpus_kept_awake() as idle:
+                passes, moved = _run_passes(fd, workload, cache, clock)
         finally:
             os.close(fd)
         pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
+        # Cached I/O need not reach the device: then its traffic says nothing about ours.
+        io_others = (
+            None
+            if cache == "cached"
+            else others_share(traffic, device_bytes(filesystem.device), moved)
+        )
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise ProbeInputError(
@@ -236,7 +248,7 @@ def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRu
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    return StorageRun(workload, cache, filesystem, passes, note, pressure)
+    return StorageRun(workload, cache, filesystem, passes, note, pressure, idle, io_others)
 
 
 def _lay_out(fd: int, workload: Workload) -> None:
@@ -315,7 +327,8 @@ def _drop_cache(fd: int) -> None:
 
 def _run_passes(
     fd: int, workload: Workload, cache: str, clock: Clock
-) -> tuple[tuple[Completion, ...], ...]:
+) -> tuple[tuple[tuple[Completion, ...], ...], int]:
+    """The measured completions of each pass (ramp discarded), and every byte moved."""
     blocks = workload.size // workload.block
     rng = np.random.default_rng(workload.seed)
     buffers = [mmap.mmap(-1, workload.block) for _ in range(workload.depth)]
@@ -329,6 +342,7 @@ def _run_passes(
     measure_from = start + int(workload.ramp * 1e9)
     deadline = measure_from + int(workload.seconds * 1e9)
     passes: list[tuple[Completion, ...]] = []
+    moved = 0
     try:
         while True:
             if cache == "dropped" and not workload.writes:
@@ -341,6 +355,7 @@ def _run_passes(
                 flush_start = clock()
                 sync(fd)
                 done.append((flush_start, clock(), 0, False))
+            moved += sum(c[2] for c in done)
             passes.append(
                 tuple(Completion(*c) for c in done if c[0] >= measure_from)  # ramp discarded
             )
@@ -352,7 +367,7 @@ def _run_passes(
         sector_words.clear()
         for buffer in buffers:
             buffer.close()
-    return tuple(p for p in passes if p)
+    return tuple(p for p in passes if p), moved
 
 
 #: A completion while running: (start_ns, end_ns, bytes, is_io); tuples are cheap to make.
@@ -687,6 +702,8 @@ def _details(run: StorageRun) -> dict[str, Any]:
         details["not_direct"] = run.note
     if run.cpu_pressure is not None:
         details["cpu_pressure"] = round(run.cpu_pressure, 4)
+    if run.io_others is not None:
+        details["io_others"] = round(run.io_others, 4)
     if run.filesystem.in_memory:
         details["warning"] = f"{run.filesystem.type}: memory speed, not storage"
     return details

@@ -1,1 +1,2 @@
-"""Reports built from Comparisons: the terminal table (more formats come with later releases)."""
+"""Reports built from a run's results: the terminal table, the results file (json), Markdown,
+HTML, JUnit properties and GitHub workflow commands."""
