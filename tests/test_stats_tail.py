@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_perfgate.model import Direction, Verdict
@@ -53,6 +53,9 @@ def test_quantile_of_rejects_what_is_not_a_tail(statistic: str) -> None:
 @COMMON
 @given(samples, st.floats(min_value=0.5, max_value=0.999))
 def test_sample_quantile_is_numpys_inverted_cdf(values: list[float], q: float) -> None:
+    # Where q * n is within float error of a whole number, quantile_rank deliberately
+    # takes the whole number (0.999 * 1000 is rank 998); numpy takes the float as it is.
+    assume(abs(q * len(values) - round(q * len(values))) > 1e-9)
     expected = float(np.quantile(values, q, method="inverted_cdf"))
     assert sample_quantile(values, q) == expected
 
