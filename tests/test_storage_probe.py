@@ -181,6 +181,8 @@ def test_region_times_the_users_io_one_sample_per_entry(tmp_path: Path) -> None:
     assert measurement.machine["storage.cache"] == "as-is"
     assert measurement.machine["fs.type"] == filesystem_of(tmp_path).type
     assert host.claimed == ["save.throughput"]
+    if Path("/proc/pressure/cpu").exists():
+        assert 0.0 <= measurement.details["cpu_pressure"] <= 1.0  # contention.py
 
 
 def test_region_drop_evicts_before_the_clock_starts(tmp_path: Path) -> None:

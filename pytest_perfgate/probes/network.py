@@ -217,8 +217,8 @@ class RequestRun:
     rate: float | None  #: intended requests per second (open loop), None for closed loop
     achieved_rate: float  #: requests per second actually completed in the measured time
     seconds: float
-    #: Open loop: seconds each request was sent after its intended time (the backlog
-    #: of earlier slow replies, and the sender's own lateness).
+    #: Open loop: seconds each request was sent late for no reply it waited for (the
+    #: sender's own lateness, which the latencies leave out).
     send_lag: tuple[float, ...] = ()
     #: Share of the run during which some task waited for a CPU (contention.py).
     cpu_pressure: float | None = None
@@ -271,6 +271,13 @@ def _run_requests(
     request i is due at start + i/rate and its latency runs from that intended time, not
     from when it could actually be sent; so a stall delays the requests behind it and
     they report the wait, as their users would have felt it (no coordinated omission).
+
+    The sender's own lateness is not the server's, though: a sender that was not
+    scheduled in time (a busy machine) would otherwise report its own delay, and the
+    backlog it leaves, as latency. So the queue is replayed with a punctual sender: with
+    each request's observed service time s_i (reply minus actual send), it completes at
+    c_i = max(due_i, c_{i-1}) + s_i, and its latency is c_i - due_i. A slow reply still
+    delays every request queued behind it; a late sender delays none.
     """
     stalled, began = cpu_stall_us(), time.monotonic_ns()
     start = clock()
@@ -289,6 +296,7 @@ def _run_requests(
     else:
         interval = 1e9 / rate
         i = 0
+        completed = replied = start
         while True:
             due = start + round(i * interval)
             i += 1
@@ -301,9 +309,12 @@ def _run_requests(
             while sent < due:
                 sent = clock()
             request()
+            service = clock() - sent
+            completed = max(due, completed) + service  # a punctual sender's queue
             if due >= measure_from:
-                measured.append(clock() - due)
-                lag.append(sent - due)
+                measured.append(completed - due)
+                lag.append(max(0, sent - max(due, replied)))  # late, and not for a reply
+            replied = sent + service
     elapsed = max(clock() - measure_from, 1)
     return RequestRun(
         tuple(ns / 1e9 for ns in measured),

@@ -494,6 +494,8 @@ class StorageProbe:
     def __init__(self, host: ProbeHost) -> None:
         self._host = host
         self._regions: dict[str, list[float]] = {}
+        #: Per region: the contention of each entry (contention.py), averaged in details.
+        self._contention: dict[str, list[dict[str, float]]] = {}
 
     def read(self, directory: str | os.PathLike[str], **options: Any) -> StorageResult | None:
         """Sequential reads of a file of random data (page cache defeated). See
@@ -653,6 +655,10 @@ class StorageProbe:
             samples = self._regions[name] = []
         if drop is not None:
             _drop_tree(Path(drop))
+        anchor = sync if sync is not None else drop
+        filesystem = None if anchor is None else filesystem_of(Path(anchor))
+        device = "" if filesystem is None else filesystem.device
+        stalled, traffic, began = cpu_stall_us(), device_bytes(device), time.monotonic_ns()
         clock = self._host.clock
         start = clock()
         yield
@@ -660,9 +666,19 @@ class StorageProbe:
             _sync_tree(Path(sync))
         elapsed = max(clock() - start, 1)
         samples.append(nbytes / 2**20 / (elapsed / 1e9))
-        anchor = sync if sync is not None else drop
-        machine = {} if anchor is None else filesystem_of(Path(anchor)).machine()
+        entry = {
+            "cpu_pressure": pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began),
+            "io_others": others_share(traffic, device_bytes(device), nbytes),
+        }
+        contention = self._contention.setdefault(name, [])
+        contention.append({k: v for k, v in entry.items() if v is not None})
+        machine = {} if filesystem is None else filesystem.machine()
         machine["storage.cache"] = "dropped" if drop is not None else "as-is"
+        averaged = {
+            key: round(sum(c[key] for c in contention) / len(contention), 4)
+            for key in ("cpu_pressure", "io_others")
+            if all(key in c for c in contention)
+        }
         self._host.judge_at_finish(
             Measurement(
                 measurement_name,
@@ -671,7 +687,7 @@ class StorageProbe:
                 tuple(samples),
                 stop_reason="region entries",
                 machine=machine,
-                details={"bytes": nbytes, "synced": sync is not None},
+                details={"bytes": nbytes, "synced": sync is not None, **averaged},
             )
         )
 
