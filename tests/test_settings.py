@@ -70,7 +70,7 @@ BAD_VALUES = [
     ("mode", "fast", "must be one of gate, warn, off"),
     ("baseline_dir", "", "must be a non-empty string"),
     ("baseline_dir", 3, "must be a non-empty string"),
-    ("threshold", 1.5, r"must be a fraction in \[0, 1\)"),
+    ("threshold", 10, r"must be a relative change in \[0, 10\)"),
     ("threshold", "abc", "must be a number"),
     ("alpha", -0.1, "must be a fraction"),
     ("max_time", 0, "must be a positive number"),
