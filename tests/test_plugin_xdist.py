@@ -109,6 +109,9 @@ def test_regression_fails_the_test_under_xdist_as_without_it(
     monkeypatch.setenv("WORK", SLOWDOWN)
 
     spread = suite.runpytest_subprocess("-n", "2", "--junitxml=spread.xml", timeout=TIMEOUT)
+    spread.stdout.fnmatch_lines(
+        ["perfgate: warning: the perf tests ran on 2 pytest-xdist workers at once*"]
+    )
     spread.assert_outcomes(passed=3, failed=2)
     spread.stdout.fnmatch_lines([REGRESSION_MESSAGE])
     spread.stdout.fnmatch_lines(["perfgate: 2 REGRESSED*(5 perf tests, *mode gate)"])

@@ -651,6 +651,22 @@ class PerfSession:
             self._print_refresh(tr, self._refresh)
         for line in self._report_lines:
             tr.write_line(line)
+        workers = self._xdist_workers()
+        if comparisons and workers > 1:
+            tr.write_line(
+                f"perfgate: warning: the perf tests ran on {workers} pytest-xdist workers at "
+                "once, sharing the machine with each other and with other tests: their "
+                "times carry that contention; measure them with -p no:xdist (or -n 0)",
+                yellow=True,
+            )
+
+    def _xdist_workers(self) -> int:
+        """How many pytest-xdist workers ran the tests (0 without xdist)."""
+        workers = getattr(self.config.option, "numprocesses", None)
+        try:
+            return int(workers or 0)
+        except (TypeError, ValueError):  # "auto" before xdist resolved it
+            return 0
 
     def _print_refresh(self, tr: Any, report: _RefreshReport) -> None:
         root = self.store.root
