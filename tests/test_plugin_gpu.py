@@ -156,7 +156,7 @@ def test_a_fixture_that_requires_a_gpu_skips_its_tests(pytester: pytest.Pytester
     )
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*SKIPPED*NVML unavailable: NVMLError_*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*test_gpu_fixture.py:*: NVML unavailable: NVMLError_*"])
 
 
 def test_probe_unavailable_outside_a_perf_test_is_an_error_not_a_skip(

@@ -55,6 +55,8 @@ session_key = pytest.StashKey["PerfSession"]()
 fixture_key = pytest.StashKey[PerfFixture]()
 #: ``benchmark.extra_info`` of a test using the ``benchmark`` fixture (benchmark_compat).
 extra_info_key = pytest.StashKey[dict[str, Any]]()
+#: Set when a probe skipped the test: its report then points at the test, not at us.
+probe_skip_key = pytest.StashKey[bool]()
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ def _skip_perf_test(item: pytest.Item, missing: ProbeUnavailable) -> None:
     to see, not a skip to hide it."""
     if item.stash.get(fixture_key, None) is not None:
         ProgressLine.clear_all()
+        item.stash[probe_skip_key] = True
         pytest.skip(str(missing))
 
 
@@ -354,6 +357,10 @@ class PerfSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if item.stash.get(probe_skip_key, False) and isinstance(report.longrepr, tuple):
+            # As pytest does for its own skip marker: the test's location, not ours.
+            path, line = item.reportinfo()[:2]
+            report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
         fixture = item.stash.get(fixture_key, None)
         if fixture is not None and report.when == "call":
             module, test = split_nodeid(item.nodeid)
