@@ -395,3 +395,21 @@ def test_version_1_files_are_read(tmp_path: Path) -> None:
     text = render_document({"test_a": {"time": entry()}}, "test")
     old = text.replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1')
     assert parse_document(old, tmp_path / "old.json") == parse_document(text, tmp_path / "x")
+
+
+def test_written_files_get_the_usual_mode_and_keep_an_existing_one(tmp_path: Path) -> None:
+    from pytest_perfgate.baseline import write_atomically
+
+    umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.json"
+        write_atomically(fresh, "{}")
+        assert fresh.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0600
+        kept = tmp_path / "kept.json"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        write_atomically(kept, "new")
+        assert kept.stat().st_mode & 0o777 == 0o640
+        assert kept.read_text() == "new"
+    finally:
+        os.umask(umask)

@@ -8,13 +8,12 @@ a JSON Schema in docs/reference/results-schema.json, which the tests validate ag
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
+from ..baseline import write_atomically
 from ..model import Comparison, Environment, Measurement, Verdict
 
 SCHEMA_NAME = "pytest-perfgate-results"
@@ -133,17 +132,7 @@ def write_results(path: Path, results: RunResults) -> None:
     """Write atomically: a reader never sees half a file, an interrupted write leaves the
     previous file."""
     text = json.dumps(results.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
 
 
 def read_results(path: Path) -> RunResults:
