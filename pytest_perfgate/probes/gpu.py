@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -346,7 +347,7 @@ def _import(name: str) -> Any:
 
 
 def _median_of(measure: Callable[[], float], times: int = 5) -> float:
-    return _median([measure() for _ in range(times)])
+    return statistics.median([measure() for _ in range(times)])
 
 
 @final
@@ -734,7 +735,7 @@ class GpuProbe:
                 readings=sampler.readings if sampler is not None else [],
                 spans=samples.spans,
                 work=work,
-                seconds=_median(samples.times),
+                seconds=statistics.median(samples.times),
                 calls_per_sample=calls,
                 l2_flush_bytes=flush_bytes,
             )
@@ -851,7 +852,7 @@ class GpuProbe:
                 readings=[record.readings.get(i, []) for i in range(len(record.device.handles))],
                 spans=tuple(record.spans),
                 work=record.work,
-                seconds=_median(record.times),
+                seconds=statistics.median(record.times),
                 calls_per_sample=1,
                 l2_flush_bytes=0,
             )
@@ -949,9 +950,3 @@ def _check_telemetry(telemetry: str) -> None:
         raise GpuUsageError(
             f"perf.gpu: telemetry must be 'device', 'all' or 'off', got {telemetry!r}"
         )
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
