@@ -25,11 +25,11 @@ class JsonClient:
         self.sock.close()
 
 
-# Loopback round trips on a shared 2-vCPU VM move between regimes (about 9 us while the
-# machine is busy and its vCPUs stay awake, 16-18 us when it is quiet), a swing no
-# statistic can take for noise. The latency examples gate at +150%: they still fail on a
-# real slowdown of the path (an injected 6x one does), not on the machine's mood.
-LATENCY_THRESHOLD = 1.5
+# Round trips are measured with client and server on one CPU (perf.net.latency's
+# default), which kept them at 8-10 us on the shared 2-vCPU VM whether it was quiet or
+# busy; its p99 still moved by up to +46% between runs. The latency examples gate at
+# +50%: a slowdown of the path by half fails, the machine's mood does not.
+LATENCY_THRESHOLD = 0.5
 
 
 @pytest.mark.perf(threshold=LATENCY_THRESHOLD)

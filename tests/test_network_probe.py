@@ -90,7 +90,7 @@ def test_latency_against_the_loopback_server(probe: tuple[NetProbe, Host]) -> No
     assert p50.unit == "s"
     assert p50.direction is Direction.LOWER_IS_BETTER
     assert p50.machine["net.target"] == "loopback"
-    assert p50.machine["net.placement"] in ("two-cpus", "same-cpu", "unpinned")
+    assert p50.machine["net.placement"] in ("one-cpu", "unpinned")
     assert p50.machine["cpu.idle"] in ("polling", "default")
     assert p50.details["client"] == "ping-pong"
     assert p50.details["size"] == 256
@@ -330,15 +330,38 @@ def test_the_server_exits_on_keyboard_interrupt_in_a_script(tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
-def test_client_and_server_are_pinned_while_measuring_and_released_after() -> None:
+@pytest.mark.parametrize("layout", ["one-cpu", "two-cpus"])
+def test_client_and_server_are_pinned_while_measuring_and_released_after(layout: str) -> None:
     from pytest_perfgate.probes.network import pinned
 
     before = os.sched_getaffinity(0)
     with EchoServer() as server:
-        with pinned([server.pid]) as placement:
-            if placement != "unpinned":
-                assert len(os.sched_getaffinity(0)) == 1
-                assert len(os.sched_getaffinity(server.pid)) == 1
+        tasks = Path(f"/proc/{server.pid}/task")
+        with pinned([server.pid], layout) as placement:
+            client = os.sched_getaffinity(0)
+            server_cpus = {frozenset(os.sched_getaffinity(int(t.name))) for t in tasks.iterdir()}
+            assert len(client) == 1
+            assert len(server_cpus) == 1
+            (cpus,) = server_cpus
+            assert len(cpus) == 1
+            if layout == "one-cpu" or len(before) == 1:
+                assert (placement, cpus) == ("one-cpu", client)
+            else:
+                assert placement == "two-cpus"
+                assert cpus != client
         assert os.sched_getaffinity(0) == before
     with pinned([]) as placement:
         assert placement == "unpinned"
+
+
+@pytest.mark.parametrize("what", ["latency", "throughput"])
+def test_the_second_look_waits_a_moment(
+    probe: tuple[NetProbe, Host], monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    from pytest_perfgate.probes import network
+
+    net, host = probe
+    wrapped: list[Resample] = []
+    monkeypatch.setattr(network, "after_a_pause", lambda r: wrapped.append(r) or r)
+    getattr(net, what)(net.echo_server(), **QUICK)
+    assert [r for _, r in host.judged] == wrapped != []

@@ -102,6 +102,26 @@ def test_the_ramp_is_discarded(tmp_path: Path) -> None:
     assert all(c.start_ns >= start_of_measurement for p in run.passes for c in p)
 
 
+def test_an_error_mid_run_is_the_error_raised(tmp_path: Path) -> None:
+    """A failure inside a pass (here the clock) reaches the caller as itself: the
+    buffers' clean-up must not replace it with its own complaint."""
+    calls = [0]
+
+    class ClockBroke(Exception):
+        pass
+
+    def clock() -> int:
+        calls[0] += 1
+        if calls[0] > 50:
+            raise ClockBroke
+        return calls[0] * 1000
+
+    workload = Workload("write", tmp_path, 2**20, 2**16, seconds=1.0, ramp=0.0)
+    with pytest.raises(ClockBroke):
+        run_workload(workload, clock=clock)
+    assert list(tmp_path.iterdir()) == []  # its file is gone too
+
+
 def test_written_data_is_random_not_zeros(tmp_path: Path) -> None:
     """A read workload lays out a file of random data; check one the same way."""
     from pytest_perfgate.probes.storage import _lay_out
@@ -315,3 +335,13 @@ def test_duplicate_names_fail_before_measuring(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already taken"), warnings.catch_warnings():
         probe.write(tmp_path, **QUICK)
     assert len(host.judged) == 1
+
+
+def test_the_second_look_waits_a_moment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_perfgate.probes import storage
+
+    wrapped: list[Resample] = []
+    monkeypatch.setattr(storage, "after_a_pause", lambda r: wrapped.append(r) or r)
+    host = Host()
+    StorageProbe(host.host).write(tmp_path, **QUICK)
+    assert [r for _, r in host.judged] == wrapped != []

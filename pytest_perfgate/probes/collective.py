@@ -42,13 +42,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, final
 
 from ..model import BaselineEntry, Direction, Environment, Measurement
 from ..sampling import SamplingPlan
 from . import ProbeUnavailable
+from .cpuidle import DEFAULT, cpus_kept_awake
 
 #: The operations, by the name users pass (torch.distributed's names).
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
@@ -317,13 +318,16 @@ class CollectiveRun:
     #: "links" only where NVML answered).
     devices: tuple[Mapping[str, str], ...] = ()
     versions: Mapping[str, str] = field(default_factory=dict)  #: torch, nccl
+    idle: str = DEFAULT  #: "polling" where CPUs were kept out of idle states (cpuidle.py)
 
     @property
     def machine(self) -> dict[str, str]:
-        """Machine-class fields: backend, world size, GPU model and links (with NVML)."""
+        """Machine-class fields: backend, world size, GPU model and links (with NVML),
+        and whether the CPUs were kept awake."""
         machine = {
             "collective.backend": self.spec.backend,
             "collective.world_size": str(self.spec.world_size),
+            "cpu.idle": self.idle,
         }
         names = [d["gpu"] for d in self.devices if d.get("gpu")]
         if names and len(names) == len(self.devices):
@@ -433,7 +437,9 @@ def reusable_iterations(
         world_size
     ):
         return None
-    session = {k: v for k, v in machine.items() if not k.startswith("collective.")}
+    session = {
+        k: v for k, v in machine.items() if not k.startswith("collective.") and k != "cpu.idle"
+    }
     if Environment(session).mismatches(environment):
         return None
     return baseline.loops
@@ -508,14 +514,20 @@ def run_collective(spec: CollectiveSpec, *, python: str = sys.executable) -> Col
     """Launch ``spec.world_size`` workers, wait for them and return what they measured.
 
     Every worker is stopped before this returns or raises (failure, timeout, Ctrl-C). A
-    rendezvous port taken in the meantime is retried once with another port.
+    rendezvous port taken in the meantime is retried once with another port. The CPUs
+    are kept out of idle states meanwhile (cpuidle.py): ranks wake each other for every
+    small message (gloo over TCP, NCCL's proxy threads), and a wake-up from a deep idle
+    state can cost more than the message.
     """
-    with tempfile.TemporaryDirectory(prefix="perfgate-collective-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="perfgate-collective-") as tmp,
+        cpus_kept_awake() as idle,
+    ):
         for attempt in range(2):
             directory = Path(tmp) / f"run{attempt}"
             directory.mkdir()
             try:
-                return _launch(spec, directory, free_port(), python)
+                return replace(_launch(spec, directory, free_port(), python), idle=idle)
             except _PortTaken:
                 continue
         raise CollectiveError(

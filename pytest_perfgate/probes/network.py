@@ -28,7 +28,7 @@ from ..model import Direction, Measurement
 from ..sampling import Clock
 from . import netserver
 from .cpuidle import DEFAULT, cpus_kept_awake
-from .host import ProbeHost
+from .host import ProbeHost, after_a_pause
 from .iostats import Completion, ProbeInputError, parse_size, percentiles, slice_rates
 
 #: Gated metrics of latency: percentiles of the round-trip time (p50 is the median).
@@ -462,7 +462,7 @@ class NetProbe:
         timeout: float = 5.0,
         gate: str | Iterable[str] = ("p50", "p99"),
         name: str = "rtt",
-        pin: bool = False,
+        pin: bool = True,
     ) -> LatencyResult | None:
         """Round-trip times of requests to ``target`` and their percentiles, gated.
 
@@ -472,7 +472,8 @@ class NetProbe:
         a tenth of it); ``rate``: requests per second of an open-loop load, latencies
         from each request's intended send time; ``gate``: percentiles to gate (p50, p90,
         p99, p99.9), each the measurement ``<name>.<percentile>``; ``pin``: run the test's
-        thread and the probe's servers on two fixed CPUs while measuring (see pinned()).
+        thread and the servers ``perf.net`` started on one CPU while measuring (see
+        pinned()); ``pin=False`` leaves them to the scheduler.
         """
         __tracebackhide__ = True
         where = "perf.net.latency"
@@ -503,7 +504,7 @@ class NetProbe:
 
         def measure() -> RequestRun:
             servers = [s.pid for s in self._servers if s.running] if pin else []
-            with pinned(servers) as placement:
+            with pinned(servers, ONE_CPU) as placement:
                 machine["net.placement"] = placement
                 return run_requests(
                     request,
@@ -535,7 +536,7 @@ class NetProbe:
             def resample(metric: str = metric) -> Measurement:
                 return to_measurement(metric, measure())
 
-            self._host.judge(to_measurement(metric, first), resample)
+            self._host.judge(to_measurement(metric, first), after_a_pause(resample))
         return LatencyResult(
             percentiles(first.latencies), len(first.latencies), first.achieved_rate, first.details()
         )
@@ -570,7 +571,7 @@ class NetProbe:
 
         def measure() -> Measurement:
             servers = [s.pid for s in self._servers if s.running] if pin and endpoint.ours else []
-            with pinned(servers) as placement:
+            with pinned(servers, TWO_CPUS) as placement:
                 run = run_stream(
                     endpoint,
                     seconds=run_seconds,
@@ -608,7 +609,7 @@ class NetProbe:
             )
 
         first = measure()
-        self._host.judge(first, measure)
+        self._host.judge(first, after_a_pause(measure))
         mib = float(first.details["mib_per_s"])
         return ThroughputResult(mib, mib * 2**20 * 8 / 1e9, dict(first.details))
 
@@ -634,22 +635,32 @@ class NetProbe:
         self._servers.clear()
 
 
+#: Where ``pinned`` puts a loopback client and its server.
+ONE_CPU = "one-cpu"  #: both on the same CPU (latency's default)
+TWO_CPUS = "two-cpus"  #: each on a CPU of its own (throughput's ``pin=True``)
+UNPINNED = "unpinned"  #: where the scheduler puts them
+
+
 @contextlib.contextmanager
-def pinned(server_pids: list[int]) -> Iterator[str]:
-    """Run the calling thread on one CPU and the servers' threads on another while the
+def pinned(server_pids: list[int], layout: str = ONE_CPU) -> Iterator[str]:
+    """Run the calling thread and every thread of the servers on fixed CPUs while the
     block runs; yields the placement (a machine-class field).
 
     Left to the scheduler, a loopback client and its server share a CPU at times and
-    not at others: a round trip took 8 us one way and 12 us the other on this project's
-    VM. Pinned, it is one of them, on a quiet machine; but a pinned thread cannot leave a
-    CPU that a neighbour keeps busy (56 us instead of 12 on the loaded VM), so it is
-    opt-in (``pin=True``), for machines the tests have to themselves.
+    not at others, and a round trip costs a different amount each way: on this
+    project's VM 8 us on one CPU, 11-12 us across two while the machine was quiet, and
+    30-48 us across two while busy loops ran beside them. On one CPU it stayed 8-10 us
+    in all of these (the two sleep between requests, so the scheduler lets them preempt
+    a busy neighbour), hence ``ONE_CPU`` for latency. A stream needs both CPUs
+    (one-CPU streams were 15% slower and no steadier): ``TWO_CPUS``, opt-in.
+    The CPU is the last one the test may use: CPU 0 tends to take the most interrupts.
     """
     if not server_pids or not hasattr(os, "sched_setaffinity"):
-        yield "unpinned"
+        yield UNPINNED
         return
     allowed = sorted(os.sched_getaffinity(0))
-    client_cpu, server_cpu = allowed[0], allowed[1 % len(allowed)]
+    client_cpu = allowed[-1]
+    server_cpu = client_cpu if layout == ONE_CPU else allowed[-2 % len(allowed)]
     saved: dict[int, set[int]] = {}
     try:
         for pid in server_pids:
@@ -661,10 +672,10 @@ def pinned(server_pids: list[int]) -> Iterator[str]:
         os.sched_setaffinity(0, {client_cpu})
     except OSError:  # a thread ended meanwhile, or not permitted: leave it to the scheduler
         _restore(saved)
-        yield "unpinned"
+        yield UNPINNED
         return
     try:
-        yield "same-cpu" if client_cpu == server_cpu else "two-cpus"
+        yield ONE_CPU if client_cpu == server_cpu else TWO_CPUS
     finally:
         _restore(saved)
 

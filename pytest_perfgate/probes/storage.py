@@ -36,7 +36,7 @@ from ..contention import cpu_stall_us, device_bytes, others_share, pressure_betw
 from ..model import Direction, Measurement
 from ..sampling import Clock
 from .cpuidle import DEFAULT, cpus_kept_awake
-from .host import ProbeHost
+from .host import ProbeHost, after_a_pause
 from .iostats import (
     Completion,
     ProbeInputError,
@@ -366,7 +366,10 @@ def _run_passes(
     finally:
         sector_words.clear()
         for buffer in buffers:
-            buffer.close()
+            # A traceback on its way out still holds views into the buffers: let it
+            # free them, so the error the user sees is the one that happened.
+            with contextlib.suppress(BufferError):
+                buffer.close()
     return tuple(p for p in passes if p), moved
 
 
@@ -569,7 +572,7 @@ class StorageProbe:
             def resample(metric: str = metric) -> Measurement:
                 return _measurement(base, metric, run_workload(spec, clock=self._host.clock))
 
-            self._host.judge(_measurement(base, metric, first), resample)
+            self._host.judge(_measurement(base, metric, first), after_a_pause(resample))
         return _result(first)
 
     def _workload(
