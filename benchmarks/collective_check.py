@@ -216,30 +216,46 @@ def aa_runs(args: argparse.Namespace, backend: str, world_size: int, dtype: str)
         payloads = (
             [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
         )
-        comparisons = [r["comparison"] for p in payloads for r in p["results"]]
+        results = [r for p in payloads for r in p["results"]]
+        comparisons = [r["comparison"] for r in results]
         if done.returncode not in (0, 1) or not comparisons:
             print(done.stdout[-3000:], done.stderr[-3000:])
-        return done.returncode, comparisons, elapsed
+        return done.returncode, results, elapsed
+
+    def levels(results: list[dict[str, object]]) -> str:
+        """Per size: this run's median, operations per sample, and the CPU idle mode,
+        so that refreshes and gate runs can be set side by side."""
+        cells = []
+        for r in results:
+            m = r["measurement"]
+            assert isinstance(m, dict)
+            size = str(m["name"]).split(".", 1)[1]
+            median = statistics.median(m["samples"]) * 1e6
+            idle = m.get("machine", {}).get("cpu.idle", "?")
+            cells.append(f"{size} {median:.1f} us x{m.get('loops')} ({idle})")
+        return "; ".join(cells)
 
     for i in range(args.refreshes):
-        code, comparisons, elapsed = run("--perf-update-baselines")
-        print(f"refresh {i + 1}/{args.refreshes}: exit {code}, {elapsed:.1f} s")
+        code, results, elapsed = run("--perf-update-baselines")
+        print(f"refresh {i + 1}/{args.refreshes}: exit {code}, {elapsed:.1f} s: {levels(results)}")
         if code != 0:
             print("a refresh failed: stopping")
             return
     failures = 0
     counts: dict[str, int] = {}
     for i in range(args.repeats):
-        code, comparisons, elapsed = run()
+        code, results, elapsed = run()
         failures += code != 0
         cells = []
-        for c in comparisons:
+        for c in (r["comparison"] for r in results):
+            assert isinstance(c, dict)
             verdict = str(c["verdict"])
             counts[verdict] = counts.get(verdict, 0) + 1
             ratio = c.get("ratio")
             change = f"{(float(ratio) - 1) * 100:+.1f}%" if isinstance(ratio, float) else "-"
             cells.append(f"{str(c['name']).split('.', 1)[1]} {verdict} {change}")
         print(f"run {i + 1}/{args.repeats}: exit {code}, {elapsed:.1f} s: " + "; ".join(cells))
+        print(f"    {levels(results)}")
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     print(f"A/A: {failures} of {args.repeats} runs failed; verdicts: {verdicts}")
     shutil.rmtree(directory, ignore_errors=True)

@@ -20,10 +20,12 @@ figures are the medians over rounds, and the table gives ours / tool:
 - loopback stream throughput, one stream of 128 KiB writes (iperf3 -l 128K, warm-up
   omitted with -O);
 - request/response RTT of 64-byte messages over TCP with TCP_NODELAY (sockperf
-  ping-pong --tcp --full-rtt): p50 and p99, and the time our probe adds per call.
+  ping-pong --tcp --full-rtt): p50 and p99, and the time our probe adds per call; both
+  with client and server on one CPU (taskset for sockperf), as perf.net.latency runs.
 
 Then the A/A count: the example suite's storage and network tests refreshed 3 times into
 a temporary baseline directory and run 10 times against it: how many runs fail.
+``--aa-only`` runs just that (no reference tools needed).
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ from pathlib import Path
 from pytest_perfgate.probes.cpuidle import cpus_kept_awake
 from pytest_perfgate.probes.iostats import percentiles, slice_rates
 from pytest_perfgate.probes.network import (
+    ONE_CPU,
     EchoServer,
     Endpoint,
     PingPong,
     connect,
+    pinned,
     run_requests,
     run_stream,
 )
@@ -178,11 +182,18 @@ def ours_stream(server: EchoServer, seconds: float, warmup: float) -> float:
     return slice_rates([run.sends], 20).mean_mib_per_s
 
 
+def one_cpu() -> list[str]:
+    """``taskset`` onto the CPU perf.net.latency pins client and server to (the last one
+    this process may use), so sockperf runs in the same placement as our probe."""
+    return ["taskset", "-c", str(max(os.sched_getaffinity(0)))]
+
+
 def sockperf(seconds: float) -> dict[str, float]:
-    """RTT p50 and p99 (seconds) of sockperf ping-pong, 64-byte TCP messages."""
+    """RTT p50 and p99 (seconds) of sockperf ping-pong, 64-byte TCP messages, server and
+    client on one CPU."""
     port = free_port()
     server = subprocess.Popen(
-        ["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
+        [*one_cpu(), "sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -190,6 +201,7 @@ def sockperf(seconds: float) -> dict[str, float]:
         time.sleep(0.3)
         out = subprocess.run(
             [
+                *one_cpu(),
                 "sockperf",
                 "ping-pong",
                 "--tcp",
@@ -222,7 +234,10 @@ def sockperf(seconds: float) -> dict[str, float]:
 
 def ours_rtt(server: EchoServer, seconds: float) -> dict[str, float]:
     endpoint = Endpoint(*server.address, ours=True)
-    with contextlib.closing(connect(endpoint, b"E", 10, "io_reference")) as sock:
+    with (
+        contextlib.closing(connect(endpoint, b"E", 10, "io_reference")) as sock,
+        pinned([server.pid], ONE_CPU),  # as perf.net.latency measures
+    ):
         run = run_requests(PingPong(sock, 64, "io_reference", 10), seconds=seconds, warmup=0.4)
     figures = percentiles(run.latencies)
     return {"p50": figures["p50"], "p99": figures["p99"]}
@@ -298,7 +313,11 @@ def compare_with_tools() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--aa-runs", type=int, default=10)
+    parser.add_argument("--aa-only", action="store_true", help="only the A/A count")
     args = parser.parse_args()
+    if args.aa_only:
+        report_aa(*aa_count(args.aa_runs))
+        return
     ensure_tools()
     fs = filesystem_of(args.dir)
     seconds, ramp = args.seconds, 0.5
@@ -399,13 +418,17 @@ def compare_with_tools() -> None:
             )
             print(f"  {rows[-1]}", flush=True)
 
-    failed, runs, lines = aa_count(args.aa_runs)
+    aa = aa_count(args.aa_runs)
     print()
     print("| measurement | ours | reference | ours / reference: median of rounds (range) |")
     print("|---|---:|---:|---:|")
     for label, ours_value, tool_value, ratio in rows:
         print(f"| {label} | {ours_value} | {tool_value} | {ratio} |")
     print()
+    report_aa(*aa)
+
+
+def report_aa(failed: int, runs: int, lines: list[str]) -> None:
     print(f"A/A: {failed} of {runs} runs of the example storage and network tests failed")
     for line in lines:
         print(f"  {line}")

@@ -317,8 +317,20 @@ def test_spec_from_plan_takes_the_tests_sampling_settings() -> None:
     )
     assert spec.sizes == (MIB, 4096)
     assert spec.iterations == (3, 3)  # the marker's loops=
-    assert (spec.warmup_time, spec.min_samples, spec.max_time) == (0.2, 7, 1.5)
-    assert spec.timeout > 2 * (0.2 + 1.5)
+    assert (spec.min_samples, spec.max_time) == (7, 1.5)
+    # Fresh rank processes warm up for at least WARMUP_MIN_SECONDS, a longer plan's time
+    # is kept.
+    assert spec.warmup_time == collective.WARMUP_MIN_SECONDS
+    longer = CollectiveSpec.from_plan(
+        "broadcast",
+        [4096],
+        dtype="bf16",
+        backend="gloo",
+        world_size=3,
+        plan=SamplingPlan(warmup_time=2.0),
+    )
+    assert longer.warmup_time == 2.0
+    assert spec.timeout > 2 * (collective.WARMUP_MIN_SECONDS + 1.5)
     json.dumps(spec.to_dict())
 
 

@@ -87,6 +87,12 @@ LATENCY_MAX_BYTES = 64 * 1024
 
 #: Warm-up: at least this many operations per size (nccl-tests runs 5), and warmup_time.
 WARMUP_MIN_ITERATIONS = 5
+#: ...and at least this many seconds per size, whatever the test's warmup_time (0.05 s by
+#: default, made for code in one process). Ranks are fresh processes whose first
+#: operations pay for lazy set-up (NCCL's connections, gloo's pairs, page faults): with
+#: 0.05 s, 2 gloo ranks here measured a 4 KiB all_reduce at 1.8-2.4 ms when it was the
+#: first size and 0.3 ms when it came last; with 0.5 s, 0.23-0.33 ms either way.
+WARMUP_MIN_SECONDS = 0.5
 MAX_ITERATIONS = 1_000_000  #: per sample
 
 #: The worker module, run with ``python -m``.
@@ -255,14 +261,15 @@ class CollectiveSpec:
             raise ValueError(f"perf.collective({op!r}): a message size is given twice")
         if plan.loops is not None and not iterations:
             iterations = [plan.loops] * len(parsed)
-        budget = len(parsed) * (plan.warmup_time + plan.max_time)
+        warmup = max(plan.warmup_time, WARMUP_MIN_SECONDS)
+        budget = len(parsed) * (warmup + plan.max_time)
         return cls(
             op=op,
             sizes=parsed,
             dtype=dtype,
             backend=backend,
             world_size=world_size,
-            warmup_time=plan.warmup_time,
+            warmup_time=warmup,
             min_sample_time=plan.min_sample_time,
             target_precision=plan.target_precision,
             min_samples=plan.min_samples,
