@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, final
 
 from .model import BaselineEntry, Environment, Measurement
-from .stats import quantile_of, sample_quantile, speed_adjusted, summarize, thin
+from .stats import NOISE_RUNS, quantile_of, sample_quantile, speed_adjusted, summarize, thin
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
@@ -37,6 +38,9 @@ READABLE_VERSIONS = (1, 2)
 
 LOCK_NAME = ".perfgate.lock"
 
+#: A refresh restarts the history for a run this many standard deviations of the
+#: history away from its mean (see refreshed_entry).
+RESTART_SPREADS = 5.0
 #: A tail statistic keeps enough raw samples that 20 lie beyond it (2000 for the p99),
 #: at most this many.
 TAIL_STORED_SAMPLES = 5000
@@ -273,8 +277,19 @@ def refreshed_entry(
 
     The run-level median joins the history of earlier refreshes, unless the earlier ones
     measured something else (other machine class, test code or unit), or the refresh
-    accepts a significant change (``changed``): then it starts over, since medians from
-    before and after a change would look like run-to-run noise and loosen the gate.
+    accepts a change (``changed``: the gate called it REGRESSED or IMPROVED) that stands
+    out from the history itself: then it starts over, since medians from before and
+    after a change would look like run-to-run noise and loosen the gate.
+
+    "Stands out" means at least NOISE_RUNS runs of history, and the new median more than
+    RESTART_SPREADS of their standard deviations (in logs) from their mean. The gate's
+    verdict alone is too quick to call a change: with a young history it judges against
+    the assumed noise, which a noisy metric beats in most runs, and an estimate from
+    three runs is often too small. A restart taken on such a verdict left one arbitrary
+    run as the baseline, judged with the assumed noise from then on: refreshing a 2-rank
+    gloo all_reduce 4 times restarted its 64 KiB history at the 4th (-11.7%, well
+    inside what those ranks move between runs). A restart missed is the cheaper error:
+    the gate is looser until the old runs leave the history.
     """
     environment = environment.extended(measurement.machine)
     summary = summarize(measurement.samples)
@@ -292,7 +307,7 @@ def refreshed_entry(
     earlier: tuple[float, ...] = ()
     if (
         previous is not None
-        and not changed
+        and not (changed and _stands_out(level, previous.history))
         and previous.statistic == measurement.statistic
         and previous.unit == measurement.unit
         and previous.code_hash == code_hash
@@ -317,6 +332,16 @@ def refreshed_entry(
         commit=commit,
         recorded_at=recorded_at,
     )
+
+
+def _stands_out(level: float, history: tuple[float, ...]) -> bool:
+    """Whether ``level`` lies more than RESTART_SPREADS standard deviations of a history
+    of at least NOISE_RUNS runs from its mean (in logs)."""
+    if len(history) < NOISE_RUNS or level <= 0 or min(history) <= 0:
+        return False
+    logs = [math.log(h) for h in history]
+    spread = statistics.stdev(logs)
+    return abs(math.log(level) - statistics.fmean(logs)) > RESTART_SPREADS * spread
 
 
 def _round(value: float) -> float:

@@ -124,6 +124,8 @@ class Decision:
 
 #: Degrees of freedom given to the run-noise prior when it is pooled with a history.
 PRIOR_WEIGHT = 2
+#: Runs of history from which the run-to-run noise is measured rather than assumed.
+NOISE_RUNS = 3
 
 
 def compare(
@@ -161,7 +163,7 @@ def compare(
 
     current_log = math.log(_sorted_median(sorted(current)))
     current_se = log_median_se(current)
-    if len(history) >= 3:
+    if len(history) >= NOISE_RUNS:
         logs = np.log(np.asarray(history, dtype=float))
         k = len(logs)
         pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (
@@ -331,7 +333,7 @@ def compare_quantile(
 
     current_log = math.log(sample_quantile(current, quantile))
     current_se = log_quantile_se(current, quantile)
-    if len(history) >= 3:
+    if len(history) >= NOISE_RUNS:
         logs = np.log(np.asarray(history, dtype=float))
         k = len(logs)
         pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (

@@ -49,6 +49,7 @@ from ..report.markdown import render_markdown
 from ..report.terminal import gpu_lines, render_table, verdict_counts
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
+from ..stats import NOISE_RUNS
 from .progress import ProgressLine
 
 session_key = pytest.StashKey["PerfSession"]()
@@ -537,7 +538,7 @@ class PerfSession:
                 by_module.setdefault(record.module, {}).setdefault(record.test, {})[
                     measurement.name
                 ] = entry
-                if entry.unit == "s" and len(entry.history) < 3:
+                if entry.unit == "s" and len(entry.history) < NOISE_RUNS:
                     report.short_history += 1
                 label = comparison.label
                 if previous is None:
