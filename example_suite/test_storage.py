@@ -11,7 +11,14 @@ import pytest
 CHECKPOINT = os.urandom(4 * 2**20)
 
 
-@pytest.mark.perf(threshold=0.25)
+# The VM's disk is a file on a shared host: its write throughput shifted by 35-42% for
+# minutes at a time in A/A runs (3 of 10 failed at a 25% threshold), with nothing inside
+# the VM to show it. Writes here are gated against a halving; on a disk of your own,
+# 10-25% is realistic.
+WRITE_THRESHOLD = 1.0
+
+
+@pytest.mark.perf(threshold=WRITE_THRESHOLD)
 def test_checkpoint_write(perf, tmp_path):
     # Sequential 1 MiB writes, fsync at the end of each pass over the 32 MiB file.
     perf.storage.write(tmp_path, size="32MiB", block="1MiB", fsync=True, seconds=0.6, ramp=0.1)
@@ -26,7 +33,7 @@ def test_random_read(perf, tmp_path):
     perf.storage.randread(tmp_path, size="32MiB", seconds=0.6, ramp=0.1, gate=("iops", "p90"))
 
 
-@pytest.mark.perf(threshold=0.25)
+@pytest.mark.perf(threshold=WRITE_THRESHOLD)
 def test_save_checkpoint(perf, tmp_path):
     # The test's own I/O: each save is one sample, fsynced before the clock stops.
     target = tmp_path / "ckpt.bin"
