@@ -26,7 +26,7 @@ def test_checkpoint_write(perf, tmp_path):
 
 # The tail is gated at p90: on the shared VM's virtual disk the p99 of these reads was
 # about 80 us in most runs and 290-350 us in about one run in eight (the host's doing,
-# invisible from inside), while the p90 stayed within 54-71 us.
+# invisible from inside), while the p90 stayed within 53-71 us.
 @pytest.mark.perf(threshold=0.5)
 def test_random_read(perf, tmp_path):
     # 4 KiB random reads, page cache kept out: IOPS and the p90 latency are gated.
