@@ -46,12 +46,11 @@ from pytest_perfgate.probes.collective import (  # noqa: E402
     DTYPES,
     MULTICAST_OFF,
     CollectiveSpec,
-    format_size,
-    parse_size,
     resolve_backend,
     run_collective,
     slowest_rank,
 )
+from pytest_perfgate.probes.units import parse_size, size_label  # noqa: E402
 from pytest_perfgate.sampling import SamplingPlan  # noqa: E402
 
 os.environ.update(MULTICAST_OFF)  # for every process started here, nccl-tests included
@@ -156,7 +155,8 @@ def bandwidth_table(
 
 
 def run_nccl_tests(binary: str, sizes: list[str], dtype: str, world_size: int) -> None:
-    low, high = min(parse_size(s) for s in sizes), max(parse_size(s) for s in sizes)
+    parsed = [parse_size(s, argument="sizes", where="--sizes") for s in sizes]
+    low, high = min(parsed), max(parsed)
     command = [
         binary,
         "-b",
@@ -284,7 +284,10 @@ def main() -> int:
         return 2
     dtype = args.dtype or DEFAULT_DTYPE[backend]
     sizes = (args.sizes or DEFAULT_SIZES[backend]).split(",")
-    print("sizes:", ", ".join(format_size(parse_size(s)) for s in sizes))
+    print(
+        "sizes:",
+        ", ".join(size_label(parse_size(s, argument="sizes", where="--sizes")) for s in sizes),
+    )
     bandwidth_table(backend, world_size, sizes, dtype, args.max_time)
     if backend == "nccl":
         binary = args.nccl_tests or shutil.which("all_reduce_perf")

@@ -36,18 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytest_perfgate.model import Measurement  # noqa: E402
-from pytest_perfgate.probes.gpu import GpuContext, GpuProbe  # noqa: E402
+from pytest_perfgate.probes.gpu import GpuProbe  # noqa: E402
+from pytest_perfgate.probes.host import ProbeHost  # noqa: E402
 from pytest_perfgate.sampling import SamplingPlan  # noqa: E402
 
 
 def probe(telemetry_hz: float = 50.0, **plan: Any) -> tuple[GpuProbe, list[Measurement]]:
     """A perf.gpu outside pytest: measurements are collected instead of judged."""
     taken: list[Measurement] = []
-    gpu = GpuProbe(
-        GpuContext("gpu_check", SamplingPlan(**plan), telemetry_hz=telemetry_hz),
-        judge=lambda measurement, resample: taken.append(measurement),
-        claim=lambda name: None,
-    )
+    gpu = GpuProbe(ProbeHost.keeping(SamplingPlan(**plan), taken), telemetry_hz=telemetry_hz)
     return gpu, taken
 
 

@@ -21,9 +21,8 @@ from .model import (
     Verdict,
     explain,
 )
-from .probes import ProbeUnavailable
+from .probes import ProbeInputError, ProbeUnavailable
 from .probes.gpu import GpuProbe
-from .probes.iostats import ProbeInputError
 from .probes.network import EchoServer, NetProbe
 from .probes.storage import StorageProbe, StorageWarning
 from .sampling import Sampler, SamplingPlan

@@ -12,19 +12,21 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, final
 
 from .gate import GatePolicy, Judgement, judge
 from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
-from .probes.cpu import CallProbe, Setup
-from .probes.gpu import GpuContext, GpuProbe
+from .probes.cpu import CpuProbe, Setup
+from .probes.gpu import GpuProbe
 from .probes.host import ProbeHost
-from .probes.memory import peak_memory
 from .probes.network import NetProbe
 from .probes.storage import StorageProbe
-from .sampling import Batch, Clock, Progress, Sampler, SampleSet, SamplingPlan
+from .sampling import Batch, Clock, Progress, SamplingPlan
 from .settings import Mode, PerfSpec, Settings
+
+if TYPE_CHECKING:
+    from .probes.collective import CollectiveProbe
 
 
 @final
@@ -125,7 +127,27 @@ class PerfFixture:
         if net is not None:
             net.close()
 
+    @functools.cached_property
+    def _cpu(self) -> CpuProbe:
+        context = self._context
+        return CpuProbe(
+            self._probe_host(),
+            speed_reference=(
+                context.speed_reference
+                if context.spec.speed_reference_for(context.settings)
+                else None
+            ),
+            memory=context.spec.memory_for(context.settings),
+        )
+
+    @functools.cached_property
+    def _collective(self) -> CollectiveProbe:
+        from .probes.collective import CollectiveProbe  # on first use: it starts processes
+
+        return CollectiveProbe(self._probe_host())
+
     def _probe_host(self) -> ProbeHost:
+        """The one interface every probe meets the fixture through (probes/host.py)."""
         context = self._context
         return ProbeHost(
             measuring=context.settings.mode is not Mode.OFF,
@@ -134,6 +156,12 @@ class PerfFixture:
             judge=self._judge,
             judge_at_finish=self._judge_at_finish,
             clock=context.clock,
+            cpu_clock=context.cpu_clock,
+            test_id=context.test_id,
+            baseline=context.baselines,
+            environment=context.environment,
+            code_hash=context.code_hash,
+            progress=context.progress,
         )
 
     def collective(
@@ -154,49 +182,10 @@ class PerfFixture:
         skip with fewer than two); ``backend="gloo"`` runs ``processes`` CPU processes (2).
         Returns the results, judged now. See probes/collective.py."""
         __tracebackhide__ = True
-        from .probes import collective as probe  # torch itself is imported by the workers
-
-        context = self._context
-        if isinstance(sizes, str | int):
-            raise TypeError(f"perf.collective: sizes must be a list, e.g. sizes=[{sizes!r}]")
-        requested = tuple(sizes)
-        names = probe.measurement_names(op, requested, dtype, name)
-        for measurement_name in names:
-            self._claim(measurement_name)
-        if context.settings.mode is Mode.OFF:
-            return ()
-        backend, world_size = probe.resolve_backend(backend, processes)
-        plan = self.plan
-        pinned = [
-            probe.reusable_iterations(
-                context.baselines(measurement_name),
-                context.environment,
-                code_hash=context.code_hash,
-                backend=backend,
-                world_size=world_size,
-            )
-            for measurement_name in names
-        ]
-        spec = probe.CollectiveSpec.from_plan(
-            op,
-            requested,
-            dtype=dtype,
-            backend=backend,
-            world_size=world_size,
-            plan=plan,
-            # The marker's loops= wins over the baseline's, as for perf(...).
-            iterations=pinned if plan.loops is None and any(pinned) else (),
-            timeout=timeout,
-        )
-        run = probe.run_collective(spec)
         first = len(self._results)
-        for size, measurement in zip(spec.sizes, run.measurements(name), strict=True):
-
-            def resample(size: int = size, loops: int | None = measurement.loops) -> Measurement:
-                again = replace(spec, sizes=(size,), iterations=(loops,))
-                return probe.run_collective(again).measurements(name)[0]
-
-            self._judge(measurement, resample)
+        self._collective(
+            op, sizes, dtype=dtype, backend=backend, processes=processes, name=name, timeout=timeout
+        )
         return tuple(self._results[first:])
 
     def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -223,44 +212,9 @@ class PerfFixture:
         ``<name>.peak_memory``.
         """
         __tracebackhide__ = True
-        context = self._context
-        self._claim(name)
-        probe = CallProbe(
-            fn,
-            tuple(args),
-            kwargs,
-            setup=setup,
-            clock=context.clock,
-            cpu_clock=context.cpu_clock,
+        return self._cpu.call(
+            fn, tuple(args), kwargs, name=name, setup=setup, loops=loops, memory=memory
         )
-        try:
-            if context.settings.mode is Mode.OFF:
-                return probe.call_once()
-            baseline = context.baselines(name)
-            plan = self._plan_for(probe, loops, baseline)
-            reference = (
-                context.speed_reference
-                if context.spec.speed_reference_for(context.settings)
-                else None
-            )
-            sampler = Sampler(plan, clock=context.clock, progress=context.progress(name))
-            measurement = _timed_measurement(name, sampler.run(probe.batch, reference=reference))
-
-            def resample() -> Measurement:
-                pinned = replace(plan, loops=measurement.loops)
-                again = Sampler(pinned, clock=context.clock, progress=context.progress(name))
-                fresh = again.run(probe.batch, warmup=False, reference=reference)
-                return _timed_measurement(name, fresh)
-
-            self._judge(measurement, resample)
-            if memory if memory is not None else context.spec.memory_for(context.settings):
-                peaks = peak_memory(probe.prepared_call)
-                memory_name = f"{name}.peak_memory"
-                self._claim(memory_name)
-                self._judge(Measurement(memory_name, "B", Direction.LOWER_IS_BETTER, peaks))
-            return probe.result
-        finally:
-            probe.close()
 
     @contextlib.contextmanager
     def measure(self, name: str = "time") -> Iterator[None]:
@@ -312,17 +266,8 @@ class PerfFixture:
         callable with CUDA events; ``with perf.gpu.region("step"):`` times a block.
         Skips the test where there is no GPU."""
         if self._gpu is None:
-            context = self._context
-            self._gpu = GpuProbe(
-                GpuContext(
-                    test_id=context.test_id,
-                    plan=self.plan,
-                    telemetry_hz=context.settings.gpu_telemetry_hz,
-                    measure=context.settings.mode is not Mode.OFF,
-                ),
-                judge=self._judge,
-                claim=self._claim,
-            )
+            telemetry_hz = self._context.settings.gpu_telemetry_hz
+            self._gpu = GpuProbe(self._probe_host(), telemetry_hz=telemetry_hz)
         return self._gpu
 
     def add_samples(
@@ -389,34 +334,6 @@ class PerfFixture:
             )
         self._names.add(name)
 
-    def _plan_for(
-        self, probe: CallProbe, loops: int | None, baseline: BaselineEntry | None
-    ) -> SamplingPlan:
-        context = self._context
-        plan = context.spec.plan(context.settings)
-        if probe.pins_single_call:
-            if loops is not None and loops != 1:
-                raise ValueError(
-                    f"perf.call in {self.test_id}: loops= cannot be combined with setup=, "
-                    "which runs before every call (each call is its own sample)"
-                )
-            pinned: int | None = 1
-        elif loops is not None:
-            pinned = loops
-        elif plan.loops is not None:
-            pinned = plan.loops
-        elif (
-            baseline is not None
-            and baseline.loops is not None
-            and baseline.code_hash in (None, context.code_hash)
-            and not baseline.environment.mismatches(context.environment)
-        ):
-            # Measure the same way the baseline was measured: same calls per sample.
-            pinned = baseline.loops
-        else:
-            pinned = None
-        return replace(plan, loops=pinned)
-
     def _judge(
         self, measurement: Measurement, resample: Callable[[], Measurement] | None = None
     ) -> None:
@@ -438,16 +355,3 @@ class PerfFixture:
         """Judge ``measurement`` when the test's call ends; its name is claimed already,
         and a later one of the same name (a region entered again) replaces it."""
         self._recorded[measurement.name] = measurement
-
-
-def _timed_measurement(name: str, sample_set: SampleSet) -> Measurement:
-    return Measurement(
-        name=name,
-        unit="s",
-        direction=Direction.LOWER_IS_BETTER,
-        samples=sample_set.wall,
-        loops=sample_set.loops,
-        cpu_samples=sample_set.cpu,
-        stop_reason=sample_set.stop_reason,
-        reference=sample_set.reference,
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -85,18 +85,107 @@ class SampleSet:
 def calibrate_loops(batch: Batch, min_sample_time: float) -> tuple[int, int]:
     """Smallest power-of-ten-ish loop count whose batch lasts ``min_sample_time``.
 
-    Returns (loops, calls spent). Grows by the measured shortfall (at most 10x a step),
-    so a 50 ns function reaches a 1 ms sample in a few batches.
+    Returns (loops, calls spent). See :func:`grow_until`.
     """
-    target_ns = min_sample_time * 1e9
+    return grow_until(lambda loops: batch(loops).wall_ns, min_sample_time * 1e9, 10**9)
+
+
+def grow_until(measure: Callable[[int], float], target: float, max_loops: int) -> tuple[int, int]:
+    """Loops per sample so that ``measure(loops)`` (a duration) reaches ``target`` (the
+    same unit). Returns (loops, calls spent).
+
+    Grows by the measured shortfall, 20% over, at least 2x and at most 10x a step, so a
+    50 ns function reaches a 1 ms sample in a few batches; stops growing at ``max_loops``.
+    """
     loops, spent = 1, 0
     while True:
-        elapsed = batch(loops).wall_ns
+        elapsed = measure(loops)
         spent += loops
-        if elapsed >= target_ns or loops >= 10**9:
+        if elapsed >= target or loops >= max_loops:
             return loops, spent
-        growth = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
+        growth = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target / elapsed))
         loops = math.ceil(loops * growth)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    """How to warm up: batches of calls until ``seconds`` have passed and ``min_calls`` ran."""
+
+    seconds: float  #: warm up at least this long
+    min_calls: int = 1  #: and for at least this many calls
+    max_batch: int = 1 << 20  #: calls in one batch at most
+    #: Size each batch to last about this long (seconds); None: double the batch each time.
+    round_time: float | None = None
+
+    def next_batch(self, calls: int, seconds_per_call: float) -> int:
+        """Calls in the batch after one of ``calls`` calls that took ``seconds_per_call`` each."""
+        if self.round_time is None:
+            return min(calls * 2, self.max_batch)
+        return max(1, min(self.max_batch, int(self.round_time / max(seconds_per_call, 1e-9))))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WarmedUp:
+    """What a warm-up spent, and the speed of its last batch."""
+
+    calls: int  #: calls made while warming up
+    seconds_per_call: float  #: of the last batch
+
+
+#: Runs a batch of ``calls`` calls; returns (ns since the warm-up began, seconds per call).
+WarmUpBatch = Callable[[int], tuple[int, float]]
+
+
+def warm_up(run: WarmUpBatch, rule: WarmUp) -> WarmedUp:
+    """Run batches until ``rule`` says the code is warm (always at least one batch)."""
+    seconds_ns = int(rule.seconds * 1e9)
+    calls, batch = 0, 1
+    while True:
+        elapsed_ns, per_call = run(batch)
+        calls += batch
+        if calls >= rule.min_calls and elapsed_ns >= seconds_ns:
+            return WarmedUp(calls, per_call)
+        batch = rule.next_batch(batch, per_call)
+
+
+class StopRule:
+    """When to stop sampling: the one rule every probe samples by.
+
+    In this order: at ``max_samples`` ("sample cap"); never before ``min_samples``; at
+    the time budget ("time budget"); once the median's 95% CI is within
+    ``target_precision`` ("precision"), not before ``min_time`` seconds. The CI costs a
+    sort, so it is checked on a widening schedule (at ``min_samples``, then every n/8
+    samples), not after every sample.
+    """
+
+    __slots__ = ("_budget_ns", "_earliest_ns", "_next_check", "plan")
+
+    def __init__(self, plan: SamplingPlan, *, min_time: float = 0.0) -> None:
+        self.plan = plan
+        self._budget_ns = int(plan.max_time * 1e9)
+        self._earliest_ns = int(min(min_time, plan.max_time) * 1e9)
+        self._next_check = plan.min_samples
+
+    def should_stop(
+        self, n: int, elapsed_ns: int, samples: Callable[[], Sequence[float]]
+    ) -> str | None:
+        """Why to stop after ``n`` samples and ``elapsed_ns`` of sampling (None: go on).
+        ``samples`` gives the values whose CI is judged, only when it is checked."""
+        plan = self.plan
+        if n >= plan.max_samples:
+            return "sample cap"
+        if n < plan.min_samples:
+            return None
+        if elapsed_ns >= self._budget_ns:
+            return "time budget"
+        if elapsed_ns < self._earliest_ns or n < self._next_check:
+            return None
+        if relative_ci_width(samples()) <= plan.target_precision:
+            return "precision"
+        self._next_check = n + max(1, n // 8)
+        return None
 
 
 class Sampler:
@@ -149,14 +238,12 @@ class Sampler:
 
     def _warm_up(self, batch: Batch, start: int) -> int:
         """Call the code until warmup_time has passed (at least once)."""
-        deadline = start + int(self.plan.warmup_time * 1e9)
-        calls, loops = 0, 1
-        while True:
-            batch(loops)
-            calls += loops
-            if self._clock() >= deadline:
-                return calls
-            loops = min(loops * 2, 1 << 20)
+
+        def run(loops: int) -> tuple[int, float]:
+            timed = batch(loops)
+            return self._clock() - start, timed.wall_ns / loops / 1e9
+
+        return warm_up(run, WarmUp(self.plan.warmup_time)).calls
 
     def _sample(
         self, batch: Batch, loops: int, reference: Batch | None
@@ -166,8 +253,7 @@ class Sampler:
         cpu: list[float] = []
         ref: list[float] = []
         started = self._clock()
-        deadline = started + int(plan.max_time * 1e9)
-        next_check = plan.min_samples
+        rule = StopRule(plan)
         next_progress = started + self._progress_interval_ns
         while True:
             timed = batch(loops)
@@ -182,12 +268,6 @@ class Sampler:
             if self._progress is not None and now >= next_progress:
                 self._progress(n, (now - started) / 1e9, relative_ci_width(wall))
                 next_progress = now + self._progress_interval_ns
-            if n < plan.min_samples:
-                continue
-            if now >= deadline:
-                return wall, cpu, ref, "time budget"
-            # Checking the CI costs a sort: do it on a geometric schedule, not every sample.
-            if n >= next_check:
-                if relative_ci_width(wall) <= plan.target_precision:
-                    return wall, cpu, ref, "precision"
-                next_check = n + max(1, n // 8)
+            reason = rule.should_stop(n, now - started, lambda: wall)
+            if reason is not None:
+                return wall, cpu, ref, reason

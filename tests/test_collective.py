@@ -30,15 +30,14 @@ from pytest_perfgate.probes.collective import (
     SizeResult,
     bandwidths,
     bus_factor,
-    format_size,
     layout,
     measurement_names,
-    parse_size,
     reusable_iterations,
     run_collective,
     slowest_rank,
     worker_environment,
 )
+from pytest_perfgate.probes.units import parse_size, size_label
 from pytest_perfgate.sampling import SamplingPlan
 from pytest_perfgate.settings import Mode, PerfSpec, Settings
 from pytest_perfgate.stats import summarize
@@ -48,6 +47,7 @@ needs_torch = pytest.mark.skipif(
     not HAS_TORCH, reason="torch is not installed: the gloo runs need torch.distributed"
 )
 
+KIB = 2**10
 MIB = 2**20
 GIB = 2**30
 ENV = Environment({"cpu": "Fake CPU"})
@@ -56,14 +56,18 @@ QUICK = SamplingPlan(warmup_time=0.01, min_sample_time=0.0005, min_samples=3, ma
 
 
 # -- sizes ----------------------------------------------------------------------------
+WHERE = "perf.collective('all_reduce')"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("1MiB", MIB),
         ("1GiB", GIB),
-        ("64M", 64 * MIB),
+        ("64M", 64 * MIB),  # a bare letter is binary, as nccl-tests' -b 64M
+        ("64MB", 64_000_000),  # SI: 10^6 (was 2^20 before sizes had one rule)
         ("4KiB", 4096),
-        ("4kb", 4096),
+        ("4kb", 4000),
         ("1.5KiB", 1536),
         ("512", 512),
         (" 2 GiB ", 2 * GIB),
@@ -71,22 +75,33 @@ QUICK = SamplingPlan(warmup_time=0.01, min_sample_time=0.0005, min_samples=3, ma
     ],
 )
 def test_parse_size(text: str | int, expected: int) -> None:
-    assert parse_size(text) == expected
+    assert parse_size(text, argument="sizes", where=WHERE) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "MiB", "1XiB", "-1MiB", "0", 0, True, "1.3B", 1.5])
 def test_parse_size_refuses(bad: Any) -> None:
-    with pytest.raises(ValueError, match="size"):
-        parse_size(bad)
+    with pytest.raises(ValueError, match=r"perf.collective\('all_reduce'\): sizes=") as error:
+        parse_size(bad, argument="sizes", where=WHERE)
+    assert repr(bad) in str(error.value)
 
 
 @pytest.mark.parametrize(
     ("size", "label"),
-    [(MIB, "1MiB"), (3 * GIB, "3GiB"), (4096, "4KiB"), (1536, "1536B"), (7, "7B"), (2**40, "1TiB")],
+    [
+        (MIB, "1MiB"),
+        (3 * GIB, "3GiB"),
+        (4096, "4KiB"),
+        (1536, "1536B"),
+        (7, "7B"),
+        (2**40, "1TiB"),
+        (64_000_000, "64MB"),
+        (4000, "4kB"),
+        (1000 * KIB, "1000KiB"),  # not "1024kB": the smaller count of two exact labels
+    ],
 )
-def test_format_size(size: int, label: str) -> None:
-    assert format_size(size) == label
-    assert parse_size(label) == size
+def test_size_label(size: int, label: str) -> None:
+    assert size_label(size) == label
+    assert parse_size(label, argument="sizes", where=WHERE) == size
 
 
 def test_measurement_names_check_the_request() -> None:

@@ -24,6 +24,7 @@ CORE_MODULES = [
     "pytest_perfgate.probes.cpuidle",
     "pytest_perfgate.probes.host",
     "pytest_perfgate.probes.iostats",
+    "pytest_perfgate.probes.units",
     "pytest_perfgate.probes.storage",
     "pytest_perfgate.probes.network",
     "pytest_perfgate.probes.netserver",

@@ -25,7 +25,6 @@ from pytest_perfgate.probes.gpu import (
     HOST_NO_TELEMETRY,
     MAX_FLUSH_BYTES,
     CupyBackend,
-    GpuContext,
     GpuProbe,
     GpuUsageError,
     HostBackend,
@@ -38,6 +37,7 @@ from pytest_perfgate.probes.gpu import (
     select_backend,
     throughput,
 )
+from pytest_perfgate.probes.host import ProbeHost
 from pytest_perfgate.probes.nvml import DeviceIdentity, Nvml, Reading
 from pytest_perfgate.sampling import SamplingPlan
 
@@ -509,14 +509,16 @@ class Probe:
         self.taken: list[Measurement] = []
         self.resamples: list[Callable[[], Measurement] | None] = []
         self.claimed: list[str] = []
-        self.context = GpuContext(
-            "tests/test_x.py::test_gpu",
-            SamplingPlan(**plan),
-            telemetry_hz=telemetry_hz,
+        self.host = ProbeHost(
+            measuring=measure,
+            plan=SamplingPlan(**plan),
+            claim=self.claimed.append,
+            judge=self.judge,
+            judge_at_finish=self.taken.append,
             clock=self.clock,
-            measure=measure,
+            test_id="tests/test_x.py::test_gpu",
         )
-        self.gpu = GpuProbe(self.context, judge=self.judge, claim=self.claimed.append)
+        self.gpu = GpuProbe(self.host, telemetry_hz=telemetry_hz)
 
     def judge(self, measurement: Measurement, resample: Callable[[], Measurement] | None) -> None:
         self.taken.append(measurement)

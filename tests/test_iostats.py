@@ -7,14 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_perfgate.probes.iostats import (
-    Completion,
-    ProbeInputError,
-    latencies,
-    parse_size,
-    percentiles,
-    slice_rates,
-)
+from pytest_perfgate.probes import ProbeInputError
+from pytest_perfgate.probes.iostats import Completion, latencies, percentiles, slice_rates
+from pytest_perfgate.probes.units import parse_size
 
 MS = 1_000_000  # ns
 
@@ -33,13 +28,13 @@ MS = 1_000_000  # ns
     ],
 )
 def test_parse_size(text: int | str, expected: int) -> None:
-    assert parse_size(text, "size", where="perf.storage.write") == expected
+    assert parse_size(text, argument="size", where="perf.storage.write") == expected
 
 
 @pytest.mark.parametrize("text", ["-1GiB", "0", 0, -5, "lots", "1 parsec", "1e3", True, "0.1B"])
 def test_parse_size_names_the_argument_and_value(text: object) -> None:
     with pytest.raises(ProbeInputError, match=r"perf.storage.write: size=") as error:
-        parse_size(text, "size", where="perf.storage.write")  # type: ignore[arg-type]
+        parse_size(text, argument="size", where="perf.storage.write")  # type: ignore[arg-type]
     assert repr(text) in str(error.value)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pytest_perfgate.model import Direction, Measurement
+from pytest_perfgate.probes import ProbeInputError
 from pytest_perfgate.probes.host import ProbeHost, Resample
-from pytest_perfgate.probes.iostats import ProbeInputError
 from pytest_perfgate.probes.network import EchoServer, NetProbe, run_requests
 from pytest_perfgate.sampling import SamplingPlan
 

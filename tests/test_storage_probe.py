@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pytest_perfgate.model import Direction, Measurement
+from pytest_perfgate.probes import ProbeInputError
 from pytest_perfgate.probes.host import ProbeHost, Resample
-from pytest_perfgate.probes.iostats import ProbeInputError
 from pytest_perfgate.probes.storage import (
     StorageProbe,
     StorageWarning,
@@ -286,7 +286,7 @@ def test_a_full_target_is_a_clear_error_with_no_leftover_file(tmp_path: Path) ->
         from pathlib import Path
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
-        from pytest_perfgate.probes.iostats import ProbeInputError
+        from pytest_perfgate.probes import ProbeInputError
         from pytest_perfgate.probes.storage import Workload, run_workload
         try:
             run_workload(Workload("read", Path({str(tmp_path)!r}), 8 * 2**20, 2**20))

@@ -10,3 +10,8 @@ class ProbeUnavailable(Exception):
     its other tests on a machine without the hardware; the message names what is missing
     (for NVML, the error's name).
     """
+
+
+class ProbeInputError(ValueError):
+    """A probe was given something it cannot measure with (a bad size, a directory it
+    cannot write, an endpoint that refuses): the message names the argument and value."""

@@ -24,15 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..stats import relative_ci_width
-from .collective import (
-    DTYPES,
-    MAX_ITERATIONS,
-    WARMUP_MIN_ITERATIONS,
-    format_size,
-    layout,
-    slowest_rank,
-)
+from ..sampling import SamplingPlan, StopRule, WarmedUp, WarmUp, warm_up
+from . import units
+from .collective import DTYPES, MAX_ITERATIONS, WARMUP_MIN_ITERATIONS, layout, slowest_rank
 
 
 class _Rank:
@@ -133,71 +127,76 @@ class _Rank:
         return timed_cpu
 
     def measure(self, index: int, size: int) -> dict[str, Any]:
+        """Warm up, size the samples and sample one message size, as all ranks agree."""
         spec = self.spec
-        self.size_label = format_size(size)
+        self.size_label = units.size_label(size)
         self.stage(f"size {self.size_label}: allocating")
         fn, nbytes = self.operation(size)
-        fault = spec.get("fault") or {}
+        self.inject_fault(index)
+        timed = self.timer(fn)
+
+        self.stage(f"size {self.size_label}: warm-up")
+        warm = self.warm_up(timed)
+        pinned = spec["iterations"][index] if spec["iterations"] else None
+        if pinned is not None:
+            iterations = int(pinned)
+        else:
+            per_op = max(warm.seconds_per_call, 1e-9)
+            iterations = min(MAX_ITERATIONS, max(1, math.ceil(spec["min_sample_time"] / per_op)))
+
+        self.stage(f"size {self.size_label}: sampling, {iterations} operations a sample")
+        rank_samples, reason = self.sample(timed, iterations)
+        return {
+            "size": size,
+            "bytes": nbytes,
+            "iterations": iterations,
+            "warmup_iterations": warm.calls,
+            "stop_reason": reason,
+            "rank_samples": rank_samples,
+        }
+
+    def inject_fault(self, index: int) -> None:
+        """For tests: fail or hang where the spec's ``fault`` says."""
+        fault = self.spec.get("fault") or {}
         if fault.get("rank") == self.rank and fault.get("size") == index:
             if fault.get("kind") == "hang":
                 self.stage(f"size {self.size_label}: hanging (injected)")
                 time.sleep(3600)
             raise RuntimeError("injected failure (test)")
-        timed = self.timer(fn)
 
-        self.stage(f"size {self.size_label}: warm-up")
-        started = time.perf_counter()
-        batch, warm, per_op = 1, 0, math.inf
-        while True:
-            seconds = timed(batch)
-            warm += batch
-            everyone = self.agree([seconds / batch, time.perf_counter() - started])
-            per_op = max(r[0] for r in everyone)
-            elapsed = max(r[1] for r in everyone)
-            if warm >= WARMUP_MIN_ITERATIONS and elapsed >= spec["warmup_time"]:
-                break
-            batch = min(batch * 2, MAX_ITERATIONS)
+    def warm_up(self, timed: Callable[[int], float]) -> WarmedUp:
+        """The sampling layer's warm-up, on the slowest rank's speed and time."""
+        started = time.perf_counter_ns()
 
-        pinned = spec["iterations"][index] if spec["iterations"] else None
-        if pinned is not None:
-            iterations = int(pinned)
-        else:
-            iterations = min(
-                MAX_ITERATIONS, max(1, math.ceil(spec["min_sample_time"] / max(per_op, 1e-9)))
-            )
+        def run(calls: int) -> tuple[int, float]:
+            seconds = timed(calls)
+            everyone = self.agree([seconds / calls, time.perf_counter_ns() - started])
+            return int(max(r[1] for r in everyone)), max(r[0] for r in everyone)
 
-        self.stage(f"size {self.size_label}: sampling, {iterations} operations a sample")
+        rule = WarmUp(
+            self.spec["warmup_time"], min_calls=WARMUP_MIN_ITERATIONS, max_batch=MAX_ITERATIONS
+        )
+        return warm_up(run, rule)
+
+    def sample(
+        self, timed: Callable[[int], float], iterations: int
+    ) -> tuple[list[list[float]], str]:
+        """Every rank's seconds per operation, sample by sample, until the sampling
+        layer's stop rule says stop: on the slowest rank's times and the longest
+        elapsed time, the same numbers on every rank."""
+        rule = StopRule(_plan(self.spec))
         rank_samples: list[list[float]] = []
-        started = time.perf_counter()
-        next_check = spec["min_samples"]
+        started = time.perf_counter_ns()
         while True:
             seconds = timed(iterations) / iterations
-            everyone = self.agree([seconds, time.perf_counter() - started])
+            everyone = self.agree([seconds, time.perf_counter_ns() - started])
             rank_samples.append([r[0] for r in everyone])
-            elapsed = max(r[1] for r in everyone)
-            n = len(rank_samples)
-            # The same rules as sampling.Sampler, on the same numbers on every rank.
-            if n >= spec["max_samples"]:
-                reason = "sample cap"
-                break
-            if n < spec["min_samples"]:
-                continue
-            if elapsed >= spec["max_time"]:
-                reason = "time budget"
-                break
-            if n >= next_check:
-                if relative_ci_width(slowest_rank(rank_samples)) <= spec["target_precision"]:
-                    reason = "precision"
-                    break
-                next_check = n + max(1, n // 8)
-        return {
-            "size": size,
-            "bytes": nbytes,
-            "iterations": iterations,
-            "warmup_iterations": warm,
-            "stop_reason": reason,
-            "rank_samples": rank_samples,
-        }
+            elapsed_ns = int(max(r[1] for r in everyone))
+            reason = rule.should_stop(
+                len(rank_samples), elapsed_ns, lambda: slowest_rank(rank_samples)
+            )
+            if reason is not None:
+                return rank_samples, reason
 
     # -- what ran where ----------------------------------------------------------------
     def describe(self) -> dict[str, str | None]:
@@ -216,6 +215,16 @@ class _Rank:
             with contextlib.suppress(Exception):
                 versions["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
         return versions
+
+
+def _plan(spec: dict[str, Any]) -> SamplingPlan:
+    """The stopping half of the test's plan, as the spec carries it."""
+    return SamplingPlan(
+        target_precision=spec["target_precision"],
+        min_samples=spec["min_samples"],
+        max_time=spec["max_time"],
+        max_samples=spec["max_samples"],
+    )
 
 
 def _links(props: Any) -> str | None:

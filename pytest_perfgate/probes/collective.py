@@ -33,7 +33,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import signal
 import socket
 import statistics
@@ -50,6 +49,8 @@ from ..model import BaselineEntry, Direction, Environment, Measurement
 from ..sampling import SamplingPlan
 from . import ProbeUnavailable
 from .cpuidle import DEFAULT, cpus_kept_awake
+from .host import ProbeHost
+from .units import parse_size, size_label
 
 #: The operations, by the name users pass (torch.distributed's names).
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
@@ -98,9 +99,6 @@ MAX_ITERATIONS = 1_000_000  #: per sample
 #: The worker module, run with ``python -m``.
 WORKER = "pytest_perfgate.probes._collective_worker"
 
-_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
-
 
 class CollectiveError(RuntimeError):
     """A worker process failed or the run timed out; the message names the operation,
@@ -110,36 +108,6 @@ class CollectiveError(RuntimeError):
         super().__init__(message)
         #: The worker processes of the failed run (all stopped when this is raised).
         self.pids = tuple(pids)
-
-
-def parse_size(size: str | int) -> int:
-    """``"64MiB"`` -> 67108864. K, M, G, T are binary (1K = 1KiB = 1024 bytes), as in
-    nccl-tests' ``-b 64M``; a plain number is bytes."""
-    if isinstance(size, bool):
-        raise ValueError(f"a message size must be bytes or a string like '64MiB', got {size!r}")
-    if isinstance(size, int):
-        value = size
-    else:
-        match = _SIZE.match(size) if isinstance(size, str) else None
-        if match is None:
-            raise ValueError(
-                f"a message size must be bytes or a string like '64MiB' or '1GiB', got {size!r}"
-            )
-        number, unit = float(match.group(1)), _UNITS[match.group(2).upper()]
-        value = int(number * unit)
-        if value != number * unit:
-            raise ValueError(f"message size {size!r} is not a whole number of bytes")
-    if value < 1:
-        raise ValueError(f"a message size must be at least 1 byte, got {size!r}")
-    return value
-
-
-def format_size(size: int) -> str:
-    """67108864 -> ``"64MiB"``; the largest binary unit that divides it (else bytes)."""
-    for suffix, unit in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= unit and size % unit == 0:
-            return f"{size // unit}{suffix}"
-    return f"{size}B"
 
 
 def bus_factor(op: str, world_size: int) -> float:
@@ -256,7 +224,9 @@ class CollectiveSpec:
     ) -> CollectiveSpec:
         """A spec sampling as ``plan`` says (the test's settings); the timeout defaults
         to a generous multiple of the time budget."""
-        parsed = tuple(parse_size(s) for s in sizes)
+        parsed = tuple(
+            parse_size(s, argument="sizes", where=f"perf.collective({op!r})") for s in sizes
+        )
         if len(set(parsed)) != len(parsed):
             raise ValueError(f"perf.collective({op!r}): a message size is given twice")
         if plan.loops is not None and not iterations:
@@ -300,7 +270,7 @@ class SizeResult:
 
     @property
     def label(self) -> str:
-        return format_size(self.size)
+        return size_label(self.size)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SizeResult:
@@ -417,7 +387,8 @@ def measurement_names(
         raise ValueError(f"unknown collective {op!r}: choose one of {', '.join(OPS)}")
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    labels = [format_size(parse_size(s)) for s in sizes]
+    where = f"perf.collective({op!r})"
+    labels = [size_label(parse_size(s, argument="sizes", where=where)) for s in sizes]
     if not labels:
         raise ValueError(f"perf.collective({op!r}): give at least one message size")
     if len(set(labels)) != len(labels):
@@ -688,3 +659,70 @@ def _tail(path: Path, rank: int = 0, lines: int = 20) -> str:
         return ""
     kept = "\n".join(text.splitlines()[-lines:])
     return f"\n--- rank {rank} output (last {lines} lines) ---\n{kept}"
+
+
+class CollectiveProbe:
+    """``perf.collective(...)``: one measurement per message size, judged as the run
+    returns; a second look runs that size again with the same operations per sample."""
+
+    def __init__(self, host: ProbeHost) -> None:
+        self._host = host
+
+    def __call__(
+        self,
+        op: str,
+        sizes: Iterable[str | int],
+        *,
+        dtype: str,
+        backend: str | None,
+        processes: int | None,
+        name: str | None,
+        timeout: float | None,
+    ) -> None:
+        __tracebackhide__ = True
+        host = self._host
+        if isinstance(sizes, str | int):
+            raise TypeError(f"perf.collective: sizes must be a list, e.g. sizes=[{sizes!r}]")
+        requested = tuple(sizes)
+        names = measurement_names(op, requested, dtype, name)
+        for measurement_name in names:
+            host.claim(measurement_name)
+        if not host.measuring:
+            return
+        backend, world_size = resolve_backend(backend, processes)
+        spec = CollectiveSpec.from_plan(
+            op,
+            requested,
+            dtype=dtype,
+            backend=backend,
+            world_size=world_size,
+            plan=host.plan,
+            iterations=self._pinned(names, backend, world_size),
+            timeout=timeout,
+        )
+        run = run_collective(spec)
+        for size, measurement in zip(spec.sizes, run.measurements(name), strict=True):
+
+            def resample(size: int = size, loops: int | None = measurement.loops) -> Measurement:
+                again = replace(spec, sizes=(size,), iterations=(loops,))
+                return run_collective(again).measurements(name)[0]
+
+            host.judge(measurement, resample)
+
+    def _pinned(self, names: Sequence[str], backend: str, world_size: int) -> list[int | None]:
+        """Operations per sample of each size's comparable baseline; none at all when
+        the marker pins loops= (it wins, as for perf(...)) or no baseline is comparable."""
+        host = self._host
+        if host.plan.loops is not None or host.environment is None:
+            return []
+        pinned = [
+            reusable_iterations(
+                host.baseline(measurement_name),
+                host.environment,
+                code_hash=host.code_hash,
+                backend=backend,
+                world_size=world_size,
+            )
+            for measurement_name in names
+        ]
+        return pinned if any(pinned) else []

@@ -11,9 +11,13 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from ..sampling import BatchTime, Clock
+from ..model import Direction, Measurement
+from ..sampling import Batch, BatchTime, Clock, Sampler, SampleSet, SamplingPlan
+from .host import ProbeHost
+from .memory import peak_memory
 
 #: Per-sample setup: returns None (the call gets the given arguments) or an
 #: ``(args, kwargs)`` pair for the call, as pytest-benchmark's ``pedantic`` does.
@@ -157,3 +161,93 @@ class CallProbe:
         else:
             self.result = self.fn(*args, **kwargs)
         return self.result
+
+
+class CpuProbe:
+    """``perf(fn)`` and ``perf.call(...)``: a callable timed with the sampling layer,
+    judged as it returns, with a second look on the same calls per sample."""
+
+    def __init__(
+        self, host: ProbeHost, *, speed_reference: Batch | None = None, memory: bool = False
+    ) -> None:
+        self._host = host
+        #: One call of a fixed workload after every sample (machine-speed swings); None: none.
+        self._speed_reference = speed_reference
+        self._memory = memory  #: measure peak memory when a call does not say
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        *,
+        name: str,
+        setup: Setup | None,
+        loops: int | None,
+        memory: bool | None,
+    ) -> Any:
+        """Measure ``fn(*args, **kwargs)`` as ``name`` (and its peak memory as
+        ``<name>.peak_memory`` with ``memory``); return the result of its last call."""
+        __tracebackhide__ = True
+        host = self._host
+        host.claim(name)
+        probe = CallProbe(fn, args, kwargs, setup=setup, clock=host.clock, cpu_clock=host.cpu_clock)
+        try:
+            if not host.measuring:
+                return probe.call_once()
+            self._time(probe, name, self._plan_for(probe, loops, name))
+            if self._memory if memory is None else memory:
+                peaks = peak_memory(probe.prepared_call)
+                memory_name = f"{name}.peak_memory"
+                host.claim(memory_name)
+                host.judge(Measurement(memory_name, "B", Direction.LOWER_IS_BETTER, peaks), None)
+            return probe.result
+        finally:
+            probe.close()
+
+    def _time(self, probe: CallProbe, name: str, plan: SamplingPlan) -> None:
+        host, reference = self._host, self._speed_reference
+        sampler = Sampler(plan, clock=host.clock, progress=host.progress(name))
+        measurement = timed_measurement(name, sampler.run(probe.batch, reference=reference))
+
+        def resample() -> Measurement:
+            pinned = replace(plan, loops=measurement.loops)
+            again = Sampler(pinned, clock=host.clock, progress=host.progress(name))
+            fresh = again.run(probe.batch, warmup=False, reference=reference)
+            return timed_measurement(name, fresh)
+
+        host.judge(measurement, resample)
+
+    def _plan_for(self, probe: CallProbe, loops: int | None, name: str) -> SamplingPlan:
+        """The test's plan with its calls per sample: one with setup, else the call's
+        ``loops``, the marker's, or (measuring the same way) the baseline's."""
+        host = self._host
+        plan = host.plan
+        if probe.pins_single_call:
+            if loops is not None and loops != 1:
+                raise ValueError(
+                    f"perf.call in {host.test_id}: loops= cannot be combined with setup=, "
+                    "which runs before every call (each call is its own sample)"
+                )
+            pinned: int | None = 1
+        elif loops is not None:
+            pinned = loops
+        elif plan.loops is not None:
+            pinned = plan.loops
+        else:
+            pinned = host.reusable_loops(host.baseline(name))
+        return replace(plan, loops=pinned)
+
+
+def timed_measurement(name: str, sample_set: SampleSet) -> Measurement:
+    """Seconds per call, lower is better, from what the sampler took."""
+    return Measurement(
+        name=name,
+        unit="s",
+        direction=Direction.LOWER_IS_BETTER,
+        samples=sample_set.wall,
+        loops=sample_set.loops,
+        cpu_samples=sample_set.cpu,
+        stop_reason=sample_set.stop_reason,
+        reference=sample_set.reference,
+    )

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, final
 
 from ..model import Direction, Measurement
-from ..sampling import Clock, SamplingPlan
-from ..stats import relative_ci_width
+from ..sampling import Clock, SamplingPlan, StopRule, WarmUp, grow_until, warm_up
 from . import ProbeUnavailable
+from .host import ProbeHost
 from .nvml import (
     DeviceIdentity,
     Nvml,
@@ -380,8 +380,7 @@ def sample_gpu(
     times: list[float] = []
     spans: list[tuple[int, int]] = []
     started = clock()
-    deadline = started + int(plan.max_time * 1e9)
-    earliest = started + int(min(min_time, plan.max_time) * 1e9)
+    rule = StopRule(plan, min_time=min_time)
     per_round = 1
     while True:
         round_start = clock()
@@ -394,16 +393,9 @@ def sample_gpu(
             times.append(elapsed_s(start, end) / calls)
             spans.append((round_start, round_end))
         n = len(times)
-        if n >= plan.max_samples:
-            reason = "sample cap"
+        reason = rule.should_stop(n, round_end - started, lambda: times)
+        if reason is not None:
             break
-        if n >= plan.min_samples:
-            if round_end >= deadline:
-                reason = "time budget"
-                break
-            if round_end >= earliest and relative_ci_width(times) <= plan.target_precision:
-                reason = "precision"
-                break
         # Next round lasts about round_time, judged by this one's host time per sample.
         per_sample_ns = max(1, (round_end - round_start) // per_round)
         per_round = max(1, min(1000, int(round_time * 1e9 / per_sample_ns)))
@@ -417,15 +409,13 @@ def calibrate_calls(
     min_sample_time: float,
 ) -> int:
     """Calls per sample so one sample of back-to-back calls lasts ``min_sample_time``."""
-    calls = 1
-    while True:
+
+    def measure(calls: int) -> float:
         start, end = enqueue_calls(calls)
         end.synchronize()
-        elapsed = elapsed_s(start, end)
-        if elapsed >= min_sample_time or calls >= 1 << 20:
-            return calls
-        growth = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * min_sample_time / elapsed))
-        calls = math.ceil(calls * growth)
+        return elapsed_s(start, end)
+
+    return grow_until(measure, min_sample_time, 1 << 20)[0]
 
 
 # -- throughput -------------------------------------------------------------------------
@@ -502,18 +492,6 @@ def _round(value: float) -> float:
 # -- the probe ---------------------------------------------------------------------------
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class GpuContext:
-    """What the probe needs from its test: the sampling plan and how to report."""
-
-    test_id: str
-    plan: SamplingPlan
-    telemetry_hz: float = 50.0
-    clock: Clock = time.perf_counter_ns
-    measure: bool = True  #: False with --perf-mode=off: run the code once, unmeasured
-
-
 @dataclass(slots=True)
 class _Device:
     """The measured GPU as NVML sees it (all None without NVML)."""
@@ -551,18 +529,23 @@ def _nvml_device(backend: Backend, every_device: bool) -> _Device:
     return device
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class _Enqueuer:
+    """How one sample of a mode is enqueued."""
+
+    enqueue: Callable[[], tuple[Event, Event]]  #: enqueues one sample, returns its events
+    lead: Callable[[], object] | None  #: untimed work before each round (see sample_gpu)
+    calls: int  #: calls per sample
+    flush_bytes: int = 0  #: cold mode: bytes overwritten before each sample
+
+
 class GpuProbe:
     """``perf.gpu``: call it to measure a GPU callable, or time a region with ``region``."""
 
-    def __init__(
-        self,
-        context: GpuContext,
-        judge: Callable[[Measurement, Callable[[], Measurement] | None], None],
-        claim: Callable[[str], None],
-    ) -> None:
-        self._context = context
-        self._judge = judge
-        self._claim = claim
+    def __init__(self, host: ProbeHost, *, telemetry_hz: float = 50.0) -> None:
+        self._host = host
+        self._telemetry_hz = telemetry_hz  #: NVML readings a second while sampling; 0: none
         self._regions: dict[str, _RegionRecord] = {}
 
     def require(self, backend: BackendName | None = None) -> None:
@@ -602,7 +585,7 @@ class GpuProbe:
             raise GpuUsageError(f"perf.gpu: mode must be one of {', '.join(MODES)}, got {mode!r}")
         _check_telemetry(telemetry)
         work = Work(bytes, flops, items, link, dtype, peak_bytes_per_s, peak_flops)
-        if not self._context.measure:
+        if not self._host.measuring:
             return fn(*args, **kwargs)
         chosen = _select_or_skip(args, kwargs, backend=backend, sync=sync)
         asked = mode
@@ -613,7 +596,7 @@ class GpuProbe:
                 f"perf.gpu: mode='graph' needs torch (CUDA graph capture), not {chosen.name}; "
                 "use mode='batch'"
             )
-        self._claim(name)
+        self._host.claim(name)
         result: list[Any] = [None]
 
         def call() -> None:
@@ -628,7 +611,7 @@ class GpuProbe:
                 note = "cold asked for, but the host timer cannot flush the L2: batch used"
                 return replace(m, details={"gpu": {**m.details["gpu"], "mode_note": note}})
 
-        self._judge(sample(), sample)
+        self._host.judge(sample(), sample)
         return result[0]
 
     def _prepare(
@@ -642,31 +625,65 @@ class GpuProbe:
     ) -> Callable[[], Measurement]:
         """Warm up and calibrate; return what takes one round of samples (called again
         for a second look, with the same calls per sample)."""
-        context = self._context
-        plan = context.plan
         device = (
             _nvml_device(backend, telemetry == "all")
             if backend.name != "host"
             else _Device(missing=HOST_NO_TELEMETRY)
         )
+        self._warm_up(call, backend)
+        enqueuer = self._enqueuer(call, backend, mode)
 
-        # Warm-up by time, keeping the GPU busy (one wait per round, not per call): the
-        # first calls compile and autotune, then clocks ramp up from idle and settle
-        # under the power cap, which takes a good fraction of a second on an H100.
-        warmup_until = context.clock() + int(max(plan.warmup_time, GPU_WARMUP_TIME) * 1e9)
-        batch = 1
-        while True:
-            round_start = context.clock()
-            for _ in range(batch):
+        def sample() -> Measurement:
+            samples, readings = self._sample(enqueuer, backend, device, telemetry)
+            details = self._details(
+                backend=backend,
+                mode=mode,
+                device=device,
+                readings=readings,
+                spans=samples.spans,
+                work=work,
+                seconds=statistics.median(samples.times),
+                calls_per_sample=enqueuer.calls,
+                l2_flush_bytes=enqueuer.flush_bytes,
+            )
+            return Measurement(
+                name=name,
+                unit="s",
+                direction=Direction.LOWER_IS_BETTER,
+                samples=samples.times,
+                loops=enqueuer.calls,
+                stop_reason=samples.stop_reason,
+                machine=self._machine(backend, mode, device),
+                details={"gpu": details},
+            )
+
+        return sample
+
+    def _warm_up(self, call: Callable[[], None], backend: Backend) -> None:
+        """Warm up by time, keeping the GPU busy (one wait per round, not per call): the
+        first calls compile and autotune, then clocks ramp up from idle and settle
+        under the power cap, which takes a good fraction of a second on an H100."""
+        clock = self._host.clock
+        started = clock()
+
+        def run(calls: int) -> tuple[int, float]:
+            round_start = clock()
+            for _ in range(calls):
                 call()
             backend.synchronize()
-            now = context.clock()
-            if now >= warmup_until:
-                break
-            per_call = max(1, (now - round_start) // batch)
-            batch = max(1, min(10_000, int(ROUND_TIME * 1e9 / per_call)))
+            now = clock()
+            return now - started, max(1, (now - round_start) // calls) / 1e9
 
-        calls = 1
+        seconds = max(self._host.plan.warmup_time, GPU_WARMUP_TIME)
+        warm_up(run, WarmUp(seconds, max_batch=10_000, round_time=ROUND_TIME))
+
+    def _enqueuer(self, call: Callable[[], None], backend: Backend, mode: Mode) -> _Enqueuer:
+        """How one sample is enqueued in ``mode``.
+
+        Samples are enqueued back to back, so the GPU is still busy with the previous
+        one when the host enqueues the next start event and call: no launch gap timed.
+        Cold mode: the flush before each sample must last long enough for that.
+        """
 
         def enqueue_calls(n: int) -> tuple[Event, Event]:
             start, end = backend.event(), backend.event()
@@ -676,81 +693,52 @@ class GpuProbe:
             end.record()
             return start, end
 
-        # Samples are enqueued back to back, so the GPU is still busy with the previous
-        # one when the host enqueues the next start event and call: no launch gap timed.
-        # Cold mode: the flush before each sample must last long enough for that.
-        lead: Callable[[], object] | None
-        flush_bytes = 0
         if mode == "cold":
             flush, flush_bytes = self._sized_flush(backend, enqueue_calls)
 
-            def enqueue() -> tuple[Event, Event]:
+            def flushed() -> tuple[Event, Event]:
                 flush()
                 return enqueue_calls(1)
 
-            lead = None
-        else:
-            calls = plan.loops or calibrate_calls(
-                enqueue_calls, backend.elapsed_s, plan.min_sample_time
+            return _Enqueuer(flushed, None, 1, flush_bytes)
+        plan = self._host.plan
+        calls = plan.loops or calibrate_calls(
+            enqueue_calls, backend.elapsed_s, plan.min_sample_time
+        )
+        if mode == "graph":
+            replay = backend.capture(call, calls)
+
+            def replayed() -> tuple[Event, Event]:
+                start, end = backend.event(), backend.event()
+                start.record()
+                replay()
+                end.record()
+                return start, end
+
+            return _Enqueuer(replayed, replay, calls)
+        return _Enqueuer(lambda: enqueue_calls(calls), call, calls)
+
+    def _sample(
+        self, enqueuer: _Enqueuer, backend: Backend, device: _Device, telemetry: str
+    ) -> tuple[GpuSamples, list[list[Reading]]]:
+        """One round of samples, with the telemetry read beside it."""
+        sampler = self._telemetry(device, telemetry)
+        if sampler is not None:
+            sampler.start()
+        try:
+            samples = sample_gpu(
+                enqueuer.enqueue,
+                backend.elapsed_s,
+                self._host.plan,
+                calls=enqueuer.calls,
+                clock=self._host.clock,
+                min_time=GPU_MIN_TIME,
+                lead=enqueuer.lead,
             )
-            if mode == "graph":
-                replay = backend.capture(call, calls)
-
-                def enqueue() -> tuple[Event, Event]:
-                    start, end = backend.event(), backend.event()
-                    start.record()
-                    replay()
-                    end.record()
-                    return start, end
-
-                lead = replay
-            else:
-
-                def enqueue() -> tuple[Event, Event]:
-                    return enqueue_calls(calls)
-
-                lead = call
-
-        def sample() -> Measurement:
-            sampler = self._telemetry(device, telemetry)
+        finally:
             if sampler is not None:
-                sampler.start()
-            try:
-                samples = sample_gpu(
-                    enqueue,
-                    backend.elapsed_s,
-                    plan,
-                    calls=calls,
-                    clock=context.clock,
-                    min_time=GPU_MIN_TIME,
-                    lead=lead,
-                )
-            finally:
-                if sampler is not None:
-                    sampler.stop()
-            details = self._details(
-                backend=backend,
-                mode=mode,
-                device=device,
-                readings=sampler.readings if sampler is not None else [],
-                spans=samples.spans,
-                work=work,
-                seconds=statistics.median(samples.times),
-                calls_per_sample=calls,
-                l2_flush_bytes=flush_bytes,
-            )
-            return Measurement(
-                name=name,
-                unit="s",
-                direction=Direction.LOWER_IS_BETTER,
-                samples=samples.times,
-                loops=calls,
-                stop_reason=samples.stop_reason,
-                machine=self._machine(backend, mode, device),
-                details={"gpu": details},
-            )
-
-        return sample
+                sampler.stop()
+        return samples, (sampler.readings if sampler is not None else [])
 
     def _sized_flush(
         self, backend: Backend, enqueue_calls: Callable[[int], tuple[Event, Event]]
@@ -763,7 +751,7 @@ class GpuProbe:
             raise GpuUsageError("mode='cold' needs the L2 size, which this device does not report")
         size = 2 * l2
         flush = backend.l2_flush(size)
-        clock = self._context.clock
+        clock = self._host.clock
 
         def gpu_time() -> float:
             start, end = backend.event(), backend.event()
@@ -807,13 +795,13 @@ class GpuProbe:
         """Time the block on the GPU's stream as one sample of ``name``, with telemetry;
         enter it repeatedly for more samples. Judged when the test's call ends."""
         _check_telemetry(telemetry)
-        if not self._context.measure:
+        if not self._host.measuring:
             yield
             return
         record = self._regions.get(name)
         if record is None:
             chosen = _select_or_skip((), {}, backend=backend, sync=sync)
-            self._claim(name)
+            self._host.claim(name)
             device = (
                 _nvml_device(chosen, telemetry == "all")
                 if chosen.name != "host"
@@ -825,14 +813,14 @@ class GpuProbe:
         start, end = record.backend.event(), record.backend.event()
         if sampler is not None:
             sampler.start()
-        span_start = self._context.clock()
+        span_start = self._host.clock()
         start.record()
         try:
             yield
         finally:
             end.record()
             end.synchronize()
-            span_end = self._context.clock()
+            span_end = self._host.clock()
             if sampler is not None:
                 sampler.stop()
                 for index, readings in enumerate(sampler.readings):
@@ -856,7 +844,7 @@ class GpuProbe:
                 calls_per_sample=1,
                 l2_flush_bytes=0,
             )
-            self._judge(
+            self._host.judge(
                 Measurement(
                     name=name,
                     unit="s",
@@ -871,7 +859,7 @@ class GpuProbe:
 
     # -- shared pieces --
     def _telemetry(self, device: _Device, telemetry: str) -> TelemetrySampler | None:
-        hz = self._context.telemetry_hz
+        hz = self._telemetry_hz
         if device.nvml is None or not device.handles or hz <= 0 or telemetry == "off":
             if not device.missing:
                 device.missing = "telemetry turned off"

@@ -1,5 +1,5 @@
-"""What storage and network probes share: sizes as people write them, and the turning of
-timed operations into samples (rates per slice, latency percentiles).
+"""What storage and network probes share: the turning of timed operations into samples
+(rates per slice, latency percentiles).
 
 Pure functions on recorded completions, so the slicing rules are tested on scripted
 timestamps, never on real timing.
@@ -7,8 +7,6 @@ timestamps, never on real timing.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import final
@@ -17,59 +15,8 @@ import numpy as np
 
 from ..stats import quantile_rank
 
-#: Multipliers of size suffixes. Bare K/M/G/T are binary, as in fio (kb_base=1024).
-SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 2**10,
-    "kib": 2**10,
-    "kb": 10**3,
-    "m": 2**20,
-    "mib": 2**20,
-    "mb": 10**6,
-    "g": 2**30,
-    "gib": 2**30,
-    "gb": 10**9,
-    "t": 2**40,
-    "tib": 2**40,
-    "tb": 10**12,
-}
-_SIZE = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
 #: The percentiles every latency summary reports (details, and the probe's result).
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
-
-
-class ProbeInputError(ValueError):
-    """A probe was given something it cannot measure with (a bad size, a directory it
-    cannot write, an endpoint that refuses): the message names the argument and value."""
-
-
-def parse_size(value: int | str, argument: str, *, where: str) -> int:
-    """``"64MiB"`` -> 67108864; ints are bytes. Errors name ``where`` and ``argument``."""
-    if isinstance(value, bool):
-        raise ProbeInputError(f"{where}: {argument}={value!r} is not a size")
-    if isinstance(value, int):
-        number = value
-    else:
-        match = _SIZE.match(str(value))
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in SIZE_UNITS:
-            raise ProbeInputError(
-                f"{where}: {argument}={value!r} is not a size (write e.g. 4096, '4KiB', '64MiB')"
-            )
-        number = math.floor(float(match.group(1)) * SIZE_UNITS[unit])
-    if number <= 0:
-        raise ProbeInputError(f"{where}: {argument}={value!r} must be a positive size")
-    return number
-
-
-def format_size(n: float) -> str:
-    """Bytes for a message: ``67108864`` -> ``"64 MiB"``."""
-    for scale, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= scale:
-            return f"{n / scale:.3g} {suffix}"
-    return f"{n:.0f} B"
 
 
 @final

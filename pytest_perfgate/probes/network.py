@@ -26,10 +26,11 @@ from typing import Any, final
 from ..contention import cpu_stall_us, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
-from . import netserver
+from . import ProbeInputError, netserver
 from .cpuidle import DEFAULT, cpus_kept_awake
 from .host import ProbeHost, after_a_pause
-from .iostats import Completion, ProbeInputError, parse_size, percentiles, slice_rates
+from .iostats import Completion, percentiles, slice_rates
+from .units import parse_size
 
 #: Gated metrics of latency: percentiles of the round-trip time (p50 is the median).
 LATENCY_METRICS = ("p50", "p90", "p99", "p99.9")
@@ -478,7 +479,7 @@ class NetProbe:
         __tracebackhide__ = True
         where = "perf.net.latency"
         metrics = _metrics(gate, LATENCY_METRICS, where)
-        nbytes = parse_size(size, "size", where=where)
+        nbytes = parse_size(size, argument="size", where=where)
         run_seconds, warmup_seconds = self._times(seconds, warmup, where)
         if rate is not None and not (isinstance(rate, int | float) and rate > 0):
             raise ProbeInputError(f"{where}: rate={rate!r} must be requests per second > 0")
@@ -559,7 +560,7 @@ class NetProbe:
         __tracebackhide__ = True
         where = "perf.net.throughput"
         endpoint = endpoint_of(target, where)
-        nbytes = parse_size(block, "block", where=where)
+        nbytes = parse_size(block, argument="block", where=where)
         run_seconds, warmup_seconds = self._times(seconds, warmup, where)
         if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= 64:
             raise ProbeInputError(f"{where}: streams={streams!r} must be a whole number in 1..64")

@@ -35,17 +35,16 @@ import numpy as np
 from ..contention import cpu_stall_us, device_bytes, others_share, pressure_between
 from ..model import Direction, Measurement
 from ..sampling import Clock
+from . import ProbeInputError
 from .cpuidle import DEFAULT, cpus_kept_awake
 from .host import ProbeHost, after_a_pause
 from .iostats import (
     Completion,
-    ProbeInputError,
-    format_size,
     latencies,
-    parse_size,
     percentiles,
     slice_rates,
 )
+from .units import format_size, parse_size
 
 WORKLOADS = ("read", "write", "randread", "randwrite")
 CACHE_MODES = ("auto", "direct", "dropped", "cached")
@@ -601,9 +600,11 @@ class StorageProbe:
             sync_policy = fsync
         else:
             raise ProbeInputError(f"{where}: fsync={fsync!r} must be True, False or N >= 1")
-        size_bytes = parse_size(size, "size", where=where)
+        size_bytes = parse_size(size, argument="size", where=where)
         default_block = "4KiB" if rw.startswith("rand") else "1MiB"
-        block_bytes = parse_size(default_block if block is None else block, "block", where=where)
+        block_bytes = parse_size(
+            default_block if block is None else block, argument="block", where=where
+        )
         if block_bytes > size_bytes:
             raise ProbeInputError(
                 f"{where}: block={format_size(block_bytes)} is larger than "
@@ -647,7 +648,7 @@ class StorageProbe:
         stops (for writes: the data is on the device, not in memory).
         """
         where = f"perf.storage.region({name!r})"
-        nbytes = parse_size(bytes, "bytes", where=where)
+        nbytes = parse_size(bytes, argument="bytes", where=where)
         measurement_name = f"{name}.throughput"
         if not self._host.measuring:
             yield
