@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
@@ -249,29 +249,63 @@ def run_requests(
     clock: Clock = time.perf_counter_ns,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RequestRun:
-    """:func:`_run_requests` with the CPUs kept out of idle states (cpuidle.py)."""
-    with cpus_kept_awake() as idle:
-        run = _run_requests(
-            request, seconds=seconds, warmup=warmup, rate=rate, clock=clock, sleep=sleep
-        )
-    return replace(run, idle=idle)
-
-
-def _run_requests(
-    request: Callable[[], Any],
-    *,
-    seconds: float,
-    warmup: float,
-    rate: float | None = None,
-    clock: Clock = time.perf_counter_ns,
-    sleep: Callable[[float], None] = time.sleep,
-) -> RequestRun:
-    """Call ``request`` for ``warmup`` (discarded) then ``seconds``; time each call.
+    """Call ``request`` for ``warmup`` (discarded) then ``seconds``; time each call, with
+    the CPUs kept out of idle states (cpuidle.py).
 
     Closed loop (``rate`` None): back to back, each latency from its own send. Open loop:
-    request i is due at start + i/rate and its latency runs from that intended time, not
-    from when it could actually be sent; so a stall delays the requests behind it and
+    see :func:`_open_loop`.
+    """
+    lag: list[int] = []
+    with cpus_kept_awake() as idle:
+        stalled, began = cpu_stall_us(), time.monotonic_ns()
+        start = clock()
+        measure_from = start + int(warmup * 1e9)
+        deadline = measure_from + int(seconds * 1e9)
+        if rate is None:
+            measured = _closed_loop(request, clock, measure_from, deadline)
+        else:
+            measured, lag = _open_loop(request, rate, clock, sleep, start, measure_from, deadline)
+        elapsed = max(clock() - measure_from, 1)
+        pressure = pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began)
+    return RequestRun(
+        tuple(ns / 1e9 for ns in measured),
+        rate,
+        len(measured) / (elapsed / 1e9),
+        elapsed / 1e9,
+        tuple(ns / 1e9 for ns in lag),
+        pressure,
+        idle,
+    )
+
+
+def _closed_loop(
+    request: Callable[[], Any], clock: Clock, measure_from: int, deadline: int
+) -> list[int]:
+    """Requests back to back until ``deadline``; ns latencies of those sent after
+    ``measure_from``."""
+    measured: list[int] = []
+    while True:
+        sent = clock()
+        if sent >= deadline:
+            return measured
+        request()
+        if sent >= measure_from:
+            measured.append(clock() - sent)
+
+
+def _open_loop(
+    request: Callable[[], Any],
+    rate: float,
+    clock: Clock,
+    sleep: Callable[[float], None],
+    start: int,
+    measure_from: int,
+    deadline: int,
+) -> tuple[list[int], list[int]]:
+    """Request i is due at start + i/rate and its latency runs from that intended time,
+    not from when it could actually be sent; so a stall delays the requests behind it and
     they report the wait, as their users would have felt it (no coordinated omission).
+    Returns the ns latencies and send lags of the requests due after ``measure_from``.
 
     The sender's own lateness is not the server's, though: a sender that was not
     scheduled in time (a busy machine) would otherwise report its own delay, and the
@@ -280,51 +314,29 @@ def _run_requests(
     c_i = max(due_i, c_{i-1}) + s_i, and its latency is c_i - due_i. A slow reply still
     delays every request queued behind it; a late sender delays none.
     """
-    stalled, began = cpu_stall_us(), time.monotonic_ns()
-    start = clock()
-    measure_from = start + int(warmup * 1e9)
-    deadline = measure_from + int(seconds * 1e9)
     measured: list[int] = []
     lag: list[int] = []
-    if rate is None:
-        while True:
+    interval = 1e9 / rate
+    i = 0
+    completed = replied = start
+    while True:
+        due = start + round(i * interval)
+        i += 1
+        if due >= deadline:
+            return measured, lag
+        wait = due - clock()
+        if wait > SPIN_NS:
+            sleep((wait - SPIN_NS) / 1e9)
+        sent = clock()
+        while sent < due:
             sent = clock()
-            if sent >= deadline:
-                break
-            request()
-            if sent >= measure_from:
-                measured.append(clock() - sent)
-    else:
-        interval = 1e9 / rate
-        i = 0
-        completed = replied = start
-        while True:
-            due = start + round(i * interval)
-            i += 1
-            if due >= deadline:
-                break
-            wait = due - clock()
-            if wait > SPIN_NS:
-                sleep((wait - SPIN_NS) / 1e9)
-            sent = clock()
-            while sent < due:
-                sent = clock()
-            request()
-            service = clock() - sent
-            completed = max(due, completed) + service  # a punctual sender's queue
-            if due >= measure_from:
-                measured.append(completed - due)
-                lag.append(max(0, sent - max(due, replied)))  # late, and not for a reply
-            replied = sent + service
-    elapsed = max(clock() - measure_from, 1)
-    return RequestRun(
-        tuple(ns / 1e9 for ns in measured),
-        rate,
-        len(measured) / (elapsed / 1e9),
-        elapsed / 1e9,
-        tuple(ns / 1e9 for ns in lag),
-        pressure_between(stalled, cpu_stall_us(), time.monotonic_ns() - began),
-    )
+        request()
+        service = clock() - sent
+        completed = max(due, completed) + service  # a punctual sender's queue
+        if due >= measure_from:
+            measured.append(completed - due)
+            lag.append(max(0, sent - max(due, replied)))  # late, and not for a reply
+        replied = sent + service
 
 
 def _rounded(figures: dict[str, float]) -> dict[str, float]:
@@ -438,6 +450,37 @@ class ThroughputResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """One request at a time to a latency target, and what is recorded about it."""
+
+    request: Callable[[], Any]  #: sends one request and waits for its reply
+    machine: dict[str, str]  #: machine-class fields (the target; the placement, once known)
+    details: dict[str, Any]  #: what kind of client, and its message size
+
+
+def _rtt_measurement(
+    name: str, run: RequestRun, client: _Client, *, warmup: float, seconds: float
+) -> Measurement:
+    """The round-trip times of ``run`` as measurement ``name`` (``<base>.<percentile>``)."""
+    if not run.latencies:
+        raise ProbeInputError(
+            f"perf.net.latency: no request completed in the measured time (seconds={seconds})"
+        )
+    metric = name.rsplit(".", 1)[1]
+    return Measurement(
+        name,
+        "s",
+        Direction.LOWER_IS_BETTER,
+        run.latencies,
+        stop_reason="time budget",
+        machine={**client.machine, "cpu.idle": run.idle},
+        details={**client.details, **run.details(), "warmup": warmup},
+        statistic="median" if metric == "p50" else metric,
+    )
+
+
 class NetProbe:
     """``perf.net``: loopback servers, request/response latency, stream throughput."""
 
@@ -486,60 +529,55 @@ class NetProbe:
         _check_timeout(timeout, where)
         for metric in metrics:
             self._host.claim(f"{name}.{metric}")
-        machine: dict[str, str] = {}
-        if callable(target) and not isinstance(target, EchoServer):
-            request: Callable[[], Any] = target
-            if not self._host.measuring:
-                request()
-                return None
-            details: dict[str, Any] = {"client": "user"}
-        else:
-            endpoint = endpoint_of(target, where)
-            if not self._host.measuring:
-                return None
-            sock = connect(endpoint, netserver.ECHO, timeout, where)
-            self._connections.append(sock)
-            request = PingPong(sock, nbytes, where, timeout)
-            machine = {"net.target": endpoint.label}
-            details = {"client": "ping-pong", "size": nbytes}
+        client = self._client(target, nbytes, timeout, where)
+        if client is None:
+            return None
 
         def measure() -> RequestRun:
             servers = [s.pid for s in self._servers if s.running] if pin else []
             with pinned(servers, ONE_CPU) as placement:
-                machine["net.placement"] = placement
+                client.machine["net.placement"] = placement
                 return run_requests(
-                    request,
+                    client.request,
                     seconds=run_seconds,
                     warmup=warmup_seconds,
                     rate=rate,
                     clock=self._host.clock,
                 )
 
-        def to_measurement(metric: str, run: RequestRun) -> Measurement:
-            if not run.latencies:
-                raise ProbeInputError(
-                    f"{where}: no request completed in the measured time (seconds={run_seconds})"
-                )
-            return Measurement(
-                f"{name}.{metric}",
-                "s",
-                Direction.LOWER_IS_BETTER,
-                run.latencies,
-                stop_reason="time budget",
-                machine={**machine, "cpu.idle": run.idle},
-                details={**details, **run.details(), "warmup": warmup_seconds},
-                statistic="median" if metric == "p50" else metric,
-            )
-
         first = measure()
+        spans = {"warmup": warmup_seconds, "seconds": run_seconds}
         for metric in metrics:
 
             def resample(metric: str = metric) -> Measurement:
-                return to_measurement(metric, measure())
+                run = measure()
+                return _rtt_measurement(f"{name}.{metric}", run, client, **spans)
 
-            self._host.judge(to_measurement(metric, first), after_a_pause(resample))
+            self._host.judge(
+                _rtt_measurement(f"{name}.{metric}", first, client, **spans),
+                after_a_pause(resample),
+            )
         return LatencyResult(
             percentiles(first.latencies), len(first.latencies), first.achieved_rate, first.details()
+        )
+
+    def _client(self, target: Target, nbytes: int, timeout: float, where: str) -> _Client | None:
+        """What sends one request to ``target``: the user's callable, or a ping-pong on a
+        fresh connection. None when not measuring (a callable is still called once)."""
+        if callable(target) and not isinstance(target, EchoServer):
+            if not self._host.measuring:
+                target()
+                return None
+            return _Client(target, {}, {"client": "user"})
+        endpoint = endpoint_of(target, where)
+        if not self._host.measuring:
+            return None
+        sock = connect(endpoint, netserver.ECHO, timeout, where)
+        self._connections.append(sock)
+        return _Client(
+            PingPong(sock, nbytes, where, timeout),
+            {"net.target": endpoint.label},
+            {"client": "ping-pong", "size": nbytes},
         )
 
     def throughput(
