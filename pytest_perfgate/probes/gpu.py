@@ -503,6 +503,14 @@ class _Device:
     missing: str = ""  #: why there is no telemetry
 
 
+def _device_of(backend: Backend, telemetry: str) -> _Device:
+    """The GPU ``backend`` runs on as NVML sees it (with ``telemetry="all"``, every
+    visible GPU after it); the host timer maps to no device."""
+    if backend.name == "host":
+        return _Device(missing=HOST_NO_TELEMETRY)
+    return _nvml_device(backend, telemetry == "all")
+
+
 def _nvml_device(backend: Backend, every_device: bool) -> _Device:
     try:
         nvml = Nvml.open()
@@ -625,11 +633,7 @@ class GpuProbe:
     ) -> Callable[[], Measurement]:
         """Warm up and calibrate; return what takes one round of samples (called again
         for a second look, with the same calls per sample)."""
-        device = (
-            _nvml_device(backend, telemetry == "all")
-            if backend.name != "host"
-            else _Device(missing=HOST_NO_TELEMETRY)
-        )
+        device = _device_of(backend, telemetry)
         self._warm_up(call, backend)
         enqueuer = self._enqueuer(call, backend, mode)
 
@@ -802,11 +806,7 @@ class GpuProbe:
         if record is None:
             chosen = _select_or_skip((), {}, backend=backend, sync=sync)
             self._host.claim(name)
-            device = (
-                _nvml_device(chosen, telemetry == "all")
-                if chosen.name != "host"
-                else _Device(missing=HOST_NO_TELEMETRY)
-            )
+            device = _device_of(chosen, telemetry)
             work = Work(bytes, flops, items, link, dtype, peak_bytes_per_s, peak_flops)
             record = self._regions[name] = _RegionRecord(chosen, device, work, telemetry)
         sampler = self._telemetry(record.device, record.telemetry)

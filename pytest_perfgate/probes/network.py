@@ -351,6 +351,8 @@ class StreamRun:
     sends: tuple[Completion, ...]
     cpu_pressure: float | None  #: share of the run some task waited for a CPU
     idle: str  #: "polling" where CPUs were kept out of idle states (cpuidle.py)
+    streams: int = 1  #: connections sending at once
+    block: int = 0  #: bytes per send
 
 
 def run_stream(
@@ -377,25 +379,10 @@ def run_stream(
             deadline = measure_from + int(seconds * 1e9)
 
             def send(index: int) -> None:
-                sock, done = sockets[index], sent[index]
-                payload = memoryview(os.urandom(block))
-                total = 0
                 try:
-                    while True:
-                        sent_at = clock()
-                        if sent_at >= deadline:
-                            break
-                        sock.sendall(payload)
-                        total += block
-                        if sent_at >= measure_from:
-                            done.append(Completion(sent_at, clock(), block))
-                    sock.shutdown(socket.SHUT_WR)
-                    if endpoint.ours:
-                        received = int.from_bytes(_read_exactly(sock, 8), "big")
-                        if received != total:
-                            raise ProbeInputError(
-                                f"{where}: sent {total} bytes, the server got {received}"
-                            )
+                    sent[index].extend(
+                        _send_blocks(sockets[index], block, endpoint, clock, measure_from, deadline)
+                    )
                 except TimeoutError:
                     errors.append(
                         ProbeInputError(f"{where}: the endpoint stalled past timeout={timeout} s")
@@ -416,7 +403,38 @@ def run_stream(
             sock.close()
     if errors:
         raise errors[0]
-    return StreamRun(tuple(c for done in sent for c in done), pressure, idle)
+    return StreamRun(tuple(c for done in sent for c in done), pressure, idle, streams, block)
+
+
+def _send_blocks(
+    sock: socket.socket,
+    block: int,
+    endpoint: Endpoint,
+    clock: Clock,
+    measure_from: int,
+    deadline: int,
+) -> list[Completion]:
+    """Send random ``block``-sized writes until ``deadline``; the sends after
+    ``measure_from``. Our sink server says how much it got, and it must be all."""
+    payload = memoryview(os.urandom(block))
+    done: list[Completion] = []
+    total = 0
+    while True:
+        sent_at = clock()
+        if sent_at >= deadline:
+            break
+        sock.sendall(payload)
+        total += block
+        if sent_at >= measure_from:
+            done.append(Completion(sent_at, clock(), block))
+    sock.shutdown(socket.SHUT_WR)
+    if endpoint.ours:
+        received = int.from_bytes(_read_exactly(sock, 8), "big")
+        if received != total:
+            raise ProbeInputError(
+                f"perf.net.throughput: sent {total} bytes, the server got {received}"
+            )
+    return done
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -478,6 +496,32 @@ def _rtt_measurement(
         machine={**client.machine, "cpu.idle": run.idle},
         details={**client.details, **run.details(), "warmup": warmup},
         statistic="median" if metric == "p50" else metric,
+    )
+
+
+def _stream_measurement(
+    name: str, run: StreamRun, endpoint: Endpoint, placement: str, warmup: float
+) -> Measurement:
+    """MiB/s per slice of the measured run of ``run``, as measurement ``name``."""
+    if not run.sends:
+        raise ProbeInputError("perf.net.throughput: nothing was sent in the measured time")
+    rates = slice_rates([run.sends], SLICES)
+    return Measurement(
+        name,
+        "MiB/s",
+        Direction.HIGHER_IS_BETTER,
+        rates.mib_per_s,
+        stop_reason="time budget",
+        machine={"net.target": endpoint.label, "net.placement": placement, "cpu.idle": run.idle},
+        details={
+            "streams": run.streams,
+            "block": run.block,
+            "warmup": warmup,
+            "measured_seconds": round(rates.seconds, 6),
+            "mib_per_s": round(rates.mean_mib_per_s, 3),
+            "gbit_per_s": round(rates.mean_mib_per_s * 2**20 * 8 / 1e9, 4),
+        }
+        | ({} if run.cpu_pressure is None else {"cpu_pressure": round(run.cpu_pressure, 4)}),
     )
 
 
@@ -620,32 +664,7 @@ class NetProbe:
                     timeout=timeout,
                     clock=self._host.clock,
                 )
-            if not run.sends:
-                raise ProbeInputError(f"{where}: nothing was sent in the measured time")
-            rates = slice_rates([run.sends], SLICES)
-            return Measurement(
-                measurement_name,
-                "MiB/s",
-                Direction.HIGHER_IS_BETTER,
-                rates.mib_per_s,
-                stop_reason="time budget",
-                machine={
-                    "net.target": endpoint.label,
-                    "net.placement": placement,
-                    "cpu.idle": run.idle,
-                },
-                details={
-                    "streams": streams,
-                    "block": nbytes,
-                    "warmup": warmup_seconds,
-                    "measured_seconds": round(rates.seconds, 6),
-                    "mib_per_s": round(rates.mean_mib_per_s, 3),
-                    "gbit_per_s": round(rates.mean_mib_per_s * 2**20 * 8 / 1e9, 4),
-                }
-                | (
-                    {} if run.cpu_pressure is None else {"cpu_pressure": round(run.cpu_pressure, 4)}
-                ),
-            )
+            return _stream_measurement(measurement_name, run, endpoint, placement, warmup_seconds)
 
         first = measure()
         self._host.judge(first, after_a_pause(measure))

@@ -678,11 +678,7 @@ class StorageProbe:
         contention.append({k: v for k, v in entry.items() if v is not None})
         machine = {} if filesystem is None else filesystem.machine()
         machine["storage.cache"] = "dropped" if drop is not None else "as-is"
-        averaged = {
-            key: round(sum(c[key] for c in contention) / len(contention), 4)
-            for key in ("cpu_pressure", "io_others")
-            if all(key in c for c in contention)
-        }
+        details = {"bytes": nbytes, "synced": sync is not None, **_averaged(contention)}
         self._host.judge_at_finish(
             Measurement(
                 measurement_name,
@@ -691,9 +687,18 @@ class StorageProbe:
                 tuple(samples),
                 stop_reason="region entries",
                 machine=machine,
-                details={"bytes": nbytes, "synced": sync is not None, **averaged},
+                details=details,
             )
         )
+
+
+def _averaged(contention: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each contention figure that every region entry has."""
+    return {
+        key: round(sum(c[key] for c in contention) / len(contention), 4)
+        for key in ("cpu_pressure", "io_others")
+        if all(key in c for c in contention)
+    }
 
 
 def _metrics(gate: str | Iterable[str] | None, *, default: str, where: str) -> tuple[str, ...]:
