@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import gc
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pytest
 
-from pytest_perfgate.sampling import BatchTime, Sampler, SamplingPlan, calibrate_loops
+from pytest_perfgate.sampling import (
+    BatchTime,
+    Sampler,
+    SamplingPlan,
+    StopRule,
+    WarmedUp,
+    WarmUp,
+    calibrate_loops,
+    grow_until,
+    warm_up,
+)
 
 MS = 1_000_000  # ns
 
@@ -245,3 +255,87 @@ def test_progress_is_reported_while_sampling() -> None:
 def test_sampling_plan_validation(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SamplingPlan(**kwargs)  # type: ignore[arg-type]
+
+
+# -- the stop rule and the warm-up every probe shares ---------------------------------------
+
+
+def test_stop_rule_reasons_in_order() -> None:
+    rule = StopRule(plan(min_samples=3, max_samples=5, max_time=1.0))
+    steady = lambda: [1.0] * 5  # noqa: E731
+    assert (
+        rule.should_stop(2, 2 * 10**9, steady) is None
+    )  # fewer than min_samples, whatever the time
+    assert rule.should_stop(5, 0, steady) == "sample cap"
+    assert rule.should_stop(3, 10**9, steady) == "time budget"
+    assert rule.should_stop(3, 10**9 - 1, steady) == "precision"
+
+
+def test_stop_rule_checks_precision_on_a_widening_schedule() -> None:
+    rule = StopRule(plan(min_samples=16, max_time=10.0))
+    spread = list(range(1, 1000))
+    looked: list[int] = []
+
+    def samples(n: int) -> Callable[[], list[int]]:
+        def values() -> list[int]:
+            looked.append(n)
+            return spread[:n]
+
+        return values
+
+    for n in range(1, 60):
+        assert rule.should_stop(n, 0, samples(n)) is None
+    # At min_samples, then every n/8 samples: 16, 18, 20, 22, 24, 27, ...
+    assert looked == [16, 18, 20, 22, 24, 27, 30, 33, 37, 41, 46, 51, 57]
+
+
+def test_stop_rule_trusts_precision_only_after_min_time() -> None:
+    rule = StopRule(plan(min_samples=2, max_time=10.0), min_time=0.5)
+    steady = lambda: [1.0] * 4  # noqa: E731
+    assert rule.should_stop(2, int(0.4e9), steady) is None
+    # The check was not spent before min_time: the next call checks at once.
+    assert rule.should_stop(3, int(0.5e9), steady) == "precision"
+
+
+def test_stop_rule_min_time_is_capped_by_the_budget() -> None:
+    rule = StopRule(plan(min_samples=2, max_time=0.1), min_time=5.0)
+    assert rule.should_stop(2, int(0.1e9), lambda: [1.0, 2.0]) == "time budget"
+
+
+def test_warm_up_doubles_until_its_time_and_calls_are_spent() -> None:
+    clock = FakeClock()
+    batches: list[int] = []
+
+    def run(calls: int) -> tuple[int, float]:
+        batches.append(calls)
+        clock.advance(calls * MS)
+        return clock(), 1e-3
+
+    warmed = warm_up(run, WarmUp(0.004, min_calls=20, max_batch=8))
+    assert batches == [1, 2, 4, 8, 8]  # 4 ms passed after 7 calls; 20 calls asked for
+    assert warmed == WarmedUp(calls=23, seconds_per_call=1e-3)
+
+
+def test_warm_up_sizes_batches_to_the_round_time() -> None:
+    clock = FakeClock()
+    batches: list[int] = []
+
+    def run(calls: int) -> tuple[int, float]:
+        batches.append(calls)
+        clock.advance(calls * 100_000)  # 0.1 ms a call
+        return clock(), 1e-4
+
+    warm_up(run, WarmUp(0.05, max_batch=150, round_time=0.02))
+    assert batches[:3] == [1, 150, 150]  # 0.02 s / 0.1 ms = 200 calls, capped at 150
+    assert sum(batches[:-1]) * 100_000 < 0.05e9 <= sum(batches) * 100_000
+
+
+def test_grow_until_works_in_the_callers_unit() -> None:
+    asked: list[int] = []
+
+    def seconds(loops: int) -> float:
+        asked.append(loops)
+        return loops * 3e-3
+
+    assert grow_until(seconds, 1e-2, 1 << 20) == (4, 5)
+    assert asked == [1, 4]
