@@ -142,7 +142,7 @@ class PerfFixture:
 
     @functools.cached_property
     def _collective(self) -> CollectiveProbe:
-        from .probes.collective import CollectiveProbe  # on first use: it starts processes
+        from .probes.collective import CollectiveProbe  # on first use: most tests never need it
 
         return CollectiveProbe(self._probe_host())
 

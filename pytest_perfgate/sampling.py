@@ -4,6 +4,10 @@ The sampler never calls the user's code itself: it is handed a *batch* function 
 the code ``loops`` times and returns how long that took, and a *clock* for its own time
 budget. Probes build batches from real code and real clocks; tests build them from
 scripted durations, so every rule here is tested without depending on real timing.
+
+These are the rules of every probe: the GPU probe and the collective workers time their
+own way (CUDA events, rounds, ranks that agree), but warm up with :func:`warm_up`, size
+samples with :func:`grow_until` and stop by :class:`StopRule`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A probe's job is to build the sampler's *batch* function around the user's code, so that
 the timed span holds the calls and nothing else: setup runs before the clock starts, an
 async callable is awaited inside one coroutine so the event loop's start-up stays out.
+:class:`CpuProbe` is ``perf(...)`` and ``perf.call(...)``: it samples a :class:`CallProbe`
+with the sampling layer and hands the measurement to its :class:`~.host.ProbeHost`.
 """
 
 from __future__ import annotations

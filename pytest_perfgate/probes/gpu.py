@@ -373,10 +373,10 @@ def sample_gpu(
     min_time: float = 0.0,
     lead: Callable[[], object] | None = None,
 ) -> GpuSamples:
-    """Enqueue samples a round at a time, wait once per round, stop like the CPU sampler:
-    once the median's CI is narrow enough (after ``min_samples`` and ``min_time``: a GPU's
-    clock swings under its power cap over tens of milliseconds, and a measurement that
-    stops inside one swing lands wherever that swing was), or at the budget."""
+    """Enqueue samples a round at a time, wait once per round, stop by the sampling
+    layer's :class:`StopRule`, judged after each round: precision is trusted only after
+    ``min_time`` (a GPU's clock swings under its power cap over tens of milliseconds, and
+    a measurement that stops inside one swing lands wherever that swing was)."""
     times: list[float] = []
     spans: list[tuple[int, int]] = []
     started = clock()
