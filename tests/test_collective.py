@@ -817,3 +817,52 @@ def test_links_are_unknown_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None
     assert _links(FakeProps()) is None
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert _links(FakeProps()) is None
+
+
+# -- the ranks' decisions, without torch (fake ranks and a fake clock) -------------------
+class FakeRanks:
+    """Rank 0 of two; rank 1 is 10% slower. Every timed operation takes 10 us of a fake
+    clock, so the worker's decisions run on scripted numbers alone."""
+
+    def __init__(self, **spec: Any) -> None:
+        from pytest_perfgate.probes._collective_worker import _Rank
+
+        self.now = 0
+        self.worker = _Rank.__new__(_Rank)  # no torch: only the decisions are exercised
+        self.worker.spec = {
+            "warmup_time": 0.01,
+            "min_samples": 5,
+            "max_samples": 1000,
+            "max_time": 1.0,
+            "target_precision": 0.02,
+            **spec,
+        }
+        self.worker.clock = lambda: self.now
+        self.worker.agree = lambda values: [values, [values[0] * 1.1, values[1]]]
+        self.batches: list[int] = []
+
+    def timed(self, operations: int) -> float:
+        self.batches.append(operations)
+        self.now += operations * 10_000
+        return operations * 1e-5
+
+
+def test_ranks_warm_up_by_the_shared_rule_on_the_slowest_rank() -> None:
+    ranks = FakeRanks(warmup_time=0.001)
+    warm = ranks.worker.warm_up(ranks.timed)
+    # Doubling batches until 1 ms (100 operations) and 5 operations have passed.
+    assert ranks.batches == [1, 2, 4, 8, 16, 32, 64]
+    assert warm.calls == 127
+    assert warm.seconds_per_call == pytest.approx(1.1e-5)  # the slower rank's
+
+
+def test_ranks_stop_by_the_shared_rule_on_the_slowest_rank() -> None:
+    ranks = FakeRanks(min_samples=5)
+    rank_samples, reason = ranks.worker.sample(ranks.timed, 100)
+    assert reason == "precision"  # steady times: precise at min_samples
+    assert rank_samples == [[pytest.approx(1e-5), pytest.approx(1.1e-5)]] * 5
+    ranks = FakeRanks(min_samples=5, max_time=0.004)  # 1 ms a sample
+    noisy = iter(1e-5 * (1 + 0.5 * (k % 7)) for k in range(1000))
+    ranks.worker.agree = lambda values: [[next(noisy), values[1]]] * 2
+    rank_samples, reason = ranks.worker.sample(ranks.timed, 100)
+    assert (len(rank_samples), reason) == (5, "time budget")

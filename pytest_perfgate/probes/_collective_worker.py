@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..sampling import SamplingPlan, StopRule, WarmedUp, WarmUp, warm_up
+from ..sampling import Clock, SamplingPlan, StopRule, WarmedUp, WarmUp, warm_up
 from . import units
 from .collective import DTYPES, MAX_ITERATIONS, WARMUP_MIN_ITERATIONS, layout, slowest_rank
 
@@ -40,6 +40,7 @@ class _Rank:
         self.gpu = spec["backend"] == "nccl"
         self.device: Any = self.torch.device("cuda", rank) if self.gpu else self.torch.device("cpu")
         self.control: Any = None
+        self.clock: Clock = time.perf_counter_ns  #: for the rank's own decisions (elapsed time)
 
     def stage(self, text: str) -> None:
         (self.directory / f"rank{self.rank}.stage").write_text(text, encoding="utf-8")
@@ -166,11 +167,11 @@ class _Rank:
 
     def warm_up(self, timed: Callable[[int], float]) -> WarmedUp:
         """The sampling layer's warm-up, on the slowest rank's speed and time."""
-        started = time.perf_counter_ns()
+        started = self.clock()
 
         def run(calls: int) -> tuple[int, float]:
             seconds = timed(calls)
-            everyone = self.agree([seconds / calls, time.perf_counter_ns() - started])
+            everyone = self.agree([seconds / calls, self.clock() - started])
             return int(max(r[1] for r in everyone)), max(r[0] for r in everyone)
 
         rule = WarmUp(
@@ -186,10 +187,10 @@ class _Rank:
         elapsed time, the same numbers on every rank."""
         rule = StopRule(_plan(self.spec))
         rank_samples: list[list[float]] = []
-        started = time.perf_counter_ns()
+        started = self.clock()
         while True:
             seconds = timed(iterations) / iterations
-            everyone = self.agree([seconds, time.perf_counter_ns() - started])
+            everyone = self.agree([seconds, self.clock() - started])
             rank_samples.append([r[0] for r in everyone])
             elapsed_ns = int(max(r[1] for r in everyone))
             reason = rule.should_stop(
