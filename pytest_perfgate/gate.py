@@ -188,6 +188,7 @@ def judge(
                 alpha=alpha_test,
                 history=history,
                 run_noise=run_noise,
+                current_runs=policy.current_runs,
             )
         return compare(
             base_samples,
