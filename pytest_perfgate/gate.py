@@ -20,10 +20,10 @@ from .model import (
     Direction,
     Environment,
     Measurement,
+    OnMismatch,
     Verdict,
     format_change,
 )
-from .settings import OnMismatch
 from .stats import (
     Decision,
     bonferroni,

@@ -48,6 +48,13 @@ class Direction(enum.Enum):
         return cls.HIGHER_IS_BETTER if higher_is_better else cls.LOWER_IS_BETTER
 
 
+class OnMismatch(enum.Enum):
+    """What the gate does with a baseline recorded on another machine class."""
+
+    INCOMPARABLE = "incomparable"  #: baselines from another machine class are not compared
+    NORMALIZE = "normalize"  #: compare through the machine-speed calibration, wider threshold
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Summary:
