@@ -254,21 +254,16 @@ def _speed_note(measurement: Measurement, baseline: BaselineEntry) -> list[str]:
 
 def decide(basis: Basis, current: Measurement) -> Decision:
     """The statistics' verdict on ``current`` against the basis."""
+    samples = current.samples
     if basis.statistic != "median":
-        return compare_quantile(
-            basis.samples,
-            current.samples,
-            quantile=quantile_of(basis.statistic),
-            direction=basis.direction,
-            threshold=basis.threshold,
-            alpha=basis.alpha,
-            history=basis.history,
-            run_noise=basis.run_noise,
-            current_runs=basis.current_runs,
-        )
-    return compare(
+        compare_statistic = partial(compare_quantile, quantile=quantile_of(basis.statistic))
+    else:
+        if basis.adjusted:
+            samples = speed_adjusted(current.samples, current.reference)
+        compare_statistic = partial(compare)  # a partial too, so both branches type alike
+    return compare_statistic(
         basis.samples,
-        speed_adjusted(current.samples, current.reference) if basis.adjusted else current.samples,
+        samples,
         direction=basis.direction,
         threshold=basis.threshold,
         alpha=basis.alpha,
