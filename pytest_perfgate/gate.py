@@ -5,6 +5,10 @@ at all (INCOMPARABLE), the per-test false-alarm level (alpha / number of perf te
 the second look: a first look that is inconclusive, or that claims a regression, samples
 again; the level is split between the looks, and a regression must show in the fresh
 samples too. Sampling is done by a callback, so this module stays pure.
+
+``judge`` runs the stages in order: ``refusal_of`` (may it be compared at all?),
+``basis_of`` (the baseline in this machine's terms), ``look`` (the decision, and the
+second look), ``review`` (GPU clocks and contention), then builds the Comparison.
 """
 
 from __future__ import annotations
