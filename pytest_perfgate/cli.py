@@ -7,7 +7,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -198,8 +198,13 @@ def _read(path: Path, command: str) -> RunResults | None:
 
 
 def _write(path: Path, text: str, command: str, what: str) -> bool:
+    return _saved(path, lambda: write_atomically(path, text), command, what)
+
+
+def _saved(path: Path, write: Callable[[], None], command: str, what: str) -> bool:
+    """Run ``write`` (which writes ``path``) and say so; False, with the reason, on error."""
     try:
-        write_atomically(path, text)
+        write()
     except OSError as error:
         print(
             f"perfgate {command}: error: cannot write {path} ({error.strerror or error})",
@@ -239,20 +244,12 @@ def _compare(args: argparse.Namespace) -> int:
     if github.running_in_actions():
         for line in github.workflow_commands(compared.results):
             print(line)
-    written = True
-    if args.json:
-        try:
-            write_results(args.json, compared.results)
-        except OSError as error:
-            print(
-                f"perfgate compare: error: cannot write {args.json} ({error.strerror or error})",
-                file=sys.stderr,
-            )
-            written = False
-        else:
-            print(f"perfgate compare: results written to {args.json}")
+    results = compared.results
+    written = not args.json or _saved(
+        args.json, lambda: write_results(args.json, results), "compare", "results"
+    )
     if args.markdown:
-        text = render_markdown(compared.results)
+        text = render_markdown(results)
         written = _write(args.markdown, text, "compare", "Markdown report") and written
         try:
             github.append_step_summary(text)
