@@ -13,16 +13,15 @@ first on PYTHONPATH, so the code under test (also an editable install of it) is 
 base's. Each run writes a results file (--perf-json) into a scratch directory, with an
 empty scratch baseline directory so no stored baseline is read or written.
 
-No pytest import here: pytest runs in subprocesses.
+No pytest import here: pytest runs in subprocesses. The ``perfgate ab`` command line is
+cli.py's.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,10 +31,8 @@ from pathlib import Path
 from typing import final
 
 from .gate import GatePolicy, judge
-from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
-from .report.json import ResultsError, RunResults, TestResults, read_results, write_results
-from .report.terminal import render_table, verdict_counts
-from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
+from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
+from .report.json import ResultsError, RunResults, TestResults, read_results
 from .stats import speed_adjusted, summarize
 
 
@@ -73,7 +70,7 @@ def base_worktree(repo: Path, ref: str) -> Iterator[Path]:
     """A detached git worktree of ``ref``, removed afterwards whatever happens."""
     if shutil.which("git") is None:
         raise ABError("git is not on PATH: A/B mode checks the base ref out with git worktree")
-    root = _git(repo, "rev-parse", "--show-toplevel").strip()
+    root = str(repository_root(repo))
     commit = _git(Path(root), "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
     scratch = Path(tempfile.mkdtemp(prefix="perfgate-ab-base-"))
     path = scratch / "base"
@@ -284,94 +281,6 @@ def _base_entry(
     )
 
 
-def default_command() -> list[str]:
-    return [sys.executable, "-m", "pytest"]
-
-
-# -- the command ---------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``perfgate ab``'s arguments (the decision options share settings.py's parsing)."""
-    parser.add_argument(
-        "--base", required=True, help="the git ref to compare with, e.g. origin/main"
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="runs of each side, alternating (default: 3)"
-    )
-    for name in ("threshold", "alpha", "run_noise"):
-        option = OPTIONS_BY_NAME[name]
-        parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
-    parser.add_argument("--json", type=Path, help="write the judged results file here")
-    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
-    parser.add_argument(
-        "pytest_command",
-        nargs=argparse.REMAINDER,
-        help="after --: the pytest command to run on both sides (default: python -m pytest)",
-    )
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run ``perfgate ab``: exit 1 on a regression, 0 otherwise, 2 when it cannot run."""
-    pytest_command = [a for a in args.pytest_command if a != "--"] or default_command()
-    if pytest_command[0] == "pytest":
-        pytest_command = [sys.executable, "-m", "pytest", *pytest_command[1:]]
-    try:
-        settings = Settings.resolve(
-            read_pyproject(Path("pyproject.toml")),
-            {"threshold": args.threshold, "alpha": args.alpha, "run_noise": args.run_noise},
-        )
-    except SettingsError as error:
-        print(f"perfgate ab: {error}", file=sys.stderr)
-        return 2
-    candidate_dir = Path.cwd()
-    try:
-        with (
-            base_worktree(candidate_dir, args.base) as base_dir,
-            tempfile.TemporaryDirectory(prefix="perfgate-ab-") as scratch,
-        ):
-            outcome = run_ab(
-                pytest_command,
-                candidate_dir=candidate_dir,
-                base_dir=base_dir / candidate_dir.relative_to(_toplevel(candidate_dir)),
-                rounds=args.rounds,
-                policy=GatePolicy(
-                    threshold=settings.threshold,
-                    alpha=settings.alpha,
-                    run_noise=settings.run_noise,
-                    tests=0,  # set below, once the number of measured tests is known
-                ),
-                scratch=Path(scratch),
-                progress=lambda line: print(line, file=sys.stderr, flush=True),
-            )
-    except ABError as error:
-        print(f"perfgate ab: {error}", file=sys.stderr)
-        return 2
-    return _report(outcome, args)
-
-
-def _toplevel(directory: Path) -> Path:
+def repository_root(directory: Path) -> Path:
+    """The top of the git checkout that holds ``directory``."""
     return Path(_git(directory, "rev-parse", "--show-toplevel").strip())
-
-
-def _report(outcome: ABOutcome, args: argparse.Namespace) -> int:
-    comparisons = outcome.comparisons
-    print(render_table(comparisons, width=shutil.get_terminal_size().columns))
-    print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
-    for c in comparisons:
-        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
-            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
-    for problem in outcome.problems:
-        print(f"perfgate ab: {problem}")
-    candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
-    if candidate is not None and (args.json or args.markdown):
-        judged = replace(candidate, tests=tuple(outcome.tests))
-        if args.json:
-            write_results(args.json, judged)
-            print(f"perfgate ab: results written to {args.json}")
-        if args.markdown:
-            from .report.markdown import render_markdown
-
-            args.markdown.write_text(render_markdown(judged), encoding="utf-8")
-            print(f"perfgate ab: Markdown report written to {args.markdown}")
-    return 1 if outcome.regressed else 0

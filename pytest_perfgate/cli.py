@@ -6,20 +6,23 @@ import argparse
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import ab
 from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
+from .gate import GatePolicy
 from .importers import SavedRunError, import_saved_runs
-from .model import Verdict, explain, format_quantity
+from .model import Comparison, Verdict, explain, format_quantity
 from .report import github
 from .report.json import ResultsError, RunResults, read_results, write_results
 from .report.markdown import render_markdown
 from .report.terminal import render_table, verdict_counts
-from .settings import OPTIONS_BY_NAME, SettingsError
+from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "alternately, and judge the difference",
         description="Example: perfgate ab --base origin/main -- pytest example_suite",
     )
-    ab.add_arguments(ab_parser)
+    _ab_arguments(ab_parser)
     _compare_arguments(
         commands.add_parser(
             "compare",
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "ab":
-        return ab.command(args)
+        return _ab(args)
     if args.command == "import-benchmark":
         return _import_benchmark(args.paths, args.baseline_dir)
     if args.command == "show":
@@ -195,8 +198,13 @@ def _read(path: Path, command: str) -> RunResults | None:
 
 
 def _write(path: Path, text: str, command: str, what: str) -> bool:
+    return _saved(path, lambda: write_atomically(path, text), command, what)
+
+
+def _saved(path: Path, write: Callable[[], None], command: str, what: str) -> bool:
+    """Run ``write`` (which writes ``path``) and say so; False, with the reason, on error."""
     try:
-        write_atomically(path, text)
+        write()
     except OSError as error:
         print(
             f"perfgate {command}: error: cannot write {path} ({error.strerror or error})",
@@ -230,28 +238,18 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"perfgate compare: {verdict_counts(comparisons)}")
     else:
         print(f"perfgate compare: {args.candidate} holds no measurements")
-    for c in comparisons:
-        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
-            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
+    _print_explanations(comparisons)
     for label in compared.only_in_base:
         print(f"  only in {args.base}: {label}")
     if github.running_in_actions():
         for line in github.workflow_commands(compared.results):
             print(line)
-    written = True
-    if args.json:
-        try:
-            write_results(args.json, compared.results)
-        except OSError as error:
-            print(
-                f"perfgate compare: error: cannot write {args.json} ({error.strerror or error})",
-                file=sys.stderr,
-            )
-            written = False
-        else:
-            print(f"perfgate compare: results written to {args.json}")
+    results = compared.results
+    written = not args.json or _saved(
+        args.json, lambda: write_results(args.json, results), "compare", "results"
+    )
     if args.markdown:
-        text = render_markdown(compared.results)
+        text = render_markdown(results)
         written = _write(args.markdown, text, "compare", "Markdown report") and written
         try:
             github.append_step_summary(text)
@@ -278,6 +276,99 @@ def _report(args: argparse.Namespace) -> int:
 
         ok = _write(args.html, render_html(run), "report", "HTML report") and ok
     return 0 if ok else 2
+
+
+def _print_explanations(comparisons: Sequence[Comparison]) -> None:
+    """One line on each verdict that a person should read: why it is not a pass."""
+    for c in comparisons:
+        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
+            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
+
+
+# -- ab ----------------------------------------------------------------------------------------
+
+
+def _ab_arguments(parser: argparse.ArgumentParser) -> None:
+    """``perfgate ab``'s arguments (the decision options share settings.py's parsing)."""
+    parser.add_argument(
+        "--base", required=True, help="the git ref to compare with, e.g. origin/main"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each side, alternating (default: 3)"
+    )
+    for name in ("threshold", "alpha", "run_noise"):
+        option = OPTIONS_BY_NAME[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
+    parser.add_argument("--json", type=Path, help="write the judged results file here")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    parser.add_argument(
+        "pytest_command",
+        nargs=argparse.REMAINDER,
+        help="after --: the pytest command to run on both sides (default: python -m pytest)",
+    )
+
+
+def _pytest_command(given: Sequence[str]) -> list[str]:
+    """The pytest command line ``perfgate ab`` runs on both sides, with this Python."""
+    command = [a for a in given if a != "--"] or [sys.executable, "-m", "pytest"]
+    if command[0] == "pytest":
+        command = [sys.executable, "-m", "pytest", *command[1:]]
+    return command
+
+
+def _ab(args: argparse.Namespace) -> int:
+    """Run ``perfgate ab``: exit 1 on a regression, 0 otherwise, 2 when it cannot run."""
+    try:
+        settings = Settings.resolve(
+            read_pyproject(Path("pyproject.toml")),
+            {"threshold": args.threshold, "alpha": args.alpha, "run_noise": args.run_noise},
+        )
+    except SettingsError as error:
+        print(f"perfgate ab: {error}", file=sys.stderr)
+        return 2
+    candidate_dir = Path.cwd()
+    try:
+        with (
+            ab.base_worktree(candidate_dir, args.base) as base_dir,
+            tempfile.TemporaryDirectory(prefix="perfgate-ab-") as scratch,
+        ):
+            outcome = ab.run_ab(
+                _pytest_command(args.pytest_command),
+                candidate_dir=candidate_dir,
+                base_dir=base_dir / candidate_dir.relative_to(ab.repository_root(candidate_dir)),
+                rounds=args.rounds,
+                policy=GatePolicy(
+                    threshold=settings.threshold,
+                    alpha=settings.alpha,
+                    run_noise=settings.run_noise,
+                    tests=0,  # set by run_ab, once the number of measured tests is known
+                ),
+                scratch=Path(scratch),
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+    except ab.ABError as error:
+        print(f"perfgate ab: {error}", file=sys.stderr)
+        return 2
+    return _ab_report(outcome, args)
+
+
+def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
+    comparisons = outcome.comparisons
+    print(render_table(comparisons, width=shutil.get_terminal_size().columns))
+    print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
+    _print_explanations(comparisons)
+    for problem in outcome.problems:
+        print(f"perfgate ab: {problem}")
+    candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
+    if candidate is not None and (args.json or args.markdown):
+        judged = replace(candidate, tests=tuple(outcome.tests))
+        if args.json:
+            write_results(args.json, judged)
+            print(f"perfgate ab: results written to {args.json}")
+        if args.markdown:
+            args.markdown.write_text(render_markdown(judged), encoding="utf-8")
+            print(f"perfgate ab: Markdown report written to {args.markdown}")
+    return 1 if outcome.regressed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

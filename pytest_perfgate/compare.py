@@ -15,7 +15,7 @@ from typing import Any, final
 from .baseline import refreshed_entry
 from .environment import utc_now
 from .gate import GatePolicy, judge
-from .model import Comparison, Measurement, Verdict
+from .model import BaselineEntry, Comparison, Measurement, Verdict
 from .report.json import RunResults, settings_summary
 from .settings import OPTIONS_BY_NAME, Settings
 
@@ -71,31 +71,8 @@ def compare_runs(
             key = (test.test_id, measurement.name)
             seen.add(key)
             previous = base_measurements.get(key)
-            threshold = settings.threshold
-            # A threshold widened for another machine class would be widened twice.
-            if not threshold_given and not any("threshold widened" in n for n in recorded.notes):
-                threshold = recorded.threshold
-            policy = GatePolicy(
-                threshold=threshold,
-                alpha=settings.alpha,
-                tests=max(len(candidate.tests), 1),
-                max_looks=1,
-                on_mismatch=settings.on_mismatch,
-                normalize_margin=settings.normalize_margin,
-                run_noise=settings.run_noise,
-            )
-            entry = None
-            if previous is not None:
-                entry = refreshed_entry(
-                    previous,
-                    None,
-                    environment=base.environment,
-                    code_hash=None,
-                    commit=base.commit,
-                    recorded_at=base.created_at,
-                    history=settings.history,
-                    max_samples=max(len(previous.samples), 1),  # keep every sample
-                )
+            policy = _policy(settings, recorded, threshold_given, tests=len(candidate.tests))
+            entry = None if previous is None else _base_entry(previous, base, settings)
             comparison = judge(
                 test.test_id, measurement, entry, policy, environment=candidate.environment
             ).comparison
@@ -117,6 +94,40 @@ def compare_runs(
         generator=candidate.generator,
     )
     return ComparedRuns(judged, only_in_base)
+
+
+def _policy(
+    settings: Settings, recorded: Comparison, threshold_given: bool, *, tests: int
+) -> GatePolicy:
+    """The gate's rules for one measurement: one look (the files hold all the samples
+    there are), and the threshold its candidate run gated it with unless one is given."""
+    threshold = settings.threshold
+    # A threshold widened for another machine class would be widened twice.
+    if not threshold_given and not any("threshold widened" in n for n in recorded.notes):
+        threshold = recorded.threshold
+    return GatePolicy(
+        threshold=threshold,
+        alpha=settings.alpha,
+        tests=max(tests, 1),
+        max_looks=1,
+        on_mismatch=settings.on_mismatch,
+        normalize_margin=settings.normalize_margin,
+        run_noise=settings.run_noise,
+    )
+
+
+def _base_entry(previous: Measurement, base: RunResults, settings: Settings) -> BaselineEntry:
+    """The base run's measurement as the baseline a refresh would have stored."""
+    return refreshed_entry(
+        previous,
+        None,
+        environment=base.environment,
+        code_hash=None,
+        commit=base.commit,
+        recorded_at=base.created_at,
+        history=settings.history,
+        max_samples=max(len(previous.samples), 1),  # keep every sample
+    )
 
 
 __all__: Sequence[str] = ("ComparedRuns", "compare_runs", "recorded_settings")

@@ -48,6 +48,13 @@ class Direction(enum.Enum):
         return cls.HIGHER_IS_BETTER if higher_is_better else cls.LOWER_IS_BETTER
 
 
+class OnMismatch(enum.Enum):
+    """What the gate does with a baseline recorded on another machine class."""
+
+    INCOMPARABLE = "incomparable"  #: baselines from another machine class are not compared
+    NORMALIZE = "normalize"  #: compare through the machine-speed calibration, wider threshold
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -172,16 +179,15 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
-        loops = data.get("loops")
         return cls(
             name=str(data["name"]),
             unit=str(data["unit"]),
             direction=Direction(data["direction"]),
-            samples=tuple(float(x) for x in data["samples"]),
-            loops=None if loops is None else int(loops),
-            cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
+            samples=_floats(data["samples"]),
+            loops=_optional_int(data.get("loops")),
+            cpu_samples=_floats(data.get("cpu_samples", ())),
             stop_reason=str(data.get("stop_reason", "")),
-            reference=tuple(float(x) for x in data.get("reference", ())),
+            reference=_floats(data.get("reference", ())),
             machine={str(k): str(v) for k, v in data.get("machine", {}).items()},
             details=dict(data.get("details", {})),
             statistic=str(data.get("statistic", "median")),
@@ -238,20 +244,19 @@ class BaselineEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BaselineEntry:
-        loops = data.get("loops")
         return cls(
             unit=str(data["unit"]),
             direction=Direction(data["direction"]),
-            samples=tuple(float(x) for x in data["samples"]),
+            samples=_floats(data["samples"]),
             summary=Summary.from_dict(data["summary"]),
-            history=tuple(float(x) for x in data.get("history", ())),
+            history=_floats(data.get("history", ())),
             environment=Environment.from_dict(data["environment"]),
-            loops=None if loops is None else int(loops),
-            cpu_samples=tuple(float(x) for x in data.get("cpu_samples", ())),
+            loops=_optional_int(data.get("loops")),
+            cpu_samples=_floats(data.get("cpu_samples", ())),
             code_hash=data.get("code_hash"),
             commit=data.get("commit"),
             recorded_at=str(data.get("recorded_at", "")),
-            reference=tuple(float(x) for x in data.get("reference", ())),
+            reference=_floats(data.get("reference", ())),
             summary_only=bool(data.get("summary_only", False)),
             details=dict(data.get("details", {})),
             statistic=str(data.get("statistic", "median")),
@@ -397,3 +402,12 @@ def explain(comparison: Comparison) -> str:
     if c.notes:
         text += "; " + "; ".join(c.notes)
     return text
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    """A JSON list of numbers as a tuple of floats."""
+    return tuple(float(x) for x in values)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, final
 
+from .model import OnMismatch as OnMismatch  # the gate's enum, re-exported for callers
 from .sampling import SamplingPlan
 
 if sys.version_info >= (3, 11):
@@ -30,11 +31,6 @@ class Mode(enum.Enum):
     GATE = "gate"  #: a regression fails its test
     WARN = "warn"  #: regressions are reported, never failed
     OFF = "off"  #: perf tests run their code once, unmeasured
-
-
-class OnMismatch(enum.Enum):
-    INCOMPARABLE = "incomparable"  #: baselines from another machine class are not compared
-    NORMALIZE = "normalize"  #: compare through the machine-speed calibration, wider threshold
 
 
 def _fraction(value: Any) -> float:

@@ -8,7 +8,7 @@ docs/explanation/statistics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -154,15 +154,58 @@ def compare(
     ``current_runs`` > 1 says ``current`` pools that many runs (A/B mode), whose level
     wanders by the run noise over that many runs, not one.
     """
-    if not baseline or not current:
+    _check_inputs(baseline, current, history, threshold, run_noise)
+    return _decide_on_levels(
+        _log_median_and_se(current),
+        lambda: _log_median_and_se(baseline),
+        history=history,
+        run_noise=run_noise,
+        current_runs=current_runs,
+        direction=direction,
+        threshold=threshold,
+        alpha=alpha,
+    )
+
+
+def _log_median_and_se(samples: Sequence[float]) -> tuple[float, float]:
+    return math.log(_sorted_median(sorted(samples))), log_median_se(samples)
+
+
+def _check_inputs(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    history: Sequence[float],
+    threshold: float,
+    run_noise: float,
+) -> None:
+    if len(baseline) == 0 or len(current) == 0:
         raise ValueError("both sample sets must be non-empty")
-    if min(baseline) <= 0 or min(current) <= 0 or (history and min(history) <= 0):
+    if min(baseline) <= 0 or min(current) <= 0 or (len(history) and min(history) <= 0):
         raise ValueError("samples must be positive: changes are compared as ratios")
     if threshold < 0 or run_noise < 0:
         raise ValueError("threshold and run_noise must not be negative")
 
-    current_log = math.log(_sorted_median(sorted(current)))
-    current_se = log_median_se(current)
+
+def _decide_on_levels(
+    current: tuple[float, float],
+    baseline: Callable[[], tuple[float, float]],
+    *,
+    history: Sequence[float],
+    run_noise: float,
+    current_runs: int,
+    direction: Direction,
+    threshold: float,
+    alpha: float,
+) -> Decision:
+    """The part of the decision that the median and the tail quantile share: where the
+    baseline stands and how far a run may wander from it, then the verdict.
+
+    ``current`` is the current log level and its within-run standard error; ``baseline``
+    gives the same for the baseline's samples, asked for only when the history is too
+    short to stand for the baseline (a tail's standard error is not cheap).
+    """
+    current_log, current_se = current
+    runs = max(current_runs, 1)
     if len(history) >= NOISE_RUNS:
         logs = np.log(np.asarray(history, dtype=float))
         k = len(logs)
@@ -171,16 +214,11 @@ def compare(
         )
         noise = math.sqrt(pooled)
         centre = float(logs.mean())
-        variance = current_se**2 + pooled * (1.0 / max(current_runs, 1) + 1.0 / k)
+        variance = current_se**2 + pooled * (1.0 / runs + 1.0 / k)
     else:
         noise = run_noise
-        centre = math.log(_sorted_median(sorted(baseline)))
-        variance = (
-            current_se**2
-            + log_median_se(baseline) ** 2
-            + (1.0 + 1.0 / max(current_runs, 1)) * noise**2
-        )
-
+        centre, base_se = baseline()
+        variance = current_se**2 + base_se**2 + (1.0 + 1.0 / runs) * noise**2
     return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
 
 
@@ -311,6 +349,7 @@ def compare_quantile(
     alpha: float,
     history: Sequence[float] = (),
     run_noise: float = 0.0,
+    current_runs: int = 1,
 ) -> Decision:
     """Decide like :func:`compare`, on a tail quantile (the p99 of latencies) instead of
     the median.
@@ -320,34 +359,26 @@ def compare_quantile(
     error of each side's log quantile comes from its exact bootstrap distribution
     (:func:`quantile_bootstrap`); deterministic, no seed, no Monte Carlo error. The rest
     is :func:`compare`'s: run-to-run noise, the history of run-level quantiles when it has
-    three or more, the threshold folded into a one-sided test.
+    three or more, the runs pooled in ``current``, the threshold folded into a one-sided
+    test.
     """
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
-    if len(baseline) == 0 or len(current) == 0:
-        raise ValueError("both sample sets must be non-empty")
-    if min(baseline) <= 0 or min(current) <= 0 or (history and min(history) <= 0):
-        raise ValueError("samples must be positive: changes are compared as ratios")
-    if threshold < 0 or run_noise < 0:
-        raise ValueError("threshold and run_noise must not be negative")
+    _check_inputs(baseline, current, history, threshold, run_noise)
 
-    current_log = math.log(sample_quantile(current, quantile))
-    current_se = log_quantile_se(current, quantile)
-    if len(history) >= NOISE_RUNS:
-        logs = np.log(np.asarray(history, dtype=float))
-        k = len(logs)
-        pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (
-            PRIOR_WEIGHT + k - 1
-        )
-        noise = math.sqrt(pooled)
-        centre = float(logs.mean())
-        variance = current_se**2 + pooled * (1.0 + 1.0 / k)
-    else:
-        noise = run_noise
-        centre = math.log(sample_quantile(baseline, quantile))
-        base_se = log_quantile_se(baseline, quantile)
-        variance = current_se**2 + base_se**2 + 2.0 * noise**2
-    return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
+    def log_quantile_and_se(samples: Sequence[float]) -> tuple[float, float]:
+        return math.log(sample_quantile(samples, quantile)), log_quantile_se(samples, quantile)
+
+    return _decide_on_levels(
+        log_quantile_and_se(current),
+        lambda: log_quantile_and_se(baseline),
+        history=history,
+        run_noise=run_noise,
+        current_runs=current_runs,
+        direction=direction,
+        threshold=threshold,
+        alpha=alpha,
+    )
 
 
 #: Nominal seconds of one speed-reference call. Speed-adjusted times read "seconds on a

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from pytest_perfgate.gate import INCOMPARABLE_HINT, GatePolicy, Judgement, judge
-from pytest_perfgate.model import BaselineEntry, Direction, Environment, Measurement, Verdict
-from pytest_perfgate.settings import OnMismatch
+from pytest_perfgate.model import (
+    BaselineEntry,
+    Direction,
+    Environment,
+    Measurement,
+    OnMismatch,
+    Verdict,
+)
 from pytest_perfgate.stats import summarize
 
 HERE = Environment({"cpu": "CPU A", "cpus": "2"}, calibration_ns=1000.0)

@@ -156,3 +156,21 @@ def test_the_message_names_the_statistic() -> None:
     assert comparison.reference_median == pytest.approx(comparison.now / comparison.ratio)
     new = judge("t", rtt(latencies(18)), None, GatePolicy(), environment=HERE).comparison
     assert explain(new).startswith("p99 ")
+
+
+def test_a_tail_statistic_is_judged_with_the_runs_pooled_in_it() -> None:
+    """A/B mode sets current_runs: a p99 of four pooled runs is less exposed to the
+    run-to-run noise than one run's, as a median of four runs is."""
+    base = entry_from(rtt(latencies(30)))
+    current = rtt(latencies(31))
+
+    def width(runs: int) -> float:
+        policy = GatePolicy(threshold=0.1, alpha=0.05, run_noise=0.05, current_runs=runs)
+        comparison = judge(
+            "t.py::test_rpc", current, base, policy, environment=HERE, code_hash="h"
+        ).comparison
+        assert comparison.ci_low is not None
+        assert comparison.ci_high is not None
+        return comparison.ci_high / comparison.ci_low
+
+    assert width(4) < width(1)

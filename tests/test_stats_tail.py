@@ -209,3 +209,38 @@ def test_compare_quantile_rejects_bad_arguments(kwargs: dict[str, float], messag
 def test_compare_quantile_rejects_non_positive_samples() -> None:
     with pytest.raises(ValueError, match="positive"):
         compare_quantile([0.0, 1.0], [1.0], quantile=0.99, direction=LOWER, threshold=0, alpha=0.1)
+
+
+@pytest.mark.parametrize("history_runs", [0, 5])
+def test_p99_test_counts_the_runs_pooled_in_the_current_samples(history_runs: int) -> None:
+    """A/B mode pools several runs of the candidate: their level wanders by the run noise
+    over that many runs, so the interval is that much narrower than for one run."""
+    base, current = latencies(16), latencies(17)
+    noise = 0.05
+    level = sample_quantile(base, 0.99)
+    history = [level * f for f in (0.95, 1.05, 1.0, 0.97, 1.03)][:history_runs]
+
+    def log_half_width(runs: int) -> float:
+        d = compare_quantile(
+            base,
+            current,
+            quantile=0.99,
+            direction=LOWER,
+            threshold=0.05,
+            alpha=0.05,
+            history=history,
+            run_noise=noise,
+            current_runs=runs,
+        )
+        return math.log(d.ci_high / d.ci_low) / 2
+
+    one, four = log_half_width(1), log_half_width(4)
+    assert four < one
+    # The run-noise part of the variance is all that changes: 1/1 -> 1/4 of it.
+    if history_runs:
+        logs = np.log(history)
+        pooled = (2 * noise**2 + 4 * float(logs.var(ddof=1))) / (2 + 4)
+    else:
+        pooled = noise**2
+    z = 1.959963984540054
+    assert (one / z) ** 2 - (four / z) ** 2 == pytest.approx(pooled * (1 - 1 / 4), rel=1e-9)
