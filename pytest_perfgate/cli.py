@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import shutil
 import sys
@@ -25,6 +26,11 @@ from .settings import OPTIONS_BY_NAME, SettingsError
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="perfgate", description="pytest-perfgate: inspect performance baselines."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('pytest-perfgate')}",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     show = commands.add_parser("show", help="list the baselines in a directory")
