@@ -443,6 +443,7 @@ class PerfSession:
                     outcome=record.outcome,
                     results=tuple((r.measurement, r.comparison) for r in record.results),
                     location=record.location,
+                    extra_info=record.extra_info,
                 )
                 for nodeid, record in self.records.items()
             ),
