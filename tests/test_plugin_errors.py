@@ -20,7 +20,7 @@ from plugin_support import (
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ("bogus=1", "*unexpected keyword argument 'bogus'*"),
+        ("bogus=1", "*unknown keyword 'bogus'*"),
         ('threshold="abc"', "*threshold must be a number, got 'abc'*"),
         ("threshold=12", "*threshold must be a relative change in ?0, 10)*, got 12*"),
         ("rounds=0", "*rounds must be at least 1, got 0*"),
