@@ -587,3 +587,30 @@ def test_marker_keyword_typos_suggest_the_keyword_meant(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         ["*test_m.py::test_typo: unknown keyword 'min_round' (did you mean 'min_rounds'?)*"]
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("--benchmark-precision=0.01",), {"target_precision": "0.02"}),
+        (("--benchmark-warmup=off",), {"warmup_time": "0"}),
+        (("--benchmark-warmup",), {"warmup_time": None}),
+        (("--benchmark-warmup=on",), {"warmup_time": None}),
+        (("--benchmark-disable-gc",), {"disable_gc": "true"}),
+        (("--perf-max-time=3", "--benchmark-max-time=1"), {"max_time": "3"}),
+        (("--benchmark-max-time=1", "--perf-max-time=3"), {"max_time": "3"}),
+        (("--benchmark-min-time=0.01",), {"min_sample_time": "0.01"}),
+    ],
+)
+def test_mapped_options_convert_to_perfgates_meaning(
+    pytester: pytest.Pytester, options: tuple[str, ...], expected: dict[str, Any]
+) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m=f"""
+        def test_options(pytestconfig):
+            for name, value in {expected!r}.items():
+                assert pytestconfig.getoption("perfgate_" + name) == value, name
+        """
+    )
+    pytester.runpytest(*NO_BENCHMARK, *options).assert_outcomes(passed=1)

@@ -122,8 +122,9 @@ class BenchmarkOption:
     nargs: str | None = None  #: "?" (value optional) or "+" where pytest-benchmark has them
     #: The perfgate setting it maps onto, "" where there is none (then it is ignored).
     setting: str = ""
-    #: The option's value -> the setting's (None: leave the setting as it is).
-    convert: Callable[[str | None], str | None] = str
+    #: The option's value -> the setting's (None: leave the setting as it is); a switch
+    #: sets "true".
+    convert: Callable[[str], str | None] = str
     instead: str = ""  #: for an ignored option, what perfgate does instead
 
     @property
@@ -139,17 +140,17 @@ class BenchmarkOption:
         return "perfgate_benchmark_" + self.name.replace("-", "_")
 
 
-def _twice(value: str | None) -> str:
+def _twice(value: str) -> str:
     # pytest-benchmark's precision is a margin (+-2% is 0.02); perfgate's a CI width.
     try:
-        return str(2 * float(value or ""))
+        return str(2 * float(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a fraction, got {value!r}") from None
 
 
-def _warmup_off(value: str | None) -> str | None:
+def _warmup_off(value: str) -> str | None:
     # perfgate always warms up: only "off" says something it can honour.
-    return "0" if value is not None and value.lower() in {"off", "no", "false"} else None
+    return "0" if value.lower() in {"off", "no", "false"} else None
 
 
 _STORAGE = "perfgate keeps baselines in --perf-baseline-dir; refresh with --perf-update-baselines"
@@ -162,7 +163,7 @@ BENCHMARK_OPTIONS: tuple[BenchmarkOption, ...] = (
     BenchmarkOption("min-rounds", "NUM", setting="min_samples"),
     BenchmarkOption("precision", "FRACTION", setting="target_precision", convert=_twice),
     BenchmarkOption("warmup", "KIND", "?", setting="warmup_time", convert=_warmup_off),
-    BenchmarkOption("disable-gc", setting="disable_gc", convert=lambda _: "true"),
+    BenchmarkOption("disable-gc", setting="disable_gc"),
     BenchmarkOption(
         "confidence", "FRACTION", instead="perfgate stops on the median's 95% CI width"
     ),
@@ -215,10 +216,8 @@ BENCHMARK_OPTIONS: tuple[BenchmarkOption, ...] = (
 
 
 class _SetsSetting(argparse.Action):
-    """Stores a converted ``--benchmark-*`` value as a perfgate setting, unless the
-    setting's own ``--perf-*`` option gave one (it wins, wherever it stands)."""
-
-    convert: Callable[[str | None], str | None] = str
+    """Stores a ``--benchmark-*`` value (converted by its ``type``) as a perfgate setting,
+    unless the setting's own ``--perf-*`` option gave one: that wins, wherever it stands."""
 
     def __call__(
         self,
@@ -230,14 +229,38 @@ class _SetsSetting(argparse.Action):
         mapped: set[str] = getattr(namespace, "perfgate_benchmark_mapped", set())
         if getattr(namespace, self.dest, None) is not None and self.dest not in mapped:
             return
-        value = type(self).convert(values)
+        value = self.const if values is None or values == [] else values
         if value is not None:
             setattr(namespace, self.dest, value)
             namespace.perfgate_benchmark_mapped = mapped | {self.dest}
 
 
-def _action_for(option: BenchmarkOption) -> type[argparse.Action]:
-    return type("SetsSetting", (_SetsSetting,), {"convert": staticmethod(option.convert)})
+def _argparse_keywords(option: BenchmarkOption) -> dict[str, Any]:
+    """How pytest's parser takes ``option``: the same value syntax as pytest-benchmark's."""
+    if option.setting:
+        keywords: dict[str, Any] = {
+            "action": _SetsSetting,
+            "dest": option.dest,
+            "help": f"sets --perf-{option.setting.replace('_', '-')} (pytest-perfgate)",
+        }
+        if not option.metavar:  # a switch
+            return keywords | {"nargs": 0, "const": "true"}
+        keywords |= {"type": option.convert, "metavar": option.metavar}
+    else:
+        instead = option.instead.replace("%", "%%")  # argparse formats help with %
+        keywords = {
+            "dest": option.dest,
+            "default": None,
+            "help": f"accepted and ignored: {instead} (pytest-perfgate)",
+        }
+        if not option.metavar:
+            return keywords | {"action": "store_const", "const": True}
+        keywords["metavar"] = option.metavar
+    if option.nargs is not None:
+        keywords["nargs"] = option.nargs
+    if option.nargs == "?":
+        keywords["const"] = None if option.setting else ""
+    return keywords
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -272,28 +295,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="measure benchmarked functions even with --benchmark-disable (pytest-perfgate)",
     )
     for option in BENCHMARK_OPTIONS:
-        kwargs: dict[str, Any] = {"dest": option.dest}
-        if option.setting:
-            kwargs["action"] = _action_for(option)
-            kwargs["help"] = (
-                f"sets {'--perf-' + option.setting.replace('_', '-')} (pytest-perfgate)"
-            )
-        else:
-            kwargs["default"] = None
-            instead = option.instead.replace("%", "%%")  # argparse formats help with %
-            kwargs["help"] = f"accepted and ignored: {instead} (pytest-perfgate)"
-            if not option.metavar:
-                kwargs["action"] = "store_const"
-                kwargs["const"] = True
-        if option.metavar:
-            kwargs["metavar"] = option.metavar
-            if option.nargs is not None:
-                kwargs["nargs"] = option.nargs
-                if option.nargs == "?":
-                    kwargs["const"] = None if option.setting else ""
-        elif option.setting:
-            kwargs["nargs"] = 0
-        group.addoption(option.flag, **kwargs)
+        group.addoption(option.flag, **_argparse_keywords(option))
 
 
 def ignored_options(config: pytest.Config) -> list[BenchmarkOption]:
