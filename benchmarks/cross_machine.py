@@ -69,6 +69,7 @@ def record(directory: Path) -> None:
 
 
 def compare(directory: Path) -> None:
+    from pytest_perfgate.baseline import BaselineStore
     from pytest_perfgate.environment import calibrate_machine, cpu_model
     from pytest_perfgate.stats import speed_adjusted
 
@@ -89,7 +90,13 @@ def compare(directory: Path) -> None:
     calibration_now = (before + calibrate_machine()) / 2
     if not out.exists():
         sys.exit(f"the suite produced no results:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    stored = json.loads((directory / "baselines/test_suite.json").read_text())["tests"]
+    # Baseline format 3 keeps the samples in a sidecar: read entries through the store.
+    stored = {
+        test: {name: entry.to_dict() for name, entry in measurements.items()}
+        for test, measurements in BaselineStore(directory / "baselines")
+        .load("test_suite.py")
+        .tests.items()
+    }
     rows = []
     for line in out.read_text().splitlines():
         payload = json.loads(line)

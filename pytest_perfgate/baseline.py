@@ -2,8 +2,11 @@
 
 Layout: ``<baseline_dir>/<test module path>.json``, e.g. ``baselines/example_suite/test_text.json``
 for ``example_suite/test_text.py``, so a pull request that touches one module's tests diffs one
-baseline file. Inside, tests and measurements are sorted by name and number lists stay on one
-line, so a refresh shows as a few changed lines per measurement.
+baseline file. The raw samples the gate tests against live beside it, in
+``test_text.samples.jsonl``: one line per measurement, a generated file that a reviewer can
+skip. The ``.json`` file keeps what a reviewer reads: per measurement its summary (one line)
+and run history (one line) first, then where and when it was recorded; a refresh shows as a
+few changed lines per measurement.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, final
 
-from .model import BaselineEntry, Environment, Measurement
+from .model import BaselineEntry, Environment, Measurement, Summary
 from .stats import NOISE_RUNS, quantile_of, sample_quantile, speed_adjusted, summarize, thin
 
 # Baseline format history (bump on any change a reader of the old version would misread):
@@ -33,8 +36,37 @@ from .stats import NOISE_RUNS, quantile_of, sample_quantile, speed_adjusted, sum
 #     (gpu.*, fs.*, storage.cache); "statistic" per entry (only when not "median",
 #     e.g. "p99": the history then holds run-level p99s). Version 1 files are read as
 #     version 2 files without them.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3 - raw samples (samples, cpu_samples, reference) and "details" moved to a sidecar file
+#     beside the baseline file, "<name>.samples.jsonl", one line per measurement: {"test",
+#     "measurement", "details" (only when not empty), and the three lists}. In the .json
+#     file, each entry's keys come in a fixed order (what a refresh moves first: summary,
+#     history; then provenance and environment) and objects holding only numbers stay on
+#     one line. Summaries and calibration scores are rounded to 6 significant digits
+#     when recorded. Version 1 and 2 files (samples inline) are still read, and written
+#     as version 3 by the next refresh (or BaselineStore.rewrite, which keeps every value).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+
+#: The sidecar of ``test_x.json`` is ``test_x.samples.jsonl`` (not ``*.json``: never taken
+#: for a baseline file).
+SAMPLES_SUFFIX = ".samples.jsonl"
+#: Entry fields kept in the sidecar: long, and different in every refresh (``details``,
+#: how the recording run measured, holds that run's own figures: IOPS, passes, latencies).
+RAW_KEYS = ("details", "samples", "cpu_samples", "reference")
+#: Order of an entry's keys in the .json file; keys not named here follow, sorted.
+ENTRY_KEY_ORDER = (
+    "unit",
+    "direction",
+    "statistic",
+    "summary_only",
+    "summary",
+    "history",
+    "loops",
+    "code_hash",
+    "commit",
+    "recorded_at",
+    "environment",
+)
 
 LOCK_NAME = ".perfgate.lock"
 
@@ -62,8 +94,17 @@ class BaselineFile:
         return self.tests.get(test, {}).get(measurement)
 
 
-def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]:
-    """Parse a baseline file's text; every problem becomes a BaselineError naming ``path``."""
+def samples_path(path: Path) -> Path:
+    """The sidecar holding the raw samples of baseline file ``path``."""
+    return path.with_name(path.name.removesuffix(".json") + SAMPLES_SUFFIX)
+
+
+def parse_document(
+    text: str, path: Path, samples_text: str | None = None
+) -> dict[str, dict[str, BaselineEntry]]:
+    """Parse a baseline file's text and, from version 3 on, its sidecar's
+    (``samples_text``, None when there is none); every problem becomes a BaselineError
+    naming the file."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -81,12 +122,23 @@ def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]
             "or delete the file and re-record with --perf-update-baselines (a refresh "
             "never overwrites a file it cannot read)"
         )
+    raw: dict[tuple[str, str], dict[str, Any]] = {}
+    if version >= 3 and document.get("tests"):
+        raw = _parse_samples(samples_text, samples_path(path))
     tests: dict[str, dict[str, BaselineEntry]] = {}
     try:
         for test, measurements in document["tests"].items():
-            tests[test] = {
-                name: BaselineEntry.from_dict(data) for name, data in measurements.items()
-            }
+            tests[test] = {}
+            for name, data in measurements.items():
+                if version >= 3:
+                    if (test, name) not in raw:
+                        raise BaselineError(
+                            f"{samples_path(path)}: no samples for {test} [{name}]; restore "
+                            "the file from version control, or delete both files and "
+                            "re-record with --perf-update-baselines"
+                        )
+                    data = {**data, **raw[test, name]}
+                tests[test][name] = BaselineEntry.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise BaselineError(
             f"{path}: malformed baseline entry ({type(error).__name__}: {error})"
@@ -94,34 +146,99 @@ def parse_document(text: str, path: Path) -> dict[str, dict[str, BaselineEntry]]
     return tests
 
 
+def _parse_samples(text: str | None, path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The sidecar's lines: (test, measurement) -> {samples, cpu_samples, reference}."""
+    if text is None:
+        raise BaselineError(
+            f"{path}: missing; it holds the raw samples of the baseline file beside it "
+            "(commit it with that file)"
+        )
+    raw: dict[tuple[str, str], dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key = (str(record["test"]), str(record["measurement"]))
+            raw[key] = {name: record[name] for name in RAW_KEYS if name in record}
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise BaselineError(
+                f"{path}:{number}: malformed samples line ({type(error).__name__}: {error}); "
+                "the file was left as it is"
+            ) from None
+    return raw
+
+
 def render_document(tests: Mapping[str, Mapping[str, BaselineEntry]], generator: str) -> str:
-    """Deterministic text of a baseline file."""
+    """Deterministic text of a baseline file, without the raw samples (``render_samples``)."""
     document = {
         "format_version": FORMAT_VERSION,
         "generator": generator,
         "tests": {
-            test: {name: entry.to_dict() for name, entry in sorted(measurements.items())}
+            test: {name: _reviewed_part(entry) for name, entry in sorted(measurements.items())}
             for test, measurements in sorted(tests.items())
         },
     }
     return _dump(document, 0) + "\n"
 
 
+def render_samples(tests: Mapping[str, Mapping[str, BaselineEntry]]) -> str:
+    """Deterministic text of a baseline file's sidecar: one line of raw samples per
+    measurement, sorted like the baseline file."""
+    lines = []
+    for test, measurements in sorted(tests.items()):
+        for name, entry in sorted(measurements.items()):
+            data = entry.to_dict()
+            record = {"test": test, "measurement": name}
+            record |= {key: data[key] for key in RAW_KEYS if key in data}
+            for key in RAW_KEYS[1:]:
+                _check_finite(record[key])
+            lines.append(json.dumps(record, allow_nan=False, sort_keys=False))
+    return "".join(line + "\n" for line in lines)
+
+
+class _InOrder(dict[str, Any]):
+    """An object whose keys are written in the order given, not sorted."""
+
+
+def _reviewed_part(entry: BaselineEntry) -> _InOrder:
+    data = entry.to_dict()
+    for key in RAW_KEYS:
+        data.pop(key, None)
+    ordered = [key for key in ENTRY_KEY_ORDER if key in data]
+    ordered += sorted(key for key in data if key not in ENTRY_KEY_ORDER)
+    return _InOrder((key, data[key]) for key in ordered)
+
+
 def _dump(value: Any, depth: int) -> str:
-    """JSON with sorted keys, two-space indent, and lists of numbers kept on one line."""
+    """JSON with sorted keys (unless ``_InOrder``), two-space indent, and lists of numbers
+    and objects of numbers kept on one line."""
     pad = "  " * (depth + 1)
+    if isinstance(value, dict) and value and _all_numbers(value.values()):
+        _check_finite(value.values())
+        keys = value if isinstance(value, _InOrder) else sorted(value)
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {json.dumps(value[k])}" for k in keys) + "}"
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f"{pad}{json.dumps(str(k))}: {_dump(value[k], depth + 1)}" for k in sorted(value)]
+        keys = value if isinstance(value, _InOrder) else sorted(value)
+        items = [f"{pad}{json.dumps(str(k))}: {_dump(value[k], depth + 1)}" for k in keys]
         return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
     if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
         items = [pad + _dump(v, depth + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
-    for number in value if isinstance(value, list) else [value]:
+    _check_finite(value if isinstance(value, list) else [value])
+    return json.dumps(value, allow_nan=False)
+
+
+def _all_numbers(values: Iterable[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _check_finite(values: Iterable[Any]) -> None:
+    for number in values:
         if isinstance(number, float) and not math.isfinite(number):
             raise ValueError(f"cannot store non-finite number {number!r} in a baseline")
-    return json.dumps(value, allow_nan=False)
 
 
 class BaselineStore:
@@ -147,7 +264,7 @@ class BaselineStore:
             return BaselineFile(path)
         except OSError as error:
             raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
-        return BaselineFile(path, parse_document(text, path))
+        return BaselineFile(path, parse_document(text, path, _read_if_present(samples_path(path))))
 
     def files(self) -> list[Path]:
         """Every baseline file under the root, sorted."""
@@ -202,9 +319,32 @@ class BaselineStore:
                         tests.pop(test)
             for test, measurements in entries.items():
                 tests.setdefault(test, {}).update(measurements)
-            text = render_document(tests, self.generator)
-            write_atomically(current.path, text)
+            # Sidecar first: a reader never sees entries whose samples are not written yet.
+            write_atomically(samples_path(current.path), render_samples(tests))
+            write_atomically(current.path, render_document(tests, self.generator))
             return current.path
+
+    def rewrite(self) -> list[Path]:
+        """Write every baseline file again in the current format, every value kept
+        (a format upgrade without a refresh); returns the files rewritten."""
+        rewritten = []
+        with self.locked():
+            for path in self.files():
+                module = str(path.relative_to(self.root).with_suffix(".py"))
+                tests = self.load(module).tests
+                write_atomically(samples_path(path), render_samples(tests))
+                write_atomically(path, render_document(tests, self.generator))
+                rewritten.append(path)
+        return rewritten
+
+
+def _read_if_present(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -292,6 +432,8 @@ def refreshed_entry(
     the gate is looser until the old runs leave the history.
     """
     environment = environment.extended(measurement.machine)
+    if environment.calibration_ns is not None:
+        environment = replace(environment, calibration_ns=_round(environment.calibration_ns))
     summary = summarize(measurement.samples)
     # The history holds what the gate compares: speed-adjusted medians when there is a
     # speed reference, raw medians otherwise.
@@ -319,7 +461,7 @@ def refreshed_entry(
         unit=measurement.unit,
         direction=measurement.direction,
         samples=_stored(thin(measurement.samples, max_samples)),
-        summary=summary,
+        summary=_rounded(summary),
         history=(*earlier, _round(level))[-history:],
         environment=environment,
         details=measurement.details,
@@ -342,6 +484,23 @@ def _stands_out(level: float, history: tuple[float, ...]) -> bool:
     logs = [math.log(h) for h in history]
     spread = statistics.stdev(logs)
     return abs(math.log(level) - statistics.fmean(logs)) > RESTART_SPREADS * spread
+
+
+def _rounded(summary: Summary) -> Summary:
+    """The summary as stored: rounded like the samples, so a figure that did not move
+    beyond the sixth digit does not show in the diff of a refresh."""
+    return Summary(
+        n=summary.n,
+        median=_round(summary.median),
+        mean=_round(summary.mean),
+        stdev=_round(summary.stdev),
+        min=_round(summary.min),
+        max=_round(summary.max),
+        q1=_round(summary.q1),
+        q3=_round(summary.q3),
+        median_ci_low=_round(summary.median_ci_low),
+        median_ci_high=_round(summary.median_ci_high),
+    )
 
 
 def _round(value: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import shutil
 import sys
@@ -29,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="perfgate", description="pytest-perfgate: inspect performance baselines."
     )
+    try:
+        version = importlib.metadata.version("pytest-perfgate")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+        version = "(not installed)"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     show = commands.add_parser("show", help="list the baselines in a directory")
     show.add_argument("baseline_dir", nargs="?", default="baselines", type=Path)

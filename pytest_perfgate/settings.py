@@ -7,9 +7,10 @@ is checked where it enters, and an error names where it came from and what is wr
 
 from __future__ import annotations
 
+import difflib
 import enum
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, final
@@ -135,6 +136,8 @@ class Option:
     help: str
     metavar: str = ""
     is_flag: bool = False  #: a command-line switch without a value
+    #: true or false: a bare flag means true, ``--perf-memory=false`` says false
+    is_boolean: bool = False
 
     @property
     def flag(self) -> str:
@@ -223,13 +226,18 @@ OPTIONS: tuple[Option, ...] = (
         "SECONDS",
     ),
     Option(
-        "disable_gc", _flag, "disable the garbage collector while sampling (default: true)", "BOOL"
+        "disable_gc",
+        _flag,
+        "disable the garbage collector while sampling (default: true)",
+        "BOOL",
+        is_boolean=True,
     ),
     Option(
         "memory",
         _flag,
         "also measure and gate peak memory (tracemalloc) of every perf(...) call (default: false)",
         "BOOL",
+        is_boolean=True,
     ),
     Option(
         "speed_reference",
@@ -237,6 +245,7 @@ OPTIONS: tuple[Option, ...] = (
         "run a fixed reference workload after every CPU sample and compare "
         "speed-adjusted times (default: true)",
         "BOOL",
+        is_boolean=True,
     ),
     Option(
         "run_noise",
@@ -319,15 +328,32 @@ class Settings:
         for key, raw in (pyproject or {}).items():
             option = OPTIONS_BY_NAME.get(key.replace("-", "_"))
             if option is None or option.name == "update_baselines":
-                known = ", ".join(o.name for o in OPTIONS if o.name != "update_baselines")
-                raise SettingsError(f"{pyproject_source}: unknown key {key!r} (known: {known})")
+                names = [o.name for o in OPTIONS if o.name != "update_baselines"]
+                hint = did_you_mean(key.replace("-", "_"), names)
+                raise SettingsError(
+                    f"{pyproject_source}: unknown key {key!r}{hint} (known: {', '.join(names)})"
+                )
             values[option.name] = _parse(option, raw, f"{pyproject_source}: {key}")
         for key, raw in (cli or {}).items():
             if raw is None:
                 continue
             option = OPTIONS_BY_NAME[key]
-            values[key] = _parse(option, raw, option.flag)
+            try:
+                values[key] = _parse(option, raw, option.flag)
+            except SettingsError as error:
+                if not option.is_boolean:
+                    raise
+                raise SettingsError(
+                    f"{error} (a bare {option.flag} takes a following argument that does not "
+                    f"start with '-' as its value: write {option.flag}=true before test paths)"
+                ) from None
         return replace(cls(), **values)
+
+
+def did_you_mean(word: str, known: Collection[str]) -> str:
+    """`` (did you mean 'threshold'?)`` for a misspelt ``word``, or "" when nothing is close."""
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _parse(option: Option, raw: Any, source: str) -> Any:
@@ -368,6 +394,21 @@ class PerfSpec:
     disable_gc: bool | None = None
     memory: bool | None = None
     speed_reference: bool | None = None
+
+    @classmethod
+    def from_marker(cls, args: Sequence[Any], kwargs: Mapping[str, Any]) -> PerfSpec:
+        """The spec of ``@pytest.mark.perf(*args, **kwargs)``; a misspelt keyword is a
+        SettingsError that suggests the keyword meant."""
+        known = [spec_field.name for spec_field in fields(cls)]
+        for key in kwargs:
+            if key not in known:
+                raise SettingsError(f"unknown keyword {key!r}{did_you_mean(key, known)}")
+        if len(args) > len(known):
+            raise SettingsError(f"takes at most {len(known)} positional arguments")
+        try:
+            return cls(*args, **kwargs)
+        except TypeError as error:  # a keyword given positionally too
+            raise SettingsError(str(error).split("() ", 1)[-1]) from None
 
     def __post_init__(self) -> None:
         for spec_field in fields(self):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pytest_perfgate.baseline import samples_path
 from pytest_perfgate.plugin import session as plugin_session
 
 # pytester's in-process runs unload every module a run imported; hypothesis's pytest
@@ -90,9 +91,15 @@ def baseline_path(pytester: pytest.Pytester, module: str, baseline_dir: str = "b
 def load_baseline(
     pytester: pytest.Pytester, module: str, baseline_dir: str = "baselines"
 ) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        baseline_path(pytester, module, baseline_dir).read_text(encoding="utf-8")
-    )
+    path = baseline_path(pytester, module, baseline_dir)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    # Format 3 keeps raw samples and details in a sidecar: merged back, entries read whole.
+    sidecar = samples_path(path)
+    if sidecar.is_file():
+        for line in sidecar.read_text(encoding="utf-8").splitlines():
+            raw = json.loads(line)
+            entry = data["tests"][raw.pop("test")][raw.pop("measurement")]
+            entry.update(raw)
     return data
 
 

@@ -20,6 +20,8 @@ from pytest_perfgate.baseline import (
     parse_document,
     refreshed_entry,
     render_document,
+    render_samples,
+    samples_path,
 )
 from pytest_perfgate.model import BaselineEntry, Direction, Environment, Measurement, Summary
 from pytest_perfgate.stats import summarize
@@ -50,22 +52,69 @@ def write_valid_file(store: BaselineStore) -> Path:
     return store.update(MODULE, {"test_a": {"time": entry()}})
 
 
+def round_trip(tests: dict[str, dict[str, BaselineEntry]]) -> dict[str, dict[str, BaselineEntry]]:
+    text = render_document(tests, "pytest-perfgate")
+    return parse_document(text, Path("any.json"), render_samples(tests))
+
+
 # --- the document format -------------------------------------------------------------------
 
 
 def test_render_then_parse_round_trips(tmp_path: Path) -> None:
     tests = {"test_b": {"time": entry(2e-3)}, "test_a": {"time": entry(), "rss": entry(5.0)}}
     text = render_document(tests, "pytest-perfgate 1.0")
-    assert parse_document(text, tmp_path / "x.json") == tests
+    assert parse_document(text, tmp_path / "x.json", render_samples(tests)) == tests
     document = json.loads(text)
     assert document["format_version"] == FORMAT_VERSION
     assert document["generator"] == "pytest-perfgate 1.0"
 
 
-def test_number_lists_stay_on_one_line() -> None:
+def test_raw_samples_go_to_the_sidecar_one_line_per_measurement() -> None:
+    tests = {"test_a": {"time": entry(), "rss": entry(5.0)}}
+    text = render_document(tests, "g")
+    assert '"samples"' not in text
+    assert '"cpu_samples"' not in text
+    lines = render_samples(tests).splitlines()
+    assert [json.loads(line)["measurement"] for line in lines] == ["rss", "time"]
+    assert lines[1] == (
+        '{"test": "test_a", "measurement": "time", "samples": [0.00099, 0.001, 0.00101], '
+        '"cpu_samples": [0.00099, 0.001, 0.00101], "reference": []}'
+    )
+
+
+def test_summary_and_history_come_first_each_on_one_line() -> None:
     text = render_document({"test_a": {"time": entry()}}, "g")
-    samples_line = next(line for line in text.splitlines() if '"samples"' in line)
-    assert samples_line.strip() == '"samples": [0.00099, 0.001, 0.00101],'
+    keys = [line.strip().split(":")[0] for line in text.splitlines()[6:15]]
+    assert keys == [
+        '"unit"',
+        '"direction"',
+        '"summary"',
+        '"history"',
+        '"loops"',
+        '"code_hash"',
+        '"commit"',
+        '"recorded_at"',
+        '"environment"',
+    ]
+    summary_line = next(line for line in text.splitlines() if '"summary"' in line)
+    assert json.loads(summary_line.strip().removeprefix('"summary": ').rstrip(","))["n"] == 3
+
+
+def test_a_version_3_file_without_its_sidecar_is_an_error_naming_it(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    path = write_valid_file(store)
+    samples_path(path).unlink()
+    with pytest.raises(BaselineError, match=r"test_example\.samples\.jsonl: missing"):
+        store.load(MODULE)
+
+
+def test_a_sidecar_without_a_measurement_is_an_error_naming_it(tmp_path: Path) -> None:
+    store = BaselineStore(tmp_path)
+    path = store.update(MODULE, {"test_a": {"time": entry(), "rss": entry(5.0)}})
+    lines = samples_path(path).read_text().splitlines()
+    samples_path(path).write_text(lines[1] + "\n")
+    with pytest.raises(BaselineError, match=r"no samples for test_a \[rss\]"):
+        store.load(MODULE)
 
 
 @pytest.mark.parametrize(
@@ -118,21 +167,15 @@ documents = st.dictionaries(
 )
 
 
-def _keys_sorted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    assert keys == sorted(keys)
-    return dict(pairs)
-
-
 @settings(deadline=None, database=None, max_examples=60, derandomize=True)
 @given(tests=documents)
 def test_any_document_round_trips_exactly_and_renders_deterministically(
     tests: dict[str, dict[str, BaselineEntry]],
 ) -> None:
     text = render_document(tests, "pytest-perfgate")
-    assert parse_document(text, Path("any.json")) == tests
+    assert round_trip(tests) == tests
     assert render_document(dict(reversed(list(tests.items()))), "pytest-perfgate") == text
-    json.loads(text, object_pairs_hook=_keys_sorted)  # every object's keys in sorted order
+    assert render_samples(dict(reversed(list(tests.items())))) == render_samples(tests)
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -171,8 +214,9 @@ def test_unusable_file_raises_naming_the_path_and_is_left_alone(
 def test_malformed_entry_message_says_what_is_wrong(tmp_path: Path) -> None:
     data = json.loads(render_document({"test_a": {"time": entry()}}, "g"))
     data["tests"]["test_a"]["time"]["direction"] = "sideways"
+    samples = render_samples({"test_a": {"time": entry()}})
     with pytest.raises(BaselineError, match=r"malformed baseline entry.*sideways"):
-        parse_document(json.dumps(data), tmp_path / "x.json")
+        parse_document(json.dumps(data), tmp_path / "x.json", samples)
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -219,7 +263,10 @@ def test_update_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = BaselineStore(tmp_path)
     path = write_valid_file(store)
     store.update(MODULE, {"test_b": {"time": entry()}})
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        path.name,
+        samples_path(path).name,
+    ]
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,7 +281,11 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(OSError, match="disk on fire"):
         store.update(MODULE, {"test_b": {"time": entry()}})
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert store.load(MODULE).tests == {"test_a": {"time": entry()}}
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        path.name,
+        samples_path(path).name,
+    ]
 
 
 def _write_many(root: str, worker: int, count: int) -> None:
@@ -354,7 +405,9 @@ def test_refresh_rounds_stored_values_to_six_significant_digits() -> None:
     refreshed = refresh(measurement((0.00123456789, 0.00123456789)), None)
     assert refreshed.samples == (0.00123457, 0.00123457)
     assert refreshed.history == (0.00123457,)
-    assert refreshed.summary.median == 0.00123456789  # the summary keeps full precision
+    # The summary too, so that a figure that did not move does not show in a diff.
+    assert refreshed.summary.median == 0.00123457
+    assert refreshed.summary.mean == 0.00123457
 
 
 def refresh_changed(history: tuple[float, ...]) -> BaselineEntry:
@@ -408,10 +461,36 @@ def test_refresh_stores_the_measurements_own_machine_fields_and_details() -> Non
     assert refresh(other, refreshed).history == (1e-3,)
 
 
-def test_version_1_files_are_read(tmp_path: Path) -> None:
-    text = render_document({"test_a": {"time": entry()}}, "test")
-    old = text.replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1')
-    assert parse_document(old, tmp_path / "old.json") == parse_document(text, tmp_path / "x")
+def version_2_text(tests: dict[str, dict[str, BaselineEntry]]) -> str:
+    """A file as format 2 wrote it: every field inline, keys sorted at every level."""
+    document = {
+        "format_version": 2,
+        "generator": "pytest-perfgate",
+        "tests": {t: {n: e.to_dict() for n, e in ms.items()} for t, ms in tests.items()},
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_version_1_and_2_files_are_read(tmp_path: Path, version: int) -> None:
+    tests = {"test_a": {"time": entry(), "rss": entry(5.0, reference=(1e-4, 2e-4, 3e-4))}}
+    old = version_2_text(tests).replace('"format_version": 2', f'"format_version": {version}')
+    assert parse_document(old, tmp_path / "old.json") == tests
+
+
+def test_rewrite_upgrades_version_2_files_keeping_every_value(tmp_path: Path) -> None:
+    # Values a format-2 refresh stored unrounded, as the committed example baselines hold.
+    odd = replace(entry(), summary=replace(entry().summary, mean=0.00028134549999999996))
+    rss = entry(5.0, reference=(1e-4, 2e-4, 3e-4), details={"cache": "direct", "iops": 3166.3})
+    tests = {"test_a": {"time": odd, "rss": rss}}
+    store = BaselineStore(tmp_path)
+    path = store.path_for(MODULE)
+    path.parent.mkdir(parents=True)
+    path.write_text(version_2_text(tests))
+    assert store.rewrite() == [path]
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION
+    assert samples_path(path).is_file()
+    assert store.load(MODULE).tests == tests
 
 
 def test_written_files_get_the_usual_mode_and_keep_an_existing_one(tmp_path: Path) -> None:

@@ -369,3 +369,248 @@ def test_a_loaded_pytest_codspeed_owns_the_fixture(pytester: pytest.Pytester) ->
         ]
     )
     assert not (pytester.path / "baselines").exists()
+
+
+# --- pytest-benchmark's conftest hooks and options -----------------------------------------
+
+HOOKS_CONFTEST = """
+import json
+
+def pytest_benchmark_scale_unit(config, unit, benchmarks, best, worst, sort):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_generate_machine_info(config):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    assert machine_info["python"].startswith("CPython") or machine_info["python"]
+    machine_info["runner"] = "ci-7"
+    machine_info["cpu"] = "not the fingerprint"
+
+def pytest_benchmark_generate_commit_info(config):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_update_commit_info(config, commit_info):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_group_stats(config, benchmarks, group_by):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_generate_json(config, benchmarks, include_data, machine_info, commit_info):
+    raise AssertionError("accepted, never called")
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["team"] = "storage"
+    output_json["seen"] = sorted(
+        [b.name, b.extra_info, b.stats.rounds > 0] for b in benchmarks
+    )
+
+def pytest_benchmark_compare_machine_info(
+    config, benchmarksession, machine_info, compared_benchmark
+):
+    raise AssertionError("accepted, never called")
+"""
+
+
+def test_pytest_benchmark_hooks_in_a_conftest_load_and_two_are_called(
+    pytester: pytest.Pytester,
+) -> None:
+    write_settings(pytester)
+    pytester.makeconftest(HOOKS_CONFTEST)
+    pytester.makepyfile(
+        test_m="""
+        def test_info(benchmark):
+            benchmark.extra_info["rows"] = 42
+            benchmark(sum, range(10))
+
+        def test_perf(perf):
+            perf(sum, range(10))
+        """
+    )
+    result = pytester.runpytest(*NO_BENCHMARK, "--perf-json=results.json")
+    result.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "results.json").read_text())
+    assert document["team"] == "storage"
+    assert document["seen"] == [["test_info", {"rows": 42}, True]]
+    environment = document["environment"]
+    assert environment["info"]["runner"] == "ci-7"
+    assert environment["machine"]["cpu"] != "not the fingerprint"  # info only
+    tests = {test["test"]: test for test in document["tests"]}
+    assert tests["test_info"]["extra_info"] == {"rows": 42}
+    assert "extra_info" not in tests["test_perf"]
+
+
+def test_without_results_file_update_json_is_not_called(pytester: pytest.Pytester) -> None:
+    write_settings(pytester)
+    pytester.makeconftest(
+        """
+        def pytest_benchmark_update_json(config, benchmarks, output_json):
+            raise AssertionError("no results file, nothing to update")
+        """
+    )
+    pytester.makepyfile(test_m="def test_b(benchmark):\n    benchmark(sum, range(10))\n")
+    pytester.runpytest(*NO_BENCHMARK).assert_outcomes(passed=1)
+
+
+def test_a_hook_of_no_plugin_is_still_an_error(pytester: pytest.Pytester) -> None:
+    write_settings(pytester)
+    pytester.makeconftest("def pytest_benchmark_update_jsn(config):\n    pass\n")
+    pytester.makepyfile(test_m="def test_b(benchmark):\n    benchmark(sum, range(10))\n")
+    result = pytester.runpytest(*NO_BENCHMARK)
+    result.stdout.fnmatch_lines(["*unknown hook 'pytest_benchmark_update_jsn'*"])
+
+
+#: A sample value for each option that takes one, as a CI command line would give it.
+OPTION_VALUES = {
+    "min-time": "0.0001",
+    "max-time": "0.5",
+    "min-rounds": "12",
+    "precision": "0.01",
+    "warmup": "off",
+    "confidence": "0.95",
+    "timer": "time.process_time",
+    "calibration-precision": "10",
+    "warmup-iterations": "1000",
+    "save": "run",
+    "storage": "file://./.benchmarks",
+    "netrc": "~/.netrc",
+    "json": "out.json",
+    "compare": "0001",
+    "compare-fail": "min:5%",
+    "cprofile": "tottime",
+    "cprofile-loops": "1",
+    "cprofile-top": "5",
+    "cprofile-dump": "prof",
+    "sort": "mean",
+    "group-by": "name",
+    "columns": "min,max",
+    "name": "short",
+    "time-unit": "us",
+    "histogram": "hist",
+    "csv": "out.csv",
+}
+
+
+def test_every_pytest_benchmark_option_is_listed() -> None:
+    from pytest_perfgate.plugin.benchmark_compat import BENCHMARK_OPTIONS
+
+    names = {option.name for option in BENCHMARK_OPTIONS}
+    switches = {"disable-gc", "autosave", "save-data", "verbose", "quiet"}
+    selection = {"only", "skip", "disable", "enable"}
+    assert names == set(OPTION_VALUES) | switches
+    assert not names & selection  # those select tests: add_options defines them
+    # pytest-benchmark 5.3 adds 34 options, and its `compare` command --benchmark-csv.
+    assert len(names) + len(selection) == 35
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        *(f"--benchmark-{name}={value}" for name, value in OPTION_VALUES.items()),
+        "--benchmark-autosave",
+        "--benchmark-save-data",
+        "--benchmark-verbose",
+        "--benchmark-quiet",
+        "--benchmark-disable-gc",
+        "--benchmark-enable",
+    ],
+)
+def test_every_pytest_benchmark_option_is_accepted(pytester: pytest.Pytester, option: str) -> None:
+    from pytest_perfgate.plugin.benchmark_compat import BENCHMARK_OPTIONS
+
+    write_settings(pytester)
+    pytester.makepyfile(test_m="def test_b(benchmark):\n    benchmark(sum, range(10))\n")
+    result = pytester.runpytest(*NO_BENCHMARK, option, "-W", "always::pytest.PytestConfigWarning")
+    result.assert_outcomes(passed=1)
+    name = option.removeprefix("--benchmark-").partition("=")[0]
+    ignored = any(o.name == name and not o.setting for o in BENCHMARK_OPTIONS)
+    warning = f"*perfgate: --benchmark-{name} is accepted and ignored: *"
+    if ignored:
+        result.stdout.fnmatch_lines([warning])
+        assert sum(f"--benchmark-{name} is accepted" in line for line in result.outlines) == 1
+    else:
+        result.stdout.no_fnmatch_line(warning)
+
+
+def test_mapped_options_set_perfgates_settings_and_perf_options_win(
+    pytester: pytest.Pytester,
+) -> None:
+    tests = refresh(
+        pytester,
+        "def test_b(benchmark):\n    benchmark(sum, range(10))\n",
+        "--benchmark-min-rounds=40",
+        "--benchmark-max-time",
+        "5",
+    )
+    assert tests["test_b"]["time"]["summary"]["n"] >= 40
+    tests = refresh(
+        pytester,
+        "def test_b(benchmark):\n    benchmark(sum, range(10))\n",
+        "--perf-min-samples=60",
+        "--benchmark-min-rounds=40",
+        "--benchmark-max-time=5",
+    )
+    assert tests["test_b"]["time"]["summary"]["n"] >= 60
+
+
+def test_a_bad_mapped_value_names_the_setting(pytester: pytest.Pytester) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(test_m="def test_b(benchmark):\n    benchmark(sum, range(10))\n")
+    result = pytester.runpytest(*NO_BENCHMARK, "--benchmark-max-time=soon")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-max-time must be a number, got 'soon'*"])
+
+
+def test_benchmark_enable_overrides_benchmark_disable(pytester: pytest.Pytester) -> None:
+    tests = refresh(
+        pytester,
+        "def test_b(benchmark):\n    benchmark(sum, range(10))\n    assert benchmark.enabled\n",
+        "--benchmark-disable",
+        "--benchmark-enable",
+    )
+    assert sorted(tests) == ["test_b"]
+
+
+def test_marker_keyword_typos_suggest_the_keyword_meant(pytester: pytest.Pytester) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m="""
+        import pytest
+
+        @pytest.mark.benchmark(min_round=3)
+        def test_typo(benchmark):
+            benchmark(sum, range(10))
+        """
+    )
+    result = pytester.runpytest(*NO_BENCHMARK)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_m.py::test_typo: unknown keyword 'min_round' (did you mean 'min_rounds'?)*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("--benchmark-precision=0.01",), {"target_precision": "0.02"}),
+        (("--benchmark-warmup=off",), {"warmup_time": "0"}),
+        (("--benchmark-warmup",), {"warmup_time": None}),
+        (("--benchmark-warmup=on",), {"warmup_time": None}),
+        (("--benchmark-disable-gc",), {"disable_gc": "true"}),
+        (("--perf-max-time=3", "--benchmark-max-time=1"), {"max_time": "3"}),
+        (("--benchmark-max-time=1", "--perf-max-time=3"), {"max_time": "3"}),
+        (("--benchmark-min-time=0.01",), {"min_sample_time": "0.01"}),
+    ],
+)
+def test_mapped_options_convert_to_perfgates_meaning(
+    pytester: pytest.Pytester, options: tuple[str, ...], expected: dict[str, Any]
+) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m=f"""
+        def test_options(pytestconfig):
+            for name, value in {expected!r}.items():
+                assert pytestconfig.getoption("perfgate_" + name) == value, name
+        """
+    )
+    pytester.runpytest(*NO_BENCHMARK, *options).assert_outcomes(passed=1)

@@ -136,6 +136,73 @@ def test_memory_for_every_test_from_the_command_line(pytester: pytest.Pytester) 
     assert sorted(tests["test_opted_out"]) == ["time"]
 
 
+@pytest.mark.parametrize(
+    ("flags", "measured"),
+    [
+        (("--perf-memory",), ["time", "time.peak_memory"]),
+        (("--perf-memory", "-q"), ["time", "time.peak_memory"]),
+        (("--perf-memory=false",), ["time"]),
+        (("--perf-memory=true", "--perf-memory=no"), ["time"]),
+    ],
+)
+def test_boolean_options_work_bare_and_with_a_value(
+    pytester: pytest.Pytester, flags: tuple[str, ...], measured: list[str]
+) -> None:
+    tests = refresh(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.perf
+        def test_alloc(perf):
+            perf(lambda: [0] * 1000)
+        """,
+        *flags,
+    )
+    assert sorted(tests["test_alloc"]) == measured
+
+
+def test_boolean_options_in_pyproject_take_toml_booleans(pytester: pytest.Pytester) -> None:
+    write_settings(pytester, memory=True)
+    pytester.makepyfile(
+        test_m="""
+        import pytest
+
+        @pytest.mark.perf
+        def test_alloc(perf):
+            perf(lambda: [0] * 1000)
+        """
+    )
+    record_baselines(pytester)
+    assert sorted(load_baseline(pytester, "test_m")["tests"]["test_alloc"]) == [
+        "time",
+        "time.peak_memory",
+    ]
+
+
+def test_a_marker_keyword_typo_names_the_test_and_the_keyword_meant(
+    pytester: pytest.Pytester,
+) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m="""
+        import pytest
+
+        @pytest.mark.perf(treshold=0.1)
+        def test_typo(perf):
+            perf(sum, range(10))
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.perf on test_m.py::test_typo: unknown keyword 'treshold' "
+            "(did you mean 'threshold'?) (see `pytest --markers`)*"
+        ]
+    )
+
+
 def test_named_calls_blocks_and_recorded_values(pytester: pytest.Pytester) -> None:
     write_settings(pytester)
     pytester.makepyfile(

@@ -197,6 +197,59 @@ def test_perf_spec_rejects_unknown_keywords() -> None:
         PerfSpec(treshold=0.1)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"treshold": 0.1}, "unknown keyword 'treshold' (did you mean 'threshold'?)"),
+        ({"min_sample": 5}, "unknown keyword 'min_sample' (did you mean 'min_samples'?)"),
+        ({"colour": "red"}, "unknown keyword 'colour'"),
+    ],
+)
+def test_marker_keyword_typos_suggest_the_keyword_meant(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        PerfSpec.from_marker((), kwargs)
+    assert str(raised.value) == message
+
+
+def test_marker_arguments_build_the_spec() -> None:
+    assert PerfSpec.from_marker((0.1,), {"rounds": 5}) == PerfSpec(threshold=0.1, rounds=5)
+    with pytest.raises(SettingsError, match="multiple values for argument 'threshold'"):
+        PerfSpec.from_marker((0.1,), {"threshold": 0.2})
+    with pytest.raises(SettingsError, match="rounds must be a whole number"):
+        PerfSpec.from_marker((), {"rounds": 1.5})
+
+
+def test_unknown_pyproject_key_suggests_the_key_meant() -> None:
+    with pytest.raises(
+        SettingsError, match=r"unknown key 'treshold' \(did you mean 'threshold'\?\)"
+    ):
+        Settings.resolve({"treshold": 0.1})
+
+
+@pytest.mark.parametrize("raw", [True, "true", "1"])
+def test_boolean_options_take_toml_booleans_and_words(raw: Any) -> None:
+    assert Settings.resolve({"memory": raw}).memory is True
+    assert (
+        Settings.resolve({"speed_reference": raw}, {"speed_reference": "false"}).speed_reference
+        is False
+    )
+
+
+def test_a_path_taken_as_a_boolean_flag_value_is_explained() -> None:
+    with pytest.raises(
+        SettingsError, match=r"--perf-memory must be true or false, got 'tests'.*--perf-memory=true"
+    ):
+        Settings.resolve(cli={"memory": "tests"})
+
+
+def test_every_true_or_false_setting_is_a_boolean_option() -> None:
+    booleans = {option.name for option in OPTIONS if option.is_boolean}
+    assert booleans == {"disable_gc", "memory", "speed_reference"}
+    assert all(option.metavar == "BOOL" for option in OPTIONS if option.is_boolean)
+
+
 def test_perf_spec_normalizes_values() -> None:
     spec = PerfSpec(threshold="0.1", loops=5.0, disable_gc="false")  # type: ignore[arg-type]
     assert spec.threshold == 0.1

@@ -29,6 +29,18 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                 dest=f"perfgate_{option.name}",
                 help=option.help,
             )
+        elif option.is_boolean:
+            # A bare flag means true; ``--perf-memory=false`` still turns it off.
+            group.addoption(
+                option.flag,
+                action="store",
+                nargs="?",
+                const="true",
+                default=None,
+                metavar="true|false",
+                dest=f"perfgate_{option.name}",
+                help=option.help,
+            )
         else:
             group.addoption(
                 option.flag,

@@ -13,23 +13,28 @@ perfgate).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import importlib.metadata
+import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, final
 
 import pytest
 
+from ..baseline import write_atomically
 from ..fixture import PerfFixture, Result
-from ..settings import Mode, PerfSpec, SettingsError
+from ..settings import Mode, PerfSpec, SettingsError, did_you_mean
 from ..stats import summarize
+from . import benchmark_hooks
 from .session import extra_info_key, session_key
 
 __all__ = [
+    "BENCHMARK_OPTIONS",
     "BenchmarkFixture",
     "BenchmarkStats",
     "FixtureAlreadyUsed",
@@ -107,8 +112,159 @@ def benchmark_plugin_expected(pluginmanager: pytest.PytestPluginManager) -> bool
     )
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class BenchmarkOption:
+    """One of pytest-benchmark's ``--benchmark-*`` options, as perfgate takes it."""
+
+    name: str  #: the option without ``--benchmark-``
+    metavar: str = ""  #: "" for a switch that takes no value
+    nargs: str | None = None  #: "?" (value optional) or "+" where pytest-benchmark has them
+    #: The perfgate setting it maps onto, "" where there is none (then it is ignored).
+    setting: str = ""
+    #: The option's value -> the setting's (None: leave the setting as it is); a switch
+    #: sets "true".
+    convert: Callable[[str], str | None] = str
+    instead: str = ""  #: for an ignored option, what perfgate does instead
+
+    @property
+    def flag(self) -> str:
+        return f"--benchmark-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return f"perfgate_{self.setting}" if self.setting else self._ignored_dest
+
+    @property
+    def _ignored_dest(self) -> str:
+        return "perfgate_benchmark_" + self.name.replace("-", "_")
+
+
+def _twice(value: str) -> str:
+    # pytest-benchmark's precision is a margin (+-2% is 0.02); perfgate's a CI width.
+    try:
+        return str(2 * float(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a fraction, got {value!r}") from None
+
+
+def _warmup_off(value: str) -> str | None:
+    # perfgate always warms up: only "off" says something it can honour.
+    return "0" if value.lower() in {"off", "no", "false"} else None
+
+
+_STORAGE = "perfgate keeps baselines in --perf-baseline-dir; refresh with --perf-update-baselines"
+_DISPLAY = "perfgate's end-of-run table has one layout (see --perf-markdown and --perf-html)"
+_PROFILE = "perfgate does not profile; run cProfile on the test separately"
+#: Every option of pytest-benchmark 5 but the run-selection ones (add_options).
+BENCHMARK_OPTIONS: tuple[BenchmarkOption, ...] = (
+    BenchmarkOption("min-time", "SECONDS", setting="min_sample_time"),
+    BenchmarkOption("max-time", "SECONDS", setting="max_time"),
+    BenchmarkOption("min-rounds", "NUM", setting="min_samples"),
+    BenchmarkOption("precision", "FRACTION", setting="target_precision", convert=_twice),
+    BenchmarkOption("warmup", "KIND", "?", setting="warmup_time", convert=_warmup_off),
+    BenchmarkOption("disable-gc", setting="disable_gc"),
+    BenchmarkOption(
+        "confidence", "FRACTION", instead="perfgate stops on the median's 95% CI width"
+    ),
+    BenchmarkOption("timer", "FUNC", instead="perfgate times with time.perf_counter_ns"),
+    BenchmarkOption(
+        "calibration-precision",
+        "NUM",
+        instead="perfgate calibrates calls per sample to --perf-min-sample-time",
+    ),
+    BenchmarkOption(
+        "warmup-iterations", "NUM", instead="perfgate warms up for --perf-warmup-time seconds"
+    ),
+    BenchmarkOption("save", "NAME", instead=_STORAGE),
+    BenchmarkOption("autosave", instead=_STORAGE),
+    BenchmarkOption("save-data", instead=_STORAGE),
+    BenchmarkOption("storage", "URI", instead=_STORAGE),
+    BenchmarkOption("netrc", "PATH", "?", instead=_STORAGE),
+    BenchmarkOption(
+        "json",
+        "PATH",
+        instead="--perf-json writes perfgate's results file (its own schema); "
+        "see docs/reference/results-schema.json",
+    ),
+    BenchmarkOption(
+        "compare",
+        "NUM|_ID",
+        "?",
+        instead="perfgate compares every run with its baselines",
+    ),
+    BenchmarkOption(
+        "compare-fail",
+        "EXPR",
+        "+",
+        instead="perfgate fails a significant regression itself (see --perf-threshold)",
+    ),
+    BenchmarkOption("cprofile", "COLUMN", instead=_PROFILE),
+    BenchmarkOption("cprofile-loops", "LOOPS", instead=_PROFILE),
+    BenchmarkOption("cprofile-top", "COUNT", instead=_PROFILE),
+    BenchmarkOption("cprofile-dump", "FILENAME-PREFIX", "?", instead=_PROFILE),
+    BenchmarkOption("sort", "COL", instead=_DISPLAY),
+    BenchmarkOption("group-by", "LABEL", instead=_DISPLAY),
+    BenchmarkOption("columns", "LABELS", instead=_DISPLAY),
+    BenchmarkOption("name", "FORMAT", instead=_DISPLAY),
+    BenchmarkOption("time-unit", "COLUMN", instead=_DISPLAY),
+    BenchmarkOption("histogram", "FILENAME-PREFIX", "?", instead=_DISPLAY),
+    BenchmarkOption("csv", "FILENAME", "?", instead=_DISPLAY),
+    BenchmarkOption("verbose", instead="pytest's -v shows each perf test's verdict"),
+    BenchmarkOption("quiet", instead="pytest's -q"),
+)
+
+
+class _SetsSetting(argparse.Action):
+    """Stores a ``--benchmark-*`` value (converted by its ``type``) as a perfgate setting,
+    unless the setting's own ``--perf-*`` option gave one: that wins, wherever it stands."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        mapped: set[str] = getattr(namespace, "perfgate_benchmark_mapped", set())
+        if getattr(namespace, self.dest, None) is not None and self.dest not in mapped:
+            return
+        value = self.const if values is None or values == [] else values
+        if value is not None:
+            setattr(namespace, self.dest, value)
+            namespace.perfgate_benchmark_mapped = mapped | {self.dest}
+
+
+def _argparse_keywords(option: BenchmarkOption) -> dict[str, Any]:
+    """How pytest's parser takes ``option``: the same value syntax as pytest-benchmark's."""
+    if option.setting:
+        keywords: dict[str, Any] = {
+            "action": _SetsSetting,
+            "dest": option.dest,
+            "help": f"sets --perf-{option.setting.replace('_', '-')} (pytest-perfgate)",
+        }
+        if not option.metavar:  # a switch
+            return keywords | {"nargs": 0, "const": "true"}
+        keywords |= {"type": option.convert, "metavar": option.metavar}
+    else:
+        instead = option.instead.replace("%", "%%")  # argparse formats help with %
+        keywords = {
+            "dest": option.dest,
+            "default": None,
+            "help": f"accepted and ignored: {instead} (pytest-perfgate)",
+        }
+        if not option.metavar:
+            return keywords | {"action": "store_const", "const": True}
+        keywords["metavar"] = option.metavar
+    if option.nargs is not None:
+        keywords["nargs"] = option.nargs
+    if option.nargs == "?":
+        keywords["const"] = None if option.setting else ""
+    return keywords
+
+
 def add_options(parser: pytest.Parser) -> None:
-    """pytest-benchmark's run-selection options (only where it is not installed)."""
+    """pytest-benchmark's options (only where it is not installed)."""
     group = parser.getgroup("perfgate")
     group.addoption(
         "--benchmark-only",
@@ -131,9 +287,29 @@ def add_options(parser: pytest.Parser) -> None:
         dest="perfgate_benchmark_disable",
         help="run benchmarked functions once, unmeasured (pytest-perfgate)",
     )
+    group.addoption(
+        "--benchmark-enable",
+        action="store_true",
+        default=False,
+        dest="perfgate_benchmark_enable",
+        help="measure benchmarked functions even with --benchmark-disable (pytest-perfgate)",
+    )
+    for option in BENCHMARK_OPTIONS:
+        group.addoption(option.flag, **_argparse_keywords(option))
+
+
+def ignored_options(config: pytest.Config) -> list[BenchmarkOption]:
+    """The ``--benchmark-*`` options of this run that perfgate has no equivalent for."""
+    return [
+        option
+        for option in BENCHMARK_OPTIONS
+        if not option.setting and config.getoption(option.dest, default=None) is not None
+    ]
 
 
 def _option(config: pytest.Config, name: str) -> bool:
+    if name == "disable" and _option(config, "enable"):  # as in pytest-benchmark
+        return False
     return bool(config.getoption(f"perfgate_benchmark_{name}", default=False))
 
 
@@ -156,7 +332,8 @@ def benchmark_spec(marker: pytest.Mark | None, nodeid: str) -> _MarkerOptions:
     unknown = sorted(set(marker.kwargs) - _KNOWN)
     if unknown and not problem:
         known = ", ".join(sorted(_KNOWN))
-        problem = f"unknown keyword {unknown[0]!r} (known: {known})"
+        hint = did_you_mean(unknown[0], _KNOWN)
+        problem = f"unknown keyword {unknown[0]!r}{hint} (known: {known})"
     for key, perf_key in _MAPPED.items():
         value = marker.kwargs.get(key)
         if value is None or problem:
@@ -446,6 +623,7 @@ def benchmark(request: pytest.FixtureRequest) -> BenchmarkFixture:
         params=None if callspec is None else callspec.params,
     )
     node.stash[extra_info_key] = fixture.extra_info
+    request.config.stash[fixtures_key].append(fixture)
     return fixture
 
 
@@ -462,3 +640,67 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip_other)
         elif "benchmark" in getattr(item, "fixturenames", ()):
             item.add_marker(skip_bench)
+
+
+# -- pytest-benchmark's conftest hooks and options, where perfgate owns `benchmark` ---------
+#: The ``benchmark`` fixtures of this run, in the order the tests asked for them.
+fixtures_key = pytest.StashKey[list[BenchmarkFixture]]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Historic: called when this plugin registers, before any test module is collected.
+    pluginmanager.add_hookspecs(benchmark_hooks)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[fixtures_key] = []
+    if hasattr(config, "workerinput"):  # said once, by the pytest-xdist controller
+        return
+    for option in ignored_options(config):
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"perfgate: {option.flag} is accepted and ignored: {option.instead}"
+            ),
+            stacklevel=2,
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest_benchmark_update_machine_info: what it adds becomes environment info."""
+    perf_session = session.config.stash[session_key]
+    environment = perf_session.environment
+    machine_info: dict[str, Any] = {**environment.info, **environment.machine}
+    before = dict(machine_info)
+    session.config.hook.pytest_benchmark_update_machine_info(
+        config=session.config, machine_info=machine_info
+    )
+    added = {
+        str(key): str(value)
+        for key, value in machine_info.items()
+        if key not in before or before[key] != value
+    }
+    if added:  # info only: the machine-class fingerprint stays what perfgate measured
+        perf_session.environment = replace(environment, info={**environment.info, **added})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """pytest_benchmark_update_json, on the results file the session has just written."""
+    result = yield
+    config = session.config
+    settings = config.stash[session_key].settings
+    path = config.rootpath / settings.json
+    hook = config.hook.pytest_benchmark_update_json
+    if not settings.json or hasattr(config, "workerinput") or not hook.get_hookimpls():
+        return result
+    try:
+        output_json = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # not written (interrupted run): nothing to update
+        return result
+    benchmarks = config.stash[fixtures_key].copy()
+    hook(config=config, benchmarks=benchmarks, output_json=output_json)
+    # As report/json.py writes it.
+    text = json.dumps(output_json, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    write_atomically(path, text)
+    return result

@@ -248,7 +248,7 @@ class PerfSession:
         resolved = PerfSpec() if spec is None else spec
         try:
             if marker is not None:
-                resolved = PerfSpec(*marker.args, **marker.kwargs)
+                resolved = PerfSpec.from_marker(marker.args, marker.kwargs)
         except (TypeError, SettingsError) as error:
             problem = str(error)
         else:
@@ -443,6 +443,7 @@ class PerfSession:
                     outcome=record.outcome,
                     results=tuple((r.measurement, r.comparison) for r in record.results),
                     location=record.location,
+                    extra_info=record.extra_info,
                 )
                 for nodeid, record in self.records.items()
             ),

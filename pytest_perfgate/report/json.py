@@ -40,6 +40,9 @@ class TestResults:
     outcome: str  #: "passed", "failed" or "skipped"
     results: tuple[tuple[Measurement, Comparison], ...] = ()
     location: tuple[str, int] | None = None  #: (file, 1-based line) of the test function
+    #: ``benchmark.extra_info`` of a pytest-benchmark style test (issue 13, helper C);
+    #: written only when not empty.
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -53,6 +56,8 @@ class TestResults:
         }
         if self.location is not None:
             data["location"] = {"file": self.location[0], "line": self.location[1]}
+        if self.extra_info:
+            data["extra_info"] = dict(self.extra_info)
         return data
 
     @classmethod
@@ -68,6 +73,7 @@ class TestResults:
                 for r in data["measurements"]
             ),
             location=None if not location else (str(location["file"]), int(location["line"])),
+            extra_info=dict(data.get("extra_info", {})),
         )
 
 
