@@ -7,7 +7,8 @@ neighbour's test run cut loopback throughput by 65% and starved an open-loop sen
 (pressure stall information, /proc/pressure/cpu). Probes record that share over their
 run in ``details["cpu_pressure"]``; a regression measured while the CPUs were much more
 contended than when the baseline was recorded cannot be told from the neighbours' doing,
-and is INCONCLUSIVE instead, with a note that says so.
+and is INCONCLUSIVE instead, with a note that says so, unless it is larger than waiting
+for the CPUs could cause (a share p of waiting stretches a run by at most 1 / (1 - p)).
 
 The disk is shared the same way: storage probes record the share of the device's traffic
 during their run that was not theirs (/proc/diskstats), ``details["io_others"]``, and
@@ -16,12 +17,13 @@ the same rule applies to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .model import BaselineEntry, Measurement, Verdict
+from .model import BaselineEntry, Direction, Measurement, Verdict
 from .stats import Decision
 
 PRESSURE_FILE = Path("/proc/pressure/cpu")
@@ -94,11 +96,32 @@ def pooled(details: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str, An
     return result
 
 
+def explainable_slowdown(now: float, before: float) -> float:
+    """The largest slowdown (a factor on time) that contention of share ``now``, against
+    ``before`` for the baseline, can cause.
+
+    Work that needs the CPUs (or the device) for W seconds and waits for them a share
+    ``p`` of the elapsed time takes at most W / (1 - p): waiting cannot stretch a run
+    further than that, whoever the waiting was for.
+    """
+    if now >= 1.0:
+        return math.inf
+    return (1.0 - min(before, now)) / (1.0 - now)
+
+
+def _least_slowdown(decision: Decision, direction: Direction) -> float:
+    """The smallest slowdown factor (on time) the decision's interval allows."""
+    if direction is Direction.HIGHER_IS_BETTER:
+        return math.inf if decision.ci_high <= 0 else 1.0 / decision.ci_high
+    return decision.ci_low
+
+
 def review(
     decision: Decision, measurement: Measurement, baseline: BaselineEntry
 ) -> tuple[Decision, list[str]]:
     """A REGRESSED decision measured under much more contention (for the CPUs, or for
-    the device) than its baseline becomes INCONCLUSIVE, with the reason."""
+    the device) than its baseline becomes INCONCLUSIVE, with the reason, unless the
+    slowdown is larger than that contention could cause."""
     if decision.verdict is not Verdict.REGRESSED:
         return decision, []
     for key, text in SIGNALS.items():
@@ -106,10 +129,18 @@ def review(
         if now is None:
             continue
         now, before = float(now), float(baseline.details.get(key, 0.0))
-        if now >= CONTENDED and now >= before + MARGIN:
+        if now < CONTENDED or now < before + MARGIN:
+            continue
+        bound = explainable_slowdown(now, before)
+        if _least_slowdown(decision, measurement.direction) > bound:
             note = (
-                f"{text} {now:.0%}, {before:.0%} when the baseline was recorded): "
-                "the slowdown cannot be told from theirs"
+                f"{text} {now:.0%}, {before:.0%} when the baseline was recorded), which "
+                f"explains at most {bound:.2f}x: the slowdown is larger than that"
             )
-            return replace(decision, verdict=Verdict.INCONCLUSIVE), [note]
+            return decision, [note]
+        note = (
+            f"{text} {now:.0%}, {before:.0%} when the baseline was recorded): "
+            "the slowdown cannot be told from theirs"
+        )
+        return replace(decision, verdict=Verdict.INCONCLUSIVE), [note]
     return decision, []

@@ -3,6 +3,7 @@ other processes took the CPUs becoming INCONCLUSIVE (never hiding one a calm loo
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from pytest_perfgate.contention import (
     cpu_stall_us,
     device_bytes,
+    explainable_slowdown,
     others_share,
     pooled,
     pressure_between,
@@ -85,10 +87,24 @@ def verdict(now: Measurement, before: Measurement, fresh: Measurement | None = N
 
 
 def test_a_regression_under_contention_is_inconclusive_with_the_reason() -> None:
-    result, notes = verdict(throughput(500, 0.45, 1), throughput(1000, 0.01, 2))
+    # Waiting 55% of the time can stretch a run 2.2x: a halving is within that.
+    result, notes = verdict(throughput(500, 0.55, 1), throughput(1000, 0.01, 2))
     assert result is Verdict.INCONCLUSIVE
     assert "other processes competed for the CPUs" in notes[-1]
-    assert "CPU pressure 45%, 1% when the baseline was recorded" in notes[-1]
+    assert "CPU pressure 55%, 1% when the baseline was recorded" in notes[-1]
+
+
+def test_a_slowdown_larger_than_contention_can_cause_still_regresses() -> None:
+    # 45% waiting stretches a run by at most 1.8x (from 1% in the baseline); 10x is not that.
+    result, notes = verdict(throughput(100, 0.45, 12), throughput(1000, 0.01, 13))
+    assert result is Verdict.REGRESSED
+    assert "which explains at most 1.80x: the slowdown is larger than that" in notes[-1]
+
+
+def test_the_explainable_slowdown_is_one_over_the_time_left() -> None:
+    assert explainable_slowdown(0.5, 0.0) == pytest.approx(2.0)
+    assert explainable_slowdown(0.5, 0.2) == pytest.approx(1.6)
+    assert explainable_slowdown(1.0, 0.0) == math.inf
 
 
 def test_a_calm_run_still_regresses() -> None:
