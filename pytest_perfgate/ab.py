@@ -33,8 +33,8 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
-from .report.json import ResultsError, RunResults, TestResults, read_results, write_results
 from .report.terminal import render_table, verdict_counts
+from .results import ResultsError, RunResults, TestResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
 from .stats import speed_adjusted, summarize
 

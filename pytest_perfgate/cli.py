@@ -16,9 +16,9 @@ from .compare import compare_runs, recorded_settings
 from .importers import SavedRunError, import_saved_runs
 from .model import Verdict, explain, format_quantity
 from .report import github
-from .report.json import ResultsError, RunResults, read_results, write_results
 from .report.markdown import render_markdown
 from .report.terminal import render_table, verdict_counts
+from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, SettingsError
 
 

@@ -29,6 +29,7 @@ CORE_MODULES = [
     "pytest_perfgate.probes.netserver",
     "pytest_perfgate.report.terminal",
     "pytest_perfgate.report.json",
+    "pytest_perfgate.results",
     "pytest_perfgate.report.markdown",
     "pytest_perfgate.report.github",
     "pytest_perfgate.report.junit",

@@ -20,14 +20,15 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import pytest
 
-from ..fixture import PerfFixture, Result
 from ..settings import Mode, PerfSpec, SettingsError
-from ..stats import summarize
 from .session import extra_info_key, session_key
+
+if TYPE_CHECKING:  # the core imports numpy: pytest loads this module in every run
+    from ..fixture import PerfFixture, Result
 
 __all__ = [
     "BenchmarkFixture",
@@ -193,6 +194,8 @@ class BenchmarkStats:
 
     @classmethod
     def of(cls, data: Sequence[float], iterations: int) -> BenchmarkStats:
+        from ..stats import summarize
+
         summary = summarize(data)
         return cls(
             data=tuple(data),

@@ -43,10 +43,10 @@ from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict
 from ..probes import ProbeUnavailable
 from ..report import github
 from ..report.html import render_html
-from ..report.json import RunResults, TestResults, settings_summary, tests_from, write_results
 from ..report.junit import junit_properties
 from ..report.markdown import render_markdown
 from ..report.terminal import gpu_lines, render_table, verdict_counts
+from ..results import RunResults, TestResults, settings_summary, tests_from, write_results
 from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
 from ..stats import NOISE_RUNS
