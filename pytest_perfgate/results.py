@@ -131,11 +131,15 @@ def settings_summary(settings: Any) -> dict[str, Any]:
     return summary
 
 
+def results_json(results: RunResults) -> str:
+    """The text of a results file."""
+    return json.dumps(results.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_results(path: Path, results: RunResults) -> None:
     """Write atomically: a reader never sees half a file, an interrupted write leaves the
     previous file."""
-    text = json.dumps(results.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    write_atomically(path, text)
+    write_atomically(path, results_json(results))
 
 
 def read_results(path: Path) -> RunResults:
@@ -174,6 +178,7 @@ __all__: Sequence[str] = (
     "RunResults",
     "TestResults",
     "read_results",
+    "results_json",
     "settings_summary",
     "tests_from",
     "write_results",
