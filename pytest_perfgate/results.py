@@ -59,19 +59,18 @@ class TestResults:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TestResults:
-        location = data.get("location")
-        return cls(
-            test_id=str(data["test_id"]),
-            module=str(data["module"]),
-            test=str(data["test"]),
-            outcome=str(data["outcome"]),
-            results=tuple(map(_measured_pair, data["measurements"])),
-            location=None if not location else (str(location["file"]), int(location["line"])),
-        )
+        keys = ("test_id", "module", "test", "outcome")
+        test_id, module, test, outcome = (str(data[key]) for key in keys)
+        results = tuple(map(_measured_pair, data["measurements"]))
+        return cls(test_id, module, test, outcome, results, _location_from(data.get("location")))
 
 
 def _measured_pair(data: Mapping[str, Any]) -> tuple[Measurement, Comparison]:
     return Measurement.from_dict(data["measurement"]), Comparison.from_dict(data["comparison"])
+
+
+def _location_from(data: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    return None if not data else (str(data["file"]), int(data["line"]))
 
 
 @final
