@@ -35,6 +35,10 @@ CORE_MODULES = [
     "pytest_perfgate.report.junit",
     "pytest_perfgate.report.html",
     "pytest_perfgate.compare",
+    "pytest_perfgate.code_hash",
+    "pytest_perfgate.refresh",
+    "pytest_perfgate.report.files",
+    "pytest_perfgate.report.summary",
 ]
 
 BLOCK_PYTEST = """
