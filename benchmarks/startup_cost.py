@@ -5,7 +5,8 @@ Generates a suite of trivial tests (no perf test) in a temporary directory and r
 times without (``-p no:perfgate``), interleaved so machine drift hits both sides. Each
 run is a fresh subprocess of the given interpreter. Prints the median wall time of each
 side, the ratio of medians and its spread (the ratios of the paired runs, min..max and
-interquartile range).
+interquartile range); and the same for CPU time (user + system of the pytest process),
+which other work on a shared machine disturbs far less than wall time.
 
 Usage:  python benchmarks/startup_cost.py [--tests 1000] [--runs 15] [--python PATH]
 """
@@ -13,6 +14,7 @@ Usage:  python benchmarks/startup_cost.py [--tests 1000] [--runs 15] [--python P
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,15 +36,37 @@ def write_suite(root: Path, tests: int) -> None:
         (root / f"test_trivial_{start // TESTS_PER_FILE}.py").write_text(body)
 
 
-def timed_run(python: str, root: Path, *extra: str) -> float:
-    """Wall seconds of one pytest run on the suite; a failed run is an error."""
+def timed_run(python: str, root: Path, *extra: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one pytest run on the suite; a failed run is an error."""
     command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(root)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def describe(what: str, with_plugin: list[float], without: list[float]) -> None:
+    """Medians of both sides, the added time, and the spread of the paired ratios."""
+    ratios = sorted(w / o for w, o in zip(with_plugin, without, strict=True))
+    quartiles = statistics.quantiles(ratios, n=4)
+    median_with, median_without = statistics.median(with_plugin), statistics.median(without)
+    print(
+        f"{what}: median {median_with:.3f} s with perfgate, "
+        f"{median_without:.3f} s with -p no:perfgate"
+    )
+    print(
+        f"  added: {median_with - median_without:+.3f} s "
+        f"({(median_with / median_without - 1) * 100:+.1f}%, ratio of medians)"
+    )
+    print(
+        f"  paired ratios: median {statistics.median(ratios):.3f}, "
+        f"IQR {quartiles[0]:.3f}..{quartiles[2]:.3f}, range {ratios[0]:.3f}..{ratios[-1]:.3f}"
+    )
 
 
 def main() -> None:
@@ -56,30 +80,16 @@ def main() -> None:
         write_suite(root, args.tests)
         timed_run(args.python, root)  # warm the file cache and the bytecode caches
         timed_run(args.python, root, "-p", "no:perfgate")
-        with_plugin: list[float] = []
-        without: list[float] = []
+        runs: dict[str, list[tuple[float, float]]] = {"with": [], "without": []}
         for run in range(args.runs):
             # Alternate which side goes first, so neither always follows the other.
             sides = [("with", ()), ("without", ("-p", "no:perfgate"))]
             for side, extra in sides if run % 2 == 0 else reversed(sides):
-                (with_plugin if side == "with" else without).append(
-                    timed_run(args.python, root, *extra)
-                )
-    ratios = sorted(w / o for w, o in zip(with_plugin, without, strict=True))
-    quartiles = statistics.quantiles(ratios, n=4)
-    median_with, median_without = statistics.median(with_plugin), statistics.median(without)
+                runs[side].append(timed_run(args.python, root, *extra))
     print(f"python: {args.python}")
     print(f"{args.tests} trivial tests, {args.runs} runs per side, interleaved")
-    print(f"median with perfgate:      {median_with:.3f} s")
-    print(f"median with -p no:perfgate: {median_without:.3f} s")
-    print(
-        f"added wall time: {median_with - median_without:+.3f} s "
-        f"({(median_with / median_without - 1) * 100:+.1f}%, ratio of medians)"
-    )
-    print(
-        f"paired ratios: median {statistics.median(ratios):.3f}, "
-        f"IQR {quartiles[0]:.3f}..{quartiles[2]:.3f}, range {ratios[0]:.3f}..{ratios[-1]:.3f}"
-    )
+    for index, what in enumerate(("wall time", "CPU time")):
+        describe(what, [r[index] for r in runs["with"]], [r[index] for r in runs["without"]])
 
 
 if __name__ == "__main__":

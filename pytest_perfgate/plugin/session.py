@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..model import Comparison, Environment, Measurement, explain
 from ..probes import ProbeUnavailable
-from ..report.junit import junit_properties
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
 from .progress import ProgressLine
 
@@ -29,6 +27,7 @@ if TYPE_CHECKING:
     from ..baseline import BaselineError, BaselineFile, BaselineStore
     from ..fixture import PerfFixture
     from ..gate import GatePolicy
+    from ..model import Comparison, Environment, Measurement
     from ..refresh import RefreshReport
     from ..results import RunResults, TestResults
     from ..sampling import Progress
@@ -332,6 +331,8 @@ class PerfSession:
             self.marked_without_measurement.append(item.nodeid)
         regressed = [r.comparison for r in results if r.comparison.verdict.fails]
         if regressed and self.settings.mode is Mode.GATE and not self.settings.update_baselines:
+            from ..model import explain
+
             lines = [f"performance regression in {c.label}: {explain(c)}" for c in regressed]
             pytest.fail("\n".join(lines), pytrace=False)
         return result
@@ -363,6 +364,8 @@ class PerfSession:
             }
             # Read by --junitxml from the teardown report, which copies the item's list
             # (so they travel with it under pytest-xdist too).
+            from ..report.junit import junit_properties
+
             item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
         return report
 
@@ -371,20 +374,7 @@ class PerfSession:
             return
         payload = getattr(report, "perfgate", None)
         if payload is not None:
-            self.records[report.nodeid] = _TestRecord(
-                module=payload["module"],
-                test=payload["test"],
-                code_hash=payload["code_hash"],
-                extra_info=dict(payload.get("extra_info", {})),
-                results=[
-                    (
-                        Measurement.from_dict(r["measurement"]),
-                        Comparison.from_dict(r["comparison"]),
-                    )
-                    for r in payload["results"]
-                ],
-                location=(str(payload["location"][0]), int(payload["location"][1])),
-            )
+            self.records[report.nodeid] = _record_from(payload)
         record = self.records.get(report.nodeid)
         if record is not None and not report.passed:
             record.passed = False
@@ -507,6 +497,23 @@ class PerfSession:
             return int(workers or 0)
         except (TypeError, ValueError):  # "auto" before xdist resolved it
             return 0
+
+
+def _record_from(payload: dict[str, Any]) -> _TestRecord:
+    """A test's record from what its call report carried (``report.perfgate``)."""
+    from ..model import Comparison, Measurement
+
+    return _TestRecord(
+        module=payload["module"],
+        test=payload["test"],
+        code_hash=payload["code_hash"],
+        extra_info=dict(payload.get("extra_info", {})),
+        results=[
+            (Measurement.from_dict(r["measurement"]), Comparison.from_dict(r["comparison"]))
+            for r in payload["results"]
+        ],
+        location=(str(payload["location"][0]), int(payload["location"][1])),
+    )
 
 
 def _code_hash_of(item: pytest.Item) -> str | None:
