@@ -2,6 +2,8 @@
 
 The public API, importable without pytest: the ``perf`` fixture's type, the value types
 of results, and the pure core (sampling, statistics, baselines) for use from scripts.
+Each name is imported from its module when first used (PEP 562), so that loading the
+pytest plugin, which imports this package, costs a run without perf tests nothing heavy.
 """
 
 from __future__ import annotations

@@ -48,9 +48,10 @@ class _TestRecord:
     test: str
     code_hash: str | None
     results: list[tuple[Measurement, Comparison]] = field(default_factory=list)
-    passed: bool = True
     extra_info: dict[str, Any] = field(default_factory=dict)
-    outcome: str = "passed"  #: the worst of its phases: "failed" > "skipped" > "passed"
+    #: The worst of its phases: "failed" > "skipped" > "passed"; only a passed test's
+    #: measurements refresh its baselines or say which stored ones are stale.
+    outcome: str = "passed"
     location: tuple[str, int] | None = None  #: (file, 1-based line) of the test
 
     def to_results(self, test_id: str) -> TestResults:
@@ -376,10 +377,8 @@ class PerfSession:
         if payload is not None:
             self.records[report.nodeid] = _record_from(payload)
         record = self.records.get(report.nodeid)
-        if record is not None and not report.passed:
-            record.passed = False
-            if record.outcome != "failed":
-                record.outcome = report.outcome
+        if record is not None and not report.passed and record.outcome != "failed":
+            record.outcome = report.outcome
 
     # -- end -------------------------------------------------------------------------
     def pytest_keyboard_interrupt(self) -> None:
