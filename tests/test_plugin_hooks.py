@@ -42,6 +42,14 @@ def pytest_perfgate_results(config, results):
     (config.rootpath / "seen.json").write_text(json.dumps({"counts": counts, "tests": tests}))
 """
 
+#: Each call says where it ran and how many tests it saw.
+RESULTS_CALLS = """
+def pytest_perfgate_results(config, results):
+    role = "worker" if hasattr(config, "workerinput") else "controller"
+    with open(config.rootpath / "calls.txt", "a") as calls:
+        calls.write(f"{role} {len(results.tests)}\\n")
+"""
+
 
 @pytest.fixture
 def work_suite(pytester: pytest.Pytester) -> pytest.Pytester:
@@ -96,3 +104,10 @@ def test_results_hook_is_not_called_without_perf_tests(pytester: pytest.Pytester
     pytester.makepyfile("def test_plain():\n    pass\n")
     pytester.runpytest().assert_outcomes(passed=1)
     assert not (pytester.path / "seen.json").exists()
+
+
+def test_results_hook_runs_on_the_xdist_controller_only(work_suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    work_suite.makeconftest(RESULTS_CALLS)
+    work_suite.runpytest("-n", "2").assert_outcomes(passed=2)
+    assert (work_suite.path / "calls.txt").read_text() == "controller 2\n"
