@@ -32,7 +32,7 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
-from .report.json import ResultsError, RunResults, TestResults, read_results
+from .results import ResultsError, RunResults, TestResults, read_results
 from .stats import speed_adjusted, summarize
 
 

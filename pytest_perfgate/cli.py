@@ -20,9 +20,9 @@ from .gate import GatePolicy
 from .importers import SavedRunError, import_saved_runs
 from .model import Comparison, Verdict, explain, format_quantity
 from .report import github
-from .report.json import ResultsError, RunResults, read_results, write_results
 from .report.markdown import render_markdown
 from .report.terminal import render_table, verdict_counts
+from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
 
 

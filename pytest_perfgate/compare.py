@@ -16,7 +16,7 @@ from .baseline import refreshed_entry
 from .environment import utc_now
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Measurement, Verdict
-from .report.json import RunResults, settings_summary
+from .results import RunResults, settings_summary
 from .settings import OPTIONS_BY_NAME, Settings
 
 

@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from .model import OnMismatch as OnMismatch  # the gate's enum, re-exported for callers
-from .sampling import SamplingPlan
+
+if TYPE_CHECKING:  # sampling imports numpy: pytest loads this module in every run
+    from .sampling import SamplingPlan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -424,6 +426,8 @@ class PerfSpec:
 
     def plan(self, settings: Settings) -> SamplingPlan:
         """The sampling plan for this test: marker values over session settings."""
+        from .sampling import SamplingPlan
+
         min_samples = self.rounds or self.min_samples or settings.min_samples
         return SamplingPlan(
             warmup_time=_pick(self.warmup_time, settings.warmup_time),

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_perfgate import environment
 from pytest_perfgate.baseline import samples_path
-from pytest_perfgate.plugin import session as plugin_session
 
 # pytester's in-process runs unload every module a run imported; hypothesis's pytest
 # plugin imports hypothesis at the end of each run, which costs a second every time unless
@@ -130,7 +130,7 @@ def record_baselines(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     --perf-on-mismatch=normalize: these refreshes store a fixed score instead.
     """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plugin_session, "calibrate_machine", lambda: 100_000.0)
+        patch.setattr(environment, "calibrate_machine", lambda: 100_000.0)
         result = pytester.runpytest("--perf-update-baselines", *args)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     return result

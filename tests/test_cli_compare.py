@@ -10,8 +10,8 @@ from plugin_support import SLOWDOWN, WORK_SUITE, write_settings
 
 from pytest_perfgate import cli
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
-from pytest_perfgate.report.json import RunResults, TestResults, read_results, write_results
 from pytest_perfgate.report.markdown import MARKER
+from pytest_perfgate.results import RunResults, TestResults, read_results, write_results
 from pytest_perfgate.stats import summarize
 
 

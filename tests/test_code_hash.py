@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_perfgate.plugin.session import code_hash
+from pytest_perfgate.code_hash import code_hash
 
 
 def hash_of(tmp_path: Path, source: str) -> str | None:

@@ -25,7 +25,7 @@ from plugin_support import record_baselines, write_settings
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.report import html as report_html
 from pytest_perfgate.report.html import VENDORED_SCRIPTS, render_html
-from pytest_perfgate.report.json import RunResults, TestResults, read_results
+from pytest_perfgate.results import RunResults, TestResults, read_results
 from pytest_perfgate.stats import summarize
 
 #: Test names that would run code if the page let them in as markup. Each one, if it

@@ -10,9 +10,9 @@ from markdown_it import MarkdownIt
 
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.report import github
-from pytest_perfgate.report.json import RunResults, TestResults
 from pytest_perfgate.report.junit import junit_properties
 from pytest_perfgate.report.markdown import MARKER, MAX_CHARS, escape, render_markdown
+from pytest_perfgate.results import RunResults, TestResults
 from pytest_perfgate.stats import summarize
 
 NASTY = "test_p[a|b<script>alert(1)</script>`x`*y*_z_ & [l](http://e) $m$ ~~s~~\\]"

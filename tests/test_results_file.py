@@ -17,7 +17,7 @@ from pytest_perfgate.model import (
     Measurement,
     Verdict,
 )
-from pytest_perfgate.report.json import (
+from pytest_perfgate.results import (
     SCHEMA_VERSION,
     ResultsError,
     RunResults,

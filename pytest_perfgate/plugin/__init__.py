@@ -5,17 +5,27 @@ This package is the only place that imports pytest. Disable it with ``-p no:perf
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from ..fixture import PerfFixture
 from ..settings import OPTIONS, Settings, SettingsError, read_pyproject
 from . import benchmark_compat
 from .session import PerfSession, session_key
+
+if TYPE_CHECKING:  # the fixture's module imports numpy: a perf test imports it
+    from ..fixture import PerfFixture
 
 __all__ = ["PerfSession", "perf"]
 
 #: The name of the plugin that provides the `benchmark` fixture where perfgate owns it.
 BENCHMARK_PLUGIN = "perfgate-benchmark"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:

@@ -21,17 +21,17 @@ import json
 import os
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, final
 
 import pytest
 
-from ..baseline import write_atomically
-from ..fixture import PerfFixture, Result
 from ..settings import Mode, PerfSpec, SettingsError, did_you_mean
-from ..stats import summarize
 from . import benchmark_hooks
 from .session import extra_info_key, session_key
+
+if TYPE_CHECKING:  # the core imports numpy: pytest loads this module in every run
+    from ..fixture import PerfFixture, Result
 
 __all__ = [
     "BENCHMARK_OPTIONS",
@@ -370,6 +370,8 @@ class BenchmarkStats:
 
     @classmethod
     def of(cls, data: Sequence[float], iterations: int) -> BenchmarkStats:
+        from ..stats import summarize
+
         summary = summarize(data)
         return cls(
             data=tuple(data),
@@ -668,20 +670,21 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """pytest_benchmark_update_machine_info: what it adds becomes environment info."""
+    hook = session.config.hook.pytest_benchmark_update_machine_info
+    if not hook.get_hookimpls():  # reading the environment costs time: only when asked
+        return
     perf_session = session.config.stash[session_key]
     environment = perf_session.environment
     machine_info: dict[str, Any] = {**environment.info, **environment.machine}
     before = dict(machine_info)
-    session.config.hook.pytest_benchmark_update_machine_info(
-        config=session.config, machine_info=machine_info
-    )
+    hook(config=session.config, machine_info=machine_info)
     added = {
         str(key): str(value)
         for key, value in machine_info.items()
         if key not in before or before[key] != value
     }
     if added:  # info only: the machine-class fingerprint stays what perfgate measured
-        perf_session.environment = replace(environment, info={**environment.info, **added})
+        perf_session.add_environment_info(added)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -700,7 +703,9 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
         return result
     benchmarks = config.stash[fixtures_key].copy()
     hook(config=config, benchmarks=benchmarks, output_json=output_json)
-    # As report/json.py writes it.
+    from ..baseline import write_atomically
+
+    # As results.py writes it.
     text = json.dumps(output_json, indent=1, sort_keys=True, allow_nan=False) + "\n"
     write_atomically(path, text)
     return result

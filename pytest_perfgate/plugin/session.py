@@ -9,51 +9,31 @@ without xdist, and only the controller writes files.
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import inspect
-import io
 import os
 import sys
-import textwrap
-import tokenize
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..baseline import (
-    BaselineError,
-    BaselineFile,
-    BaselineStore,
-    refreshed_entry,
-    write_atomically,
-)
-from ..environment import (
-    calibrate_machine,
-    current_environment,
-    git_commit,
-    speed_reference,
-    utc_now,
-)
-from ..fixture import PerfFixture, Result, TestContext
-from ..gate import GatePolicy
-from ..model import BaselineEntry, Comparison, Environment, Measurement, Verdict, explain
 from ..probes import ProbeUnavailable
-from ..report import github
-from ..report.html import render_html
-from ..report.json import RunResults, TestResults, settings_summary, tests_from, write_results
-from ..report.junit import junit_properties
-from ..report.markdown import render_markdown
-from ..report.terminal import gpu_lines, render_table, verdict_counts
-from ..sampling import Progress
 from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
-from ..stats import NOISE_RUNS
 from .progress import ProgressLine
 
+if TYPE_CHECKING:
+    # The core imports numpy and scipy: pytest loads this module in every run, so they
+    # are imported where the first perf test needs them (issue 13).
+    from ..baseline import BaselineError, BaselineFile, BaselineStore
+    from ..fixture import PerfFixture
+    from ..gate import GatePolicy
+    from ..model import Comparison, Environment, Measurement
+    from ..refresh import RefreshReport
+    from ..results import RunResults, TestResults
+    from ..sampling import Progress
+
 session_key = pytest.StashKey["PerfSession"]()
-fixture_key = pytest.StashKey[PerfFixture]()
+fixture_key = pytest.StashKey["PerfFixture"]()
 #: ``benchmark.extra_info`` of a test using the ``benchmark`` fixture (benchmark_compat).
 extra_info_key = pytest.StashKey[dict[str, Any]]()
 #: Set when a probe skipped the test: its report then points at the test, not at us.
@@ -67,65 +47,31 @@ class _TestRecord:
     module: str
     test: str
     code_hash: str | None
-    results: list[Result] = field(default_factory=list)
-    passed: bool = True
+    results: list[tuple[Measurement, Comparison]] = field(default_factory=list)
     extra_info: dict[str, Any] = field(default_factory=dict)
-    outcome: str = "passed"  #: the worst of its phases: "failed" > "skipped" > "passed"
+    #: The worst of its phases: "failed" > "skipped" > "passed"; only a passed test's
+    #: measurements refresh its baselines or say which stored ones are stale.
+    outcome: str = "passed"
     location: tuple[str, int] | None = None  #: (file, 1-based line) of the test
 
+    def to_results(self, test_id: str) -> TestResults:
+        from ..results import TestResults
 
-@dataclass(slots=True)
-class _RefreshReport:
-    added: list[str] = field(default_factory=list)
-    refreshed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    short_history: int = 0  #: timing entries with fewer than 3 runs of history
+        return TestResults(
+            test_id=test_id,
+            module=self.module,
+            test=self.test,
+            outcome=self.outcome,
+            results=tuple(self.results),
+            location=self.location,
+            extra_info=self.extra_info,
+        )
 
 
 def split_nodeid(nodeid: str) -> tuple[str, str]:
     """``"suite/test_x.py::test_y[a]"`` -> ``("suite/test_x.py", "test_y[a]")``."""
     module, _, test = nodeid.partition("::")
     return module, test or module
-
-
-def code_hash(function: object) -> str | None:
-    """Hash of a test function's code, blind to comments, whitespace, docstring and
-    decorators (marker arguments are not the measured code).
-
-    Works on the source text, not on the AST: ``ast.dump`` and ``ast.unparse`` both
-    change between Python versions (3.12 reworked f-strings), and a baseline recorded
-    under one Python must not look like changed code under the next.
-    """
-    try:
-        source = textwrap.dedent(inspect.getsource(function))  # type: ignore[arg-type]
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
-        return None
-    node = tree.body[0] if tree.body else None
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        return None
-    dropped: set[int] = set()  # 1-based line numbers
-    for decorator in node.decorator_list:
-        dropped.update(range(decorator.lineno, (decorator.end_lineno or decorator.lineno) + 1))
-    first = node.body[0]
-    if (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
-        dropped.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
-    lines = source.splitlines()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                row, column = token.start
-                lines[row - 1] = lines[row - 1][:column]
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
-    return hashlib.sha256("".join(kept.split()).encode()).hexdigest()[:16]
 
 
 def is_perf_item(item: pytest.Item, *, benchmark: bool = False) -> bool:
@@ -150,7 +96,11 @@ def _skip_perf_test(item: pytest.Item, missing: ProbeUnavailable) -> None:
 
 
 class PerfSession:
-    """Session state of pytest-perfgate, registered as a plugin by ``pytest_configure``."""
+    """Session state of pytest-perfgate, registered as a plugin by ``pytest_configure``.
+
+    Glue only: pytest hooks, stash keys, item bookkeeping and the pytest-xdist transport.
+    The work (judging, refreshing, reports) is the core's, imported when first needed.
+    """
 
     def __init__(
         self, config: pytest.Config, settings: Settings, *, benchmark: bool = False
@@ -160,32 +110,65 @@ class PerfSession:
         #: perfgate provides the ``benchmark`` fixture (pytest-benchmark is not loaded).
         self.benchmark = benchmark
         self.is_worker = hasattr(config, "workerinput")
-        self.store = BaselineStore(config.rootpath / settings.baseline_dir)
-        self.environment: Environment = current_environment()
         self.perf_tests = 0
         self.collected: dict[str, set[str]] = {}  # module -> every collected test name
         # module -> scopes ("" for the module, "TestX" for a class) whose tests are all known
         self.expanded: dict[str, set[str]] = {}
         self.records: dict[str, _TestRecord] = {}  # nodeid -> record (controller side)
         self.marked_without_measurement: list[str] = []
+        self._store: BaselineStore | None = None
+        self._environment: Environment | None = None
         self._files: dict[str, BaselineFile | BaselineError] = {}
-        self._refresh: _RefreshReport | None = None
+        self._refresh: RefreshReport | None = None
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
+
+    @property
+    def store(self) -> BaselineStore:
+        """The baseline files, opened when first needed."""
+        if self._store is None:
+            from ..baseline import BaselineStore
+
+            self._store = BaselineStore(self.config.rootpath / self.settings.baseline_dir)
+        return self._store
+
+    @property
+    def environment(self) -> Environment:
+        """This machine, with the fields of ``pytest_perfgate_machine_fields``; taken when
+        first needed (it reads the CPU model and package metadata)."""
+        if self._environment is None:
+            from ..environment import current_environment
+
+            extra: dict[str, str] = {}
+            for fields in self.config.hook.pytest_perfgate_machine_fields(config=self.config):
+                extra.update({str(k): str(v) for k, v in fields.items()})
+            self._environment = current_environment().extended(extra)
+        return self._environment
+
+    def add_environment_info(self, info: Mapping[str, str]) -> None:
+        """Add fields for people to this run's environment: shown, never compared."""
+        environment = self.environment
+        self._environment = replace(environment, info={**environment.info, **info})
 
     # -- start -----------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.mode is Mode.OFF:
             return
         if self.settings.update_baselines and not self.is_worker:
+            from ..baseline import BaselineError
+
             try:
                 self.store.check_writable()
             except BaselineError as error:
                 raise pytest.UsageError(f"--perf-update-baselines: {error}") from None
         if self.settings.update_baselines or self.settings.on_mismatch is OnMismatch.NORMALIZE:
             # The speed score goes into refreshed baselines and makes normalizing possible.
-            self.environment = replace(self.environment, calibration_ns=calibrate_machine())
+            from .. import environment
+
+            self._environment = replace(
+                self.environment, calibration_ns=environment.calibrate_machine()
+            )
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         # Before deselection (-k, -m): a deselected test is not stale.
@@ -258,23 +241,23 @@ class PerfSession:
                 f"@pytest.mark.perf on {item.nodeid}: {problem} (see `pytest --markers`)",
                 pytrace=False,
             )
+        from ..baseline import BaselineError
+        from ..environment import speed_reference
+        from ..fixture import PerfFixture, TestContext
+
         module, test = split_nodeid(item.nodeid)
         baselines = self._baseline_file(module)
         if isinstance(baselines, BaselineError):
             pytest.fail(f"{item.nodeid}: {baselines}", pytrace=False)
         loaded: BaselineFile = baselines
-
-        def baseline_of(name: str) -> BaselineEntry | None:
-            return loaded.get(test, name)
-
         context = TestContext(
             test_id=item.nodeid,
             settings=self.settings,
             spec=resolved,
-            policy=self._policy(resolved),
+            policy=self._policy(item, resolved),
             environment=self.environment,
-            baselines=baseline_of,
-            code_hash=code_hash(getattr(item, "obj", None)),
+            baselines=lambda name: loaded.get(test, name),
+            code_hash=_code_hash_of(item),
             progress=self._progress_for(item.nodeid),
             speed_reference=speed_reference(),
         )
@@ -283,9 +266,11 @@ class PerfSession:
         item.addfinalizer(fixture.close)  # servers stop even when the test fails
         return fixture
 
-    def _policy(self, spec: PerfSpec) -> GatePolicy:
+    def _policy(self, item: pytest.Item, spec: PerfSpec) -> GatePolicy:
+        from ..gate import GatePolicy
+
         s = self.settings
-        return GatePolicy(
+        policy = GatePolicy(
             threshold=spec.threshold_for(s),
             alpha=s.alpha,
             tests=max(self.perf_tests, 1),
@@ -294,8 +279,12 @@ class PerfSession:
             normalize_margin=s.normalize_margin,
             run_noise=s.run_noise,
         )
+        changed = self.config.hook.pytest_perfgate_gate_policy(item=item, spec=spec, policy=policy)
+        return policy if changed is None else changed
 
     def _baseline_file(self, module: str) -> BaselineFile | BaselineError:
+        from ..baseline import BaselineError
+
         if module not in self._files:
             try:
                 self._files[module] = self.store.load(module)
@@ -303,7 +292,7 @@ class PerfSession:
                 self._files[module] = error
         return self._files[module]
 
-    def _progress_for(self, nodeid: str) -> Any:
+    def _progress_for(self, nodeid: str) -> Callable[[str], Progress | None]:
         stream = sys.__stderr__
         if self.is_worker or stream is None or not stream.isatty():
             return lambda name: None
@@ -349,6 +338,8 @@ class PerfSession:
             self.marked_without_measurement.append(item.nodeid)
         regressed = [r.comparison for r in results if r.comparison.verdict.fails]
         if regressed and self.settings.mode is Mode.GATE and not self.settings.update_baselines:
+            from ..model import explain
+
             lines = [f"performance regression in {c.label}: {explain(c)}" for c in regressed]
             pytest.fail("\n".join(lines), pytrace=False)
         return result
@@ -380,6 +371,8 @@ class PerfSession:
             }
             # Read by --junitxml from the teardown report, which copies the item's list
             # (so they travel with it under pytest-xdist too).
+            from ..report.junit import junit_properties
+
             item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
         return report
 
@@ -388,25 +381,10 @@ class PerfSession:
             return
         payload = getattr(report, "perfgate", None)
         if payload is not None:
-            self.records[report.nodeid] = _TestRecord(
-                module=payload["module"],
-                test=payload["test"],
-                code_hash=payload["code_hash"],
-                extra_info=dict(payload.get("extra_info", {})),
-                results=[
-                    Result(
-                        Measurement.from_dict(r["measurement"]),
-                        Comparison.from_dict(r["comparison"]),
-                    )
-                    for r in payload["results"]
-                ],
-                location=(str(payload["location"][0]), int(payload["location"][1])),
-            )
+            self.records[report.nodeid] = _record_from(payload)
         record = self.records.get(report.nodeid)
-        if record is not None and not report.passed:
-            record.passed = False
-            if record.outcome != "failed":
-                record.outcome = report.outcome
+        if record is not None and not report.passed and record.outcome != "failed":
+            record.outcome = report.outcome
 
     # -- end -------------------------------------------------------------------------
     def pytest_keyboard_interrupt(self) -> None:
@@ -418,54 +396,55 @@ class PerfSession:
             return
         interrupted = self._interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         if self.settings.update_baselines:
-            if interrupted:
-                self._refresh = _RefreshReport(errors=["run interrupted: no baseline was written"])
-            else:
-                self._refresh = self._write_baselines()
-                if self._refresh.errors and session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.settings.json:
-            self._write_results(interrupted)
-        if self.settings.markdown:
-            self._write_markdown(interrupted)
-        if self.settings.html:
-            self._write_html(interrupted)
+            self._refresh = self._refresh_baselines(interrupted)
+            if self._refresh.errors and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.settings.json or self.settings.markdown or self.settings.html:
+            from ..report.files import write_reports
+
+            self._report_lines += write_reports(
+                self.final_results, self.settings, self.config.rootpath, interrupted=interrupted
+            )
+        if self.records:
+            self.config.hook.pytest_perfgate_results(
+                config=self.config, results=self.final_results()
+            )
+
+    def _refresh_baselines(self, interrupted: bool) -> RefreshReport:
+        from ..environment import git_commit, utc_now
+        from ..refresh import INTERRUPTED, RefreshContext, refresh_baselines
+
+        if interrupted:
+            return INTERRUPTED
+        context = RefreshContext(
+            store=self.store,
+            load=self._baseline_file,
+            environment=self.environment,
+            code_hashes={nodeid: record.code_hash for nodeid, record in self.records.items()},
+            commit=git_commit(self.config.rootpath),
+            recorded_at=utc_now(),
+            history=self.settings.history,
+            max_samples=self.settings.max_stored_samples,
+        )
+        return refresh_baselines(self._tests(), context)
+
+    def _tests(self) -> list[TestResults]:
+        """Every perf test that ran, in the order they ran."""
+        return [record.to_results(nodeid) for nodeid, record in self.records.items()]
 
     def run_results(self) -> RunResults:
         """This run's results, as the results file and the reports hold them."""
+        from ..environment import git_commit, utc_now
+        from ..results import RunResults, settings_summary, tests_from
+
         return RunResults(
             environment=self.environment,
-            tests=tests_from(
-                TestResults(
-                    test_id=nodeid,
-                    module=record.module,
-                    test=record.test,
-                    outcome=record.outcome,
-                    results=tuple((r.measurement, r.comparison) for r in record.results),
-                    location=record.location,
-                    extra_info=record.extra_info,
-                )
-                for nodeid, record in self.records.items()
-            ),
+            tests=tests_from(self._tests()),
             settings=settings_summary(self.settings),
             commit=git_commit(self.config.rootpath),
             created_at=utc_now(),
             generator=self.store.generator,
         )
-
-    def _write_results(self, interrupted: bool) -> None:
-        path = self.config.rootpath / self.settings.json
-        if interrupted:
-            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
-            return
-        try:
-            write_results(path, self.final_results())
-        except OSError as error:
-            self._report_lines.append(
-                f"perfgate: cannot write the results to {path} ({error.strerror or error})"
-            )
-        else:
-            self._report_lines.append(f"perfgate: results written to {path}")
 
     def final_results(self) -> RunResults:
         """``run_results()`` taken once at the end, so that every report agrees."""
@@ -473,201 +452,48 @@ class PerfSession:
             self._final = self.run_results()
         return self._final
 
-    def _write_markdown(self, interrupted: bool) -> None:
-        path = self.config.rootpath / self.settings.markdown
-        if interrupted:
-            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
-            return
-        text = render_markdown(self.final_results())
-        try:
-            write_atomically(path, text)
-        except OSError as error:
-            self._report_lines.append(
-                f"perfgate: cannot write the Markdown report to {path} ({error.strerror or error})"
-            )
-        else:
-            self._report_lines.append(f"perfgate: Markdown report written to {path}")
-        try:
-            summary = github.append_step_summary(text)
-        except OSError as error:
-            self._report_lines.append(
-                f"perfgate: cannot append to the job summary ({error.strerror or error})"
-            )
-        else:
-            if summary is not None:
-                self._report_lines.append(f"perfgate: Markdown report appended to {summary}")
-
-    def _write_html(self, interrupted: bool) -> None:
-        path = self.config.rootpath / self.settings.html
-        if interrupted:
-            self._report_lines.append(f"perfgate: run interrupted: {path} was not written")
-            return
-        try:
-            write_atomically(path, render_html(self.final_results()))
-        except OSError as error:
-            self._report_lines.append(
-                f"perfgate: cannot write the HTML report to {path} ({error.strerror or error})"
-            )
-        else:
-            self._report_lines.append(f"perfgate: HTML report written to {path}")
-
-    def _write_baselines(self) -> _RefreshReport:
-        report = _RefreshReport()
-        commit = git_commit(self.config.rootpath)
-        now = utc_now()
-        by_module: dict[str, dict[str, dict[str, BaselineEntry]]] = {}
-        for nodeid, record in sorted(self.records.items()):
-            if not record.passed:
-                report.skipped.append(nodeid)
-                continue
-            file = self._baseline_file(record.module)
-            old = None if isinstance(file, BaselineError) else file
-            for result in record.results:
-                measurement, comparison = result.measurement, result.comparison
-                previous = None if old is None else old.get(record.test, measurement.name)
-                entry = refreshed_entry(
-                    measurement,
-                    previous,
-                    environment=self.environment,
-                    code_hash=record.code_hash,
-                    commit=commit,
-                    recorded_at=now,
-                    history=self.settings.history,
-                    max_samples=self.settings.max_stored_samples,
-                    changed=comparison.verdict in (Verdict.REGRESSED, Verdict.IMPROVED),
-                )
-                by_module.setdefault(record.module, {}).setdefault(record.test, {})[
-                    measurement.name
-                ] = entry
-                if entry.unit == "s" and len(entry.history) < NOISE_RUNS:
-                    report.short_history += 1
-                label = comparison.label
-                if previous is None:
-                    report.added.append(label)
-                else:
-                    report.refreshed.append(label)
-                    if comparison.verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
-                        report.changed.append(f"{label}: {explain(comparison)}")
-        for module, entries in sorted(by_module.items()):
-            try:
-                self.store.update(module, entries)
-            except BaselineError as error:
-                report.errors.append(f"{error}; its baselines were not refreshed")
-            except OSError as error:
-                report.errors.append(
-                    f"{self.store.path_for(module)}: cannot write ({error.strerror or error})"
-                )
-        return report
-
     def stale_entries(self) -> list[str]:
         """Baselines of collected modules whose test no longer exists (renamed or removed),
         and measurements a passing test no longer takes."""
-        stale: list[str] = []
-        produced: dict[tuple[str, str], set[str]] = {}
-        for record in self.records.values():
-            if record.passed:
-                produced[(record.module, record.test)] = {
-                    r.measurement.name for r in record.results
-                }
-        for module, tests in sorted(self.collected.items()):
-            file = self._baseline_file(module)
-            if isinstance(file, BaselineError):
-                continue
-            scopes = self.expanded.get(module)
-            for test, measurements in sorted(file.tests.items()):
-                if test not in tests:
-                    # Only where every test was seen: "TestX::test_y[1]" is in scope "TestX".
-                    if scopes is None or test.split("[", 1)[0].rpartition("::")[0] in scopes:
-                        stale.append(f"{module}::{test}")
-                    continue
-                names = produced.get((module, test))
-                if names is not None:
-                    stale.extend(
-                        f"{module}::{test} [{name}]"
-                        for name in sorted(measurements)
-                        if name not in names
-                    )
-        return stale
+        if not self.collected:
+            return []
+        from ..refresh import stale_entries
+
+        return stale_entries(self.collected, self.expanded, self._tests(), self._baseline_file)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.settings.mode is Mode.OFF:
             return
-        comparisons = [r.comparison for rec in self.records.values() for r in rec.results]
         stale = self.stale_entries()
         refresh_failed = self._refresh is not None and bool(self._refresh.errors)
-        if not (
-            comparisons
-            or stale
-            or self.marked_without_measurement
-            or refresh_failed
-            or self._report_lines
-        ):
-            return
-        tr = terminalreporter
-        tr.section("perfgate", sep="=")
-        if comparisons:
-            tr.write(render_table(comparisons, width=tr._tw.fullwidth, color=tr.hasmarkup))
-            tr.write_line(
-                f"perfgate: {verdict_counts(comparisons)} "
-                f"({self.perf_tests} perf test{'' if self.perf_tests == 1 else 's'}, "
-                f"alpha {self.settings.alpha} "
-                f"over the suite, mode {self.settings.mode.value})"
-            )
-        for c in comparisons:
-            if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
-                tr.write_line(f"  {c.verdict.value} {c.label}: {explain(c)}")
-        if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
-            # Workflow commands: GitHub shows each on the test's line in the PR's diff.
-            fails = self.settings.mode is Mode.GATE and not self.settings.update_baselines
-            for line in github.workflow_commands(
-                self.final_results(),
-                level="error" if fails else "warning",
-                rootdir=self.config.rootpath,
-                workspace=os.environ.get("GITHUB_WORKSPACE"),
-            ):
-                tr.write_line(line)
-        gpu = gpu_lines(
-            [
-                (r.comparison.label, r.measurement)
-                for rec in self.records.values()
-                for r in rec.results
-            ]
+        said = self.records or stale or self.marked_without_measurement or self._report_lines
+        if not (said or refresh_failed):
+            return  # nothing to say: no need to import the summary's modules
+        from ..report.summary import RunSummary, summary_lines
+
+        summary = RunSummary(
+            results=self.final_results(),
+            measured=[pair for record in self.records.values() for pair in record.results],
+            settings=self.settings,
+            perf_tests=self.perf_tests,
+            baseline_root=self.store.root,
+            rootdir=self.config.rootpath,
+            stale=stale,
+            unmeasured=self.marked_without_measurement,
+            refresh=self._refresh,
+            files=self._report_lines,
+            xdist_workers=self._xdist_workers(),
+            workspace=os.environ.get("GITHUB_WORKSPACE"),
         )
-        if gpu:
-            tr.write_line("perfgate GPU:")
-            for line in gpu:
-                tr.write_line(f"  {line}")
-        new = [c for c in comparisons if c.verdict is Verdict.NEW]
-        if new and not self.settings.update_baselines:
-            tr.write_line(
-                f"perfgate: {len(new)} measurement(s) have no baseline yet; "
-                "record them with `pytest --perf-update-baselines`"
-            )
-        for nodeid in self.marked_without_measurement:
-            tr.write_line(
-                f"perfgate: warning: {nodeid} is a perf test but measured nothing "
-                "(use the perf fixture)",
-                yellow=True,
-            )
-        if stale:
-            tr.write_line(
-                f"perfgate: {len(stale)} stale baseline(s), for tests or "
-                "measurements that no longer exist (delete them from the file):"
-            )
-            for name in stale:
-                tr.write_line(f"  stale {name}")
-        if self._refresh is not None:
-            self._print_refresh(tr, self._refresh)
-        for line in self._report_lines:
-            tr.write_line(line)
-        workers = self._xdist_workers()
-        if comparisons and workers > 1:
-            tr.write_line(
-                f"perfgate: warning: the perf tests ran on {workers} pytest-xdist workers at "
-                "once, sharing the machine with each other and with other tests: their "
-                "times carry that contention; measure them with -p no:xdist (or -n 0)",
-                yellow=True,
-            )
+        tr = terminalreporter
+        lines = summary_lines(summary, width=tr._tw.fullwidth, color=tr.hasmarkup)
+        if lines:
+            tr.section("perfgate", sep="=")
+        for line in lines:
+            if line.block:
+                tr.write(line.text)
+            else:
+                tr.write_line(line.text, **({line.color: True} if line.color else {}))
 
     def _xdist_workers(self) -> int:
         """How many pytest-xdist workers ran the tests (0 without xdist)."""
@@ -677,25 +503,25 @@ class PerfSession:
         except (TypeError, ValueError):  # "auto" before xdist resolved it
             return 0
 
-    def _print_refresh(self, tr: Any, report: _RefreshReport) -> None:
-        root = self.store.root
-        tr.write_line(
-            f"perfgate: baselines in {root}: {len(report.added)} added, "
-            f"{len(report.refreshed)} refreshed ({len(report.changed)} changed "
-            f"significantly), {len(report.skipped)} not refreshed (test failed)"
-        )
-        for label in report.added:
-            tr.write_line(f"  added {label}")
-        for line in report.changed:
-            tr.write_line(f"  changed {line}")
-        for nodeid in report.skipped:
-            tr.write_line(f"  not refreshed {nodeid} (the test did not pass)")
-        for error in report.errors:
-            tr.write_line(f"perfgate: error: {error}", red=True)
-        if report.short_history and not report.errors:
-            # Measured in docs/performance.md: three refreshes catch far more slowdowns.
-            tr.write_line(
-                f"perfgate: {report.short_history} timing baseline(s) have fewer than 3 runs "
-                "of history, so the gate assumes their run-to-run noise; refresh again "
-                "(3 runs in all) to have it measured and the gate tightened"
-            )
+
+def _record_from(payload: dict[str, Any]) -> _TestRecord:
+    """A test's record from what its call report carried (``report.perfgate``)."""
+    from ..model import Comparison, Measurement
+
+    return _TestRecord(
+        module=payload["module"],
+        test=payload["test"],
+        code_hash=payload["code_hash"],
+        extra_info=dict(payload.get("extra_info", {})),
+        results=[
+            (Measurement.from_dict(r["measurement"]), Comparison.from_dict(r["comparison"]))
+            for r in payload["results"]
+        ],
+        location=(str(payload["location"][0]), int(payload["location"][1])),
+    )
+
+
+def _code_hash_of(item: pytest.Item) -> str | None:
+    from ..code_hash import code_hash
+
+    return code_hash(getattr(item, "obj", None))

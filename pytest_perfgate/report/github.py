@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..model import Verdict, explain
-from .json import RunResults
+from ..results import RunResults
 
 
 def escape_data(text: str) -> str:

@@ -38,7 +38,7 @@ from ..model import (
     format_change,
     format_quantity,
 )
-from .json import RunResults, TestResults
+from ..results import RunResults, TestResults
 from .terminal import VERDICT_ORDER, verdict_counts
 
 #: The vendored scripts, in load order (provenance in vendor/README.md).

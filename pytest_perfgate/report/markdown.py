@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..model import Comparison, Direction, Verdict, format_change, format_quantity
-from .json import RunResults
+from ..results import RunResults
 
 #: Lets a bot or a workflow find the comment it posted before (to update, not repeat it).
 MARKER = "<!-- pytest-perfgate report -->"

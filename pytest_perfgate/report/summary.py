@@ -1,0 +1,167 @@
+"""The end-of-run summary's text: the table of measurements, the verdicts that need a
+look, stale baselines, what a refresh did and which files were written.
+
+Lines only: the pytest layer prints them through its terminal reporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import final
+
+from ..model import Comparison, Measurement, Verdict, explain
+from ..refresh import RefreshReport
+from ..results import RunResults
+from ..settings import Mode, Settings
+from . import github
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SummaryLine:
+    """One line of the summary (or the table, a block of lines)."""
+
+    text: str
+    color: str | None = None  #: terminal markup ("red", "yellow"), None for plain text
+    block: bool = False  #: written as it is (the table ends with its own newline)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What the summary speaks of."""
+
+    results: RunResults  #: the run's results, as the files hold them
+    #: every measurement with its comparison, in the order the tests ran
+    measured: Sequence[tuple[Measurement, Comparison]]
+    settings: Settings
+    perf_tests: int  #: perf tests collected
+    baseline_root: Path  #: where the baselines are
+    rootdir: Path  #: the run's root directory (GitHub annotations are relative to it)
+    stale: Sequence[str] = ()  #: stale baseline entries
+    unmeasured: Sequence[str] = ()  #: perf tests that measured nothing
+    refresh: RefreshReport | None = None  #: what --perf-update-baselines did
+    files: Sequence[str] = ()  #: lines about the report files written
+    xdist_workers: int = 0  #: pytest-xdist workers that ran the tests (0 without xdist)
+    workspace: str | None = None  #: $GITHUB_WORKSPACE
+
+
+def summary_lines(summary: RunSummary, *, width: int, color: bool) -> list[SummaryLine]:
+    """The summary, or nothing when there is nothing to say."""
+    comparisons = [c for _, c in summary.measured]
+    refresh_failed = summary.refresh is not None and bool(summary.refresh.errors)
+    if not (comparisons or summary.stale or summary.unmeasured or refresh_failed or summary.files):
+        return []
+    lines = _verdict_lines(summary, comparisons, width=width, color=color)
+    lines += _note_lines(summary, comparisons)
+    if summary.refresh is not None:
+        lines += refresh_lines(summary.refresh, summary.baseline_root)
+    lines += [SummaryLine(line) for line in summary.files]
+    if comparisons and summary.xdist_workers > 1:
+        lines.append(
+            SummaryLine(
+                f"perfgate: warning: the perf tests ran on {summary.xdist_workers} pytest-xdist "
+                "workers at once, sharing the machine with each other and with other tests: "
+                "their times carry that contention; measure them with -p no:xdist (or -n 0)",
+                "yellow",
+            )
+        )
+    return lines
+
+
+def _verdict_lines(
+    summary: RunSummary, comparisons: list[Comparison], *, width: int, color: bool
+) -> list[SummaryLine]:
+    """The table, the counts, the verdicts to look at, GitHub annotations, GPU lines."""
+    from .terminal import gpu_lines, render_table, verdict_counts
+
+    settings = summary.settings
+    lines: list[SummaryLine] = []
+    if comparisons:
+        tests = f"{summary.perf_tests} perf test{'' if summary.perf_tests == 1 else 's'}"
+        lines += [
+            SummaryLine(render_table(comparisons, width=width, color=color), block=True),
+            SummaryLine(
+                f"perfgate: {verdict_counts(comparisons)} ({tests}, alpha {settings.alpha} "
+                f"over the suite, mode {settings.mode.value})"
+            ),
+        ]
+    lines += [
+        SummaryLine(f"  {c.verdict.value} {c.label}: {explain(c)}")
+        for c in comparisons
+        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE)
+    ]
+    if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
+        # Workflow commands: GitHub shows each on the test's line in the PR's diff.
+        fails = settings.mode is Mode.GATE and not settings.update_baselines
+        commands = github.workflow_commands(
+            summary.results,
+            level="error" if fails else "warning",
+            rootdir=summary.rootdir,
+            workspace=summary.workspace,
+        )
+        lines += [SummaryLine(line) for line in commands]
+    gpu = gpu_lines([(c.label, m) for m, c in summary.measured])
+    if gpu:
+        lines += [SummaryLine("perfgate GPU:"), *(SummaryLine(f"  {line}") for line in gpu)]
+    return lines
+
+
+def _note_lines(summary: RunSummary, comparisons: list[Comparison]) -> list[SummaryLine]:
+    """Measurements without a baseline, perf tests that measured nothing, stale entries."""
+    lines: list[SummaryLine] = []
+    new = [c for c in comparisons if c.verdict is Verdict.NEW]
+    if new and not summary.settings.update_baselines:
+        lines.append(
+            SummaryLine(
+                f"perfgate: {len(new)} measurement(s) have no baseline yet; "
+                "record them with `pytest --perf-update-baselines`"
+            )
+        )
+    lines += [
+        SummaryLine(
+            f"perfgate: warning: {nodeid} is a perf test but measured nothing "
+            "(use the perf fixture)",
+            "yellow",
+        )
+        for nodeid in summary.unmeasured
+    ]
+    if summary.stale:
+        lines.append(
+            SummaryLine(
+                f"perfgate: {len(summary.stale)} stale baseline(s), for tests or "
+                "measurements that no longer exist (delete them from the file):"
+            )
+        )
+        lines += [SummaryLine(f"  stale {name}") for name in summary.stale]
+    return lines
+
+
+def refresh_lines(report: RefreshReport, root: Path) -> list[SummaryLine]:
+    """What a refresh did: counts, then each added, changed and skipped entry, and errors."""
+    lines = [
+        SummaryLine(
+            f"perfgate: baselines in {root}: {len(report.added)} added, "
+            f"{len(report.refreshed)} refreshed ({len(report.changed)} changed "
+            f"significantly), {len(report.skipped)} not refreshed (test failed)"
+        ),
+        *(SummaryLine(f"  added {label}") for label in report.added),
+        *(SummaryLine(f"  changed {line}") for line in report.changed),
+        *(
+            SummaryLine(f"  not refreshed {nodeid} (the test did not pass)")
+            for nodeid in report.skipped
+        ),
+        *(SummaryLine(f"perfgate: error: {error}", "red") for error in report.errors),
+    ]
+    if report.short_history and not report.errors:
+        # Measured in docs/performance.md: three refreshes catch far more slowdowns.
+        lines.append(
+            SummaryLine(
+                f"perfgate: {report.short_history} timing baseline(s) have fewer than 3 runs "
+                "of history, so the gate assumes their run-to-run noise; refresh again "
+                "(3 runs in all) to have it measured and the gate tightened"
+            )
+        )
+    return lines

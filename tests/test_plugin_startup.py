@@ -1,0 +1,73 @@
+"""Start-up cost: pytest loads the plugin in every run, so loading it imports nothing heavy;
+the core (numpy, scipy, rich...) comes in with the first perf test (issue 13)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: What a run without perf tests must not import: each costs tenths of a second.
+HEAVY = ("numpy", "scipy", "rich", "pynvml")
+#: The core modules that import them.
+HEAVY_CORE = (
+    "pytest_perfgate.stats",
+    "pytest_perfgate.baseline",
+    "pytest_perfgate.fixture",
+    "pytest_perfgate.gate",
+    "pytest_perfgate.environment",
+    "pytest_perfgate.report.terminal",
+)
+
+REPORT_IMPORTS = f"""
+import json
+import sys
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    names = {list(HEAVY + HEAVY_CORE)!r}
+    loaded = [name for name in names if name in sys.modules]
+    (config.rootpath / "imported.json").write_text(json.dumps(loaded))
+"""
+
+
+def imported_by(code: str) -> list[str]:
+    """The heavy modules in sys.modules after running ``code`` in a fresh interpreter."""
+    names = HEAVY + HEAVY_CORE
+    check = (
+        f"{code}\nimport sys, json\nprint(json.dumps([m for m in {names!r} if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_plugin_imports_nothing_heavy() -> None:
+    assert imported_by("import pytest_perfgate.plugin") == []
+
+
+def test_the_facade_imports_a_name_when_asked() -> None:
+    assert imported_by("import pytest_perfgate") == []
+    assert "numpy" in imported_by("from pytest_perfgate import summarize")
+
+
+def test_a_suite_without_perf_tests_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(REPORT_IMPORTS)
+    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert json.loads((pytester.path / "imported.json").read_text()) == []
+
+
+def test_a_perf_test_imports_the_core(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(REPORT_IMPORTS)
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.perf\ndef test_p(perf):\n    perf.record('x', [1.0] * 5)\n"
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    loaded = json.loads((pytester.path / "imported.json").read_text())
+    assert {"numpy", "scipy", "pytest_perfgate.fixture"} <= set(loaded)
