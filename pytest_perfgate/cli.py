@@ -16,7 +16,7 @@ from typing import Any
 from . import ab
 from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
-from .gate import GatePolicy
+from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
 from .model import Comparison, Verdict, explain, format_quantity
 from .report import github
@@ -111,8 +111,9 @@ def _show(root: Path) -> int:
         for test, measurements in sorted(loaded.tests.items()):
             for name, entry in sorted(measurements.items()):
                 label = f"{module}::{test}" + ("" if name == "time" else f" [{name}]")
+                figure = format_quantity(baseline_figure(entry), entry.unit)
                 print(
-                    f"{label}  median {format_quantity(entry.summary.median, entry.unit)}  "
+                    f"{label}  {entry.statistic} {figure}  "
                     f"n={entry.summary.n}  runs={len(entry.history)}  "
                     f"recorded {entry.recorded_at or '?'}"
                 )

@@ -419,6 +419,7 @@ def _comparison(
         notes=notes,
         statistic=measurement.statistic,
         value=_statistic_value(measurement),
+        baseline_value=None if baseline is None else baseline_figure(baseline),
     )
 
 
@@ -448,6 +449,13 @@ def _statistic_value(measurement: Measurement) -> float | None:
     if measurement.statistic == "median":
         return None
     return sample_quantile(measurement.samples, quantile_of(measurement.statistic))
+
+
+def baseline_figure(baseline: BaselineEntry) -> float:
+    """The baseline's figure of the statistic it gates: its median, or e.g. its p99."""
+    if baseline.statistic == "median" or not baseline.samples:
+        return baseline.summary.median
+    return sample_quantile(baseline.samples, quantile_of(baseline.statistic))
 
 
 def _median(values: tuple[float, ...]) -> float:
