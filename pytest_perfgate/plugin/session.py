@@ -401,9 +401,14 @@ class PerfSession:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.json or self.settings.markdown or self.settings.html:
             from ..report.files import write_reports
+            from ..report.hints import refresh_command
 
             self._report_lines += write_reports(
-                self.final_results, self.settings, self.config.rootpath, interrupted=interrupted
+                self.final_results,
+                self.settings,
+                self.config.rootpath,
+                interrupted=interrupted,
+                refresh_command=refresh_command(self.config.invocation_params.args),
             )
         if self.records:
             self.config.hook.pytest_perfgate_results(
@@ -469,6 +474,7 @@ class PerfSession:
         said = self.records or stale or self.marked_without_measurement or self._report_lines
         if not (said or refresh_failed):
             return  # nothing to say: no need to import the summary's modules
+        from ..report.hints import refresh_command
         from ..report.summary import RunSummary, summary_lines
 
         summary = RunSummary(
@@ -484,6 +490,7 @@ class PerfSession:
             files=self._report_lines,
             xdist_workers=self._xdist_workers(),
             workspace=os.environ.get("GITHUB_WORKSPACE"),
+            refresh_command=refresh_command(self.config.invocation_params.args),
         )
         tr = terminalreporter
         lines = summary_lines(summary, width=tr._tw.fullwidth, color=tr.hasmarkup)
