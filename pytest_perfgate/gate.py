@@ -27,7 +27,6 @@ from .model import (
     Measurement,
     OnMismatch,
     Verdict,
-    format_change,
 )
 from .stats import (
     Decision,
@@ -246,9 +245,10 @@ def _speed_note(measurement: Measurement, baseline: BaselineEntry) -> list[str]:
     """A note when the speed reference ran at another speed than in the baseline."""
     speed = _median(measurement.reference) / _median(baseline.reference)
     if abs(speed - 1.0) > 0.03:
+        took, ran = ("longer", "slower") if speed > 1.0 else ("less time", "faster")
         return [
-            f"speed-adjusted: this machine ran the speed reference {format_change(speed)} "
-            "compared with when the baseline was recorded"
+            f"speed-adjusted: the speed reference took {abs(speed - 1.0) * 100:.1f}% {took} "
+            f"than when the baseline was recorded (this machine ran {ran})"
         ]
     return []
 

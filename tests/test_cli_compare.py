@@ -93,7 +93,7 @@ def test_a_slowdown_between_real_runs_is_regressed_and_identical_files_are_not(
     report = pytester.path / "report.md"
     assert cli.main(["report", str(judged), "--markdown", str(report)]) == 0
     text = report.read_text(encoding="utf-8")
-    assert text.startswith(f"{MARKER}\n### perfgate: 1 regression")
+    assert text.startswith(f"{MARKER}\n### perfgate: ❌ fail: 1 regression")
 
 
 def test_the_threshold_is_each_measurement_s_own_unless_given(
@@ -182,7 +182,7 @@ def test_report_prints_markdown_without_an_output(
 ) -> None:
     good = run_file(tmp_path / "good.json", {"test_x": 1e-3, "test_y": 1e-3})
     assert cli.main(["report", str(good)]) == 0
-    assert capsys.readouterr().out.startswith(f"{MARKER}\n### perfgate: 2 new")
+    assert capsys.readouterr().out.startswith(f"{MARKER}\n### perfgate: ✅ pass: 2 new")
 
 
 def test_compare_markdown_goes_to_the_job_summary(

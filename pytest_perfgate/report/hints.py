@@ -28,6 +28,7 @@ _VALUED = frozenset(
         "--perf-run-noise",
         "--junitxml",
         "--junit-xml",
+        "--basetemp",
     }
 )
 #: Switches a refresh has no use for (stopping at the first failure refreshes half a suite).
