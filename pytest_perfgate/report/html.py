@@ -40,7 +40,7 @@ from ..model import (
 )
 from ..results import RunResults, TestResults
 from .hints import GENERIC_REFRESH, with_command
-from .summary import shared_reasons
+from .summary import extra_info_text, shared_reasons
 from .terminal import VERDICT_ORDER, verdict_counts
 
 #: The vendored scripts, in load order (provenance in vendor/README.md).
@@ -378,6 +378,8 @@ def _details(
         if c.looks > 1:
             facts.append(f"{c.looks} looks")
         facts.append(f"test {entry.test.outcome}")
+        if entry.test.extra_info:
+            facts.append(f"extra info: {extra_info_text(entry.test.extra_info)}")
         if entry.test.location is not None:
             facts.append(f"at {entry.test.location[0]}:{entry.test.location[1]}")
         parts += [

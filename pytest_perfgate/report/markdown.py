@@ -10,13 +10,13 @@ HTML into the page it is posted on.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..model import Comparison, Direction, Verdict, format_change, format_quantity
 from ..results import RunResults
 from .hints import GENERIC_REFRESH, with_command
-from .summary import shared_reasons
+from .summary import extra_info_text, shared_reasons
 
 #: Lets a bot or a workflow find the comment it posted before (to update, not repeat it).
 MARKER = "<!-- pytest-perfgate report -->"
@@ -134,11 +134,13 @@ def _sections(
     """Regressed, inconclusive, improved, then incomparable or new (one section per reason
     that several share, the rest in one table), then unchanged, folded away."""
     threshold = run.settings.get("threshold")
+    # benchmark.extra_info goes with its test's notes (after grouping: it is not a reason)
+    extra = {t.test_id: extra_info_text(t.extra_info) for t in run.tests if t.extra_info}
     by_verdict = {v: [c for c in comparisons if c.verdict is v] for v in Verdict}
     sections = [
         _Section(
             [f"#### {title}", "", *_change_header(with_q)],
-            [_change_row(c, threshold, with_q) for c in group],
+            [_change_row(c, threshold, with_q, extra) for c in group],
             [],
         )
         for title, group, with_q in (
@@ -162,7 +164,10 @@ def _sections(
                     "",
                     *_SHARED_HEADER,
                 ],
-                [_row([escape(c.label), escape(_now(c))]) for c in group],
+                [
+                    _row([escape(c.label), escape(_now(c)), escape(extra.get(c.test_id, ""))])
+                    for c in group
+                ],
                 ["</details>", ""],
             )
         )
@@ -170,7 +175,7 @@ def _sections(
         sections.append(
             _Section(
                 ["#### Incomparable or new", "", *_OTHER_HEADER],
-                [_other_row(c, refresh_command) for c in alone],
+                [_other_row(c, refresh_command, extra) for c in alone],
                 [],
             )
         )
@@ -184,7 +189,7 @@ def _sections(
                 "",
                 *_change_header(False),
             ],
-            [_change_row(c, threshold, False) for c in unchanged],
+            [_change_row(c, threshold, False, extra) for c in unchanged],
             ["</details>", ""],
         )
     )
@@ -228,10 +233,10 @@ def _change_header(with_q: bool) -> tuple[str, str]:
 
 
 _OTHER_HEADER = (_row(("test [measurement]", "verdict", "now", "notes")), _row(("---",) * 4))
-_SHARED_HEADER = (_row(("test [measurement]", "now")), _row(("---", "---:")))
+_SHARED_HEADER = (_row(("test [measurement]", "now", "notes")), _row(("---", "---:", "---")))
 
 
-def _change_row(c: Comparison, threshold: object, with_q: bool) -> str:
+def _change_row(c: Comparison, threshold: object, with_q: bool, extra: Mapping[str, str]) -> str:
     reference = c.reference_median
     interval = (
         "-"
@@ -247,16 +252,16 @@ def _change_row(c: Comparison, threshold: object, with_q: bool) -> str:
     ]
     if with_q:
         cells.append(_q(c.q_value))
-    notes = _notes(c)
-    if c.threshold != threshold:
-        # This row's own threshold (a marker's), where it is not the run's headline one.
-        notes = "; ".join(filter(None, [f"threshold {c.threshold * 100:.3g}%", notes]))
-    cells.append(notes)
+    # This row's own threshold (a marker's), where it is not the run's headline one.
+    own = f"threshold {c.threshold * 100:.3g}%" if c.threshold != threshold else ""
+    cells.append("; ".join(filter(None, [own, _notes(c), extra.get(c.test_id, "")])))
     return _row([escape(cell) for cell in cells])
 
 
-def _other_row(c: Comparison, refresh_command: str) -> str:
-    notes = with_command(_notes(c), refresh_command)
+def _other_row(c: Comparison, refresh_command: str, extra: Mapping[str, str]) -> str:
+    notes = "; ".join(
+        filter(None, [with_command(_notes(c), refresh_command), extra.get(c.test_id, "")])
+    )
     return _row([escape(cell) for cell in (c.label, c.verdict.value, _now(c), notes)])
 
 

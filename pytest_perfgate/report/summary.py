@@ -6,10 +6,11 @@ Lines only: the pytest layer prints them through its terminal reporter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import Any, final
 
 from ..model import Comparison, Measurement, Verdict, explain
 from ..refresh import RefreshReport
@@ -154,6 +155,15 @@ def shared_reasons(
         if c.verdict in (Verdict.INCOMPARABLE, Verdict.NEW):
             groups.setdefault((c.verdict, c.notes), []).append(c)
     return {key: group for key, group in groups.items() if len(group) > 1}
+
+
+def extra_info_text(extra_info: Mapping[str, Any]) -> str:
+    """``benchmark.extra_info`` as ``key=value`` pairs in key order: strings as they are,
+    other values as compact JSON."""
+    return ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in sorted(extra_info.items())
+    )
 
 
 def _note_lines(summary: RunSummary, comparisons: list[Comparison]) -> list[SummaryLine]:
