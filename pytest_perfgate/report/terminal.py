@@ -31,9 +31,9 @@ VERDICT_ORDER = [
 ]
 
 
-#: The CI is each measurement's own 95% interval; the verdict's level is corrected for the
-#: number of perf tests (Bonferroni), so the header says the CI is not.
-CI_HEADER = "95% CI, uncorrected"
+#: Each measurement's own 95% interval (the verdict's level is corrected for the number of
+#: perf tests; the header says which level this is).
+CI_HEADER = "95% CI"
 _FIGURES = ("verdict", "baseline", "now", "change")
 
 
