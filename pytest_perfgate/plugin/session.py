@@ -10,7 +10,6 @@ without xdist, and only the controller writes files.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -293,13 +292,15 @@ class PerfSession:
         return self._files[module]
 
     def _progress_for(self, nodeid: str) -> Callable[[str], Progress | None]:
-        stream = sys.__stderr__
-        if self.is_worker or stream is None or not stream.isatty():
+        # The terminal reporter knows whether its output is a terminal; capture hides
+        # that from sys.stderr (issue 13), and a CI log has no use for erased text.
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        if self.is_worker or reporter is None or not reporter.isatty():
             return lambda name: None
         capture = self.config.pluginmanager.getplugin("capturemanager")
 
         def progress(name: str) -> Progress:
-            line = ProgressLine(stream, capture)
+            line = ProgressLine(capture=capture)
             label = nodeid if name == "time" else f"{nodeid} [{name}]"
 
             def show(samples: int, seconds: float, width: float) -> None:
