@@ -161,6 +161,8 @@ def gpu_lines(measurements: Sequence[tuple[str, Measurement]]) -> list[str]:
             percent = rate.get(f"{key}_percent_of_peak")
             if percent is not None:
                 text += f" = {percent:.1f}% of peak ({rate.get(f'{key}_peak_source')})"
+            if rate.get(f"{key}_above_peak"):
+                text += f": {rate[f'{key}_above_peak']}"
             parts.append(text)
         telemetry = gpu.get("telemetry")
         if telemetry:
