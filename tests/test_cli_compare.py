@@ -128,6 +128,14 @@ def test_another_machine_class_is_incomparable(
     candidate = run_file(tmp_path / "b.json", {"test_x": 5e-3}, machine="cpu-b")
     assert cli.main(["compare", str(base), str(candidate)]) == 0
     assert "INCOMPARABLE test_m.py::test_x" in capsys.readouterr().out
+    # A reason every measurement shares is said once, with the count.
+    levels = {"test_x": 1e-3, "test_y": 1e-3, "test_z": 1e-3}
+    base = run_file(tmp_path / "a.json", levels)
+    candidate = run_file(tmp_path / "b.json", levels, machine="cpu-b")
+    assert cli.main(["compare", str(base), str(candidate)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("cpu-a") == 1
+    assert "  3 INCOMPARABLE: " in out
 
 
 def test_github_annotations_for_compare(

@@ -117,15 +117,23 @@ def look_lines(summary: RunSummary, comparisons: Sequence[Comparison]) -> list[S
     """The verdicts to look at, one line each; those that share a reason (another machine
     class, for every measurement) one line with a count. A regression that failed its
     test is not repeated: pytest printed its message in the failure and its summary."""
-    lines: list[SummaryLine] = []
-    for group in grouped(comparisons, summary.regressions_failed):
+    texts = look_texts(comparisons, summary.refresh_command, summary.regressions_failed)
+    return [SummaryLine(text) for text in texts]
+
+
+def look_texts(
+    comparisons: Sequence[Comparison], command: str, regressions_failed: bool = False
+) -> list[str]:
+    """The lines of look_lines, as text (``perfgate compare`` prints them too)."""
+    texts = []
+    for group in grouped(comparisons, regressions_failed):
         first = group[0]
         if len(group) == 1:
             text = f"  {first.verdict.value} {first.label}: {explain(first)}"
         else:
             text = f"  {len(group)} {first.verdict.value}: {'; '.join(first.notes)}"
-        lines.append(SummaryLine(with_command(text, summary.refresh_command)))
-    return lines
+        texts.append(with_command(text, command))
+    return texts
 
 
 def grouped(
