@@ -74,3 +74,15 @@ def test_the_ci_column_goes_before_the_test_id_is_moved() -> None:
     text = render_table([comparison(test_id, Verdict.INCONCLUSIVE)], width=80)
     assert CI_HEADER not in text
     assert text.splitlines()[1].startswith(test_id + " ")
+
+
+def test_an_empty_run_is_a_header_alone() -> None:
+    assert render_table([], width=80).split() == [
+        "test",
+        "verdict",
+        "baseline",
+        "now",
+        "change",
+        "95%",
+        "CI",
+    ]

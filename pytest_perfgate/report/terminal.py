@@ -47,14 +47,18 @@ def render_table(
     above its figures (folded only where the id alone is wider than the line)."""
     ordered = sorted(comparisons, key=lambda c: (VERDICT_ORDER.index(c.verdict), c.label))
     rows = [_cells(c) for c in ordered]
-    label_width = max((len(c.label) for c in ordered), default=4)
+    label_width = max([len("test"), *(len(c.label) for c in ordered)])
+    widths = _widths(rows, _headers(with_ci=True))
     for with_ci in (True, False):
-        columns = len(_FIGURES) + (2 if with_ci else 1)
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_headers(True))]
-        natural = max(label_width, 4) + sum(widths[: columns - 1]) + 2 * (columns - 1)
+        shown = widths if with_ci else widths[: len(_FIGURES)]
+        natural = label_width + sum(shown) + 2 * len(shown)  # two spaces between columns
         if natural <= width:
             return _rich_table(ordered, rows, with_ci, width, color)
     return _folded_table(ordered, rows, width, color)
+
+
+def _widths(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> list[int]:
+    return [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
 
 def _headers(with_ci: bool) -> tuple[str, ...]:
@@ -116,7 +120,7 @@ def _folded_table(
     ordered: Sequence[Comparison], rows: Sequence[tuple[str, ...]], width: int, color: bool
 ) -> str:
     """Each test id on its own line, its figures indented below it."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_FIGURES)]
+    widths = _widths(rows, _FIGURES)
     buffer = io.StringIO()
     console = _console(buffer, max(width, 1), color)
 
