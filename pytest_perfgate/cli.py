@@ -16,11 +16,13 @@ from typing import Any
 from . import ab
 from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
-from .gate import GatePolicy
+from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
-from .model import Comparison, Verdict, explain, format_quantity
+from .model import Comparison, format_quantity
 from .report import github
+from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
+from .report.summary import look_texts
 from .report.terminal import render_table, verdict_counts
 from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
@@ -111,8 +113,9 @@ def _show(root: Path) -> int:
         for test, measurements in sorted(loaded.tests.items()):
             for name, entry in sorted(measurements.items()):
                 label = f"{module}::{test}" + ("" if name == "time" else f" [{name}]")
+                figure = format_quantity(baseline_figure(entry), entry.unit)
                 print(
-                    f"{label}  median {format_quantity(entry.summary.median, entry.unit)}  "
+                    f"{label}  {entry.statistic} {figure}  "
                     f"n={entry.summary.n}  runs={len(entry.history)}  "
                     f"recorded {entry.recorded_at or '?'}"
                 )
@@ -285,10 +288,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(comparisons: Sequence[Comparison]) -> None:
-    """One line on each verdict that a person should read: why it is not a pass."""
-    for c in comparisons:
-        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE):
-            print(f"  {c.verdict.value} {c.label}: {explain(c)}")
+    """One line on each verdict that a person should read: why it is not a pass (a reason
+    that several share, once with a count)."""
+    for text in look_texts(comparisons, GENERIC_REFRESH):
+        print(text)
 
 
 # -- ab ----------------------------------------------------------------------------------------

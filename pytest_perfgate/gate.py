@@ -27,7 +27,6 @@ from .model import (
     Measurement,
     OnMismatch,
     Verdict,
-    format_change,
 )
 from .stats import (
     Decision,
@@ -246,9 +245,10 @@ def _speed_note(measurement: Measurement, baseline: BaselineEntry) -> list[str]:
     """A note when the speed reference ran at another speed than in the baseline."""
     speed = _median(measurement.reference) / _median(baseline.reference)
     if abs(speed - 1.0) > 0.03:
+        took, ran = ("longer", "slower") if speed > 1.0 else ("less time", "faster")
         return [
-            f"speed-adjusted: this machine ran the speed reference {format_change(speed)} "
-            "compared with when the baseline was recorded"
+            f"speed-adjusted: the speed reference took {abs(speed - 1.0) * 100:.1f}% {took} "
+            f"than when the baseline was recorded (this machine ran {ran})"
         ]
     return []
 
@@ -419,6 +419,7 @@ def _comparison(
         notes=notes,
         statistic=measurement.statistic,
         value=_statistic_value(measurement),
+        baseline_value=None if baseline is None else baseline_figure(baseline),
     )
 
 
@@ -448,6 +449,13 @@ def _statistic_value(measurement: Measurement) -> float | None:
     if measurement.statistic == "median":
         return None
     return sample_quantile(measurement.samples, quantile_of(measurement.statistic))
+
+
+def baseline_figure(baseline: BaselineEntry) -> float:
+    """The baseline's figure of the statistic it gates: its median, or e.g. its p99."""
+    if baseline.statistic == "median" or not baseline.samples:
+        return baseline.summary.median
+    return sample_quantile(baseline.samples, quantile_of(baseline.statistic))
 
 
 def _median(values: tuple[float, ...]) -> float:

@@ -286,6 +286,8 @@ class Comparison:
     statistic: str = "median"  #: what was compared: "median" or a tail quantile ("p99")
     #: The compared statistic's current value where it is not the median (the p99).
     value: float | None = None
+    #: The baseline's figure of that statistic where it is not the median (its p99).
+    baseline_value: float | None = None
 
     @property
     def now(self) -> float:
@@ -298,6 +300,8 @@ class Comparison:
         (mean of its run history, speed-adjusted to this run) when a ratio was taken."""
         if self.ratio:
             return self.now / self.ratio
+        if self.statistic != "median":
+            return self.baseline_value  # a p99 row compares p99s, never the p99 with a median
         return None if self.baseline is None else self.baseline.median
 
     @property
@@ -322,7 +326,13 @@ class Comparison:
             "looks": self.looks,
             "notes": list(self.notes),
         } | (
-            {} if self.statistic == "median" else {"statistic": self.statistic, "value": self.value}
+            {}
+            if self.statistic == "median"
+            else {
+                "statistic": self.statistic,
+                "value": self.value,
+                "baseline_value": self.baseline_value,
+            }
         )
 
     @classmethod
@@ -351,6 +361,7 @@ class Comparison:
             notes=tuple(str(n) for n in data.get("notes", ())),
             statistic=str(data.get("statistic", "median")),
             value=optional("value"),
+            baseline_value=optional("baseline_value"),
         )
 
 

@@ -39,6 +39,25 @@ def test_show_lists_each_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[
     ]
 
 
+def test_show_lists_a_p99_baseline_by_its_p99(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = tuple(float(i) * 1e-6 for i in range(1, 101))
+    tail = BaselineEntry(
+        unit="s",
+        direction=Direction.LOWER_IS_BETTER,
+        samples=samples,
+        summary=summarize(samples),
+        history=(99e-6,),
+        environment=Environment({"cpu": "x"}),
+        statistic="p99",
+    )
+    BaselineStore(tmp_path).update("test_net.py", {"test_rpc": {"rtt.p99": tail}})
+    assert cli.main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "test_net.py::test_rpc [rtt.p99]  p99 99 us  n=100" in out
+
+
 def test_show_reports_a_corrupt_file_and_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

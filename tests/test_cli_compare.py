@@ -93,7 +93,7 @@ def test_a_slowdown_between_real_runs_is_regressed_and_identical_files_are_not(
     report = pytester.path / "report.md"
     assert cli.main(["report", str(judged), "--markdown", str(report)]) == 0
     text = report.read_text(encoding="utf-8")
-    assert text.startswith(f"{MARKER}\n### perfgate: 1 regression")
+    assert text.startswith(f"{MARKER}\n### perfgate: ❌ fail: 1 regression")
 
 
 def test_the_threshold_is_each_measurement_s_own_unless_given(
@@ -128,6 +128,14 @@ def test_another_machine_class_is_incomparable(
     candidate = run_file(tmp_path / "b.json", {"test_x": 5e-3}, machine="cpu-b")
     assert cli.main(["compare", str(base), str(candidate)]) == 0
     assert "INCOMPARABLE test_m.py::test_x" in capsys.readouterr().out
+    # A reason every measurement shares is said once, with the count.
+    levels = {"test_x": 1e-3, "test_y": 1e-3, "test_z": 1e-3}
+    base = run_file(tmp_path / "a.json", levels)
+    candidate = run_file(tmp_path / "b.json", levels, machine="cpu-b")
+    assert cli.main(["compare", str(base), str(candidate)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("cpu-a") == 1
+    assert "  3 INCOMPARABLE: " in out
 
 
 def test_github_annotations_for_compare(
@@ -182,7 +190,7 @@ def test_report_prints_markdown_without_an_output(
 ) -> None:
     good = run_file(tmp_path / "good.json", {"test_x": 1e-3, "test_y": 1e-3})
     assert cli.main(["report", str(good)]) == 0
-    assert capsys.readouterr().out.startswith(f"{MARKER}\n### perfgate: 2 new")
+    assert capsys.readouterr().out.startswith(f"{MARKER}\n### perfgate: ✅ pass: 2 new")
 
 
 def test_compare_markdown_goes_to_the_job_summary(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -253,3 +254,17 @@ def test_q_value_is_p_times_tests_capped_at_one(centre: float, with_resample: bo
     # Not times the looks: a regression is only declared on the final, pooled look.
     assert comparison.q_value == pytest.approx(min(1.0, comparison.p_value * 10))
     assert 0.0 <= comparison.q_value <= 1.0
+
+
+@pytest.mark.parametrize(("reference", "said"), [(1.1e-3, "10.0% longer"), (0.9e-3, "10.0% less")])
+def test_the_speed_note_says_whether_the_machine_ran_faster_or_slower(
+    reference: float, said: str
+) -> None:
+    """Issue 13: "ran the speed reference +3.1%" left the reader to guess the direction."""
+    values = samples(40)
+    stored = replace(baseline(values), reference=(1e-3,) * len(values))
+    current = replace(measurement(values), reference=(reference,) * len(values))
+    note = next(n for n in run(current, stored).comparison.notes if "speed" in n)
+    ran = "slower" if reference > 1e-3 else "faster"
+    assert f"the speed reference took {said}" in note
+    assert note.endswith(f"(this machine ran {ran})")

@@ -174,3 +174,23 @@ def test_a_tail_statistic_is_judged_with_the_runs_pooled_in_it() -> None:
         return comparison.ci_high / comparison.ci_low
 
     assert width(4) < width(1)
+
+
+def test_an_incomparable_p99_row_shows_the_baselines_p99_not_its_median() -> None:
+    """Issue 13: on another machine class the table printed the baseline's median
+    beside the current p99."""
+    base = entry_from(rtt(latencies(13)))
+    elsewhere = Environment({"cpu": "CPU B"})
+    comparison = judge(
+        "t.py::test_rpc",
+        rtt(latencies(14)),
+        base,
+        GatePolicy(threshold=0.1),
+        environment=elsewhere,
+        code_hash="h",
+    ).comparison
+    assert comparison.verdict is Verdict.INCOMPARABLE
+    assert comparison.reference_median == sample_quantile(base.samples, 0.99)
+    assert comparison.reference_median != base.summary.median
+    again = Comparison.from_dict(json.loads(json.dumps(comparison.to_dict())))
+    assert again.reference_median == comparison.reference_median

@@ -930,3 +930,21 @@ def test_a_region_on_the_scripted_gpu_pools_its_telemetry(
     assert details["slowed_samples"] == 3
     assert measurement.machine["gpu.mode"] == "region"
     assert measurement.machine["gpu.name"] == IDENTITY.name
+
+
+H100_L2 = 50 * 2**20  # the H100's L2, as torch reports it (L2_cache_size)
+
+
+def test_above_the_hbm_peak_the_l2_is_named_as_the_limit() -> None:
+    """Issue 13: a 4 MB add in graph mode ran at 105% of HBM peak, from L2."""
+    peak = 2 * 2619e6 * 5120 / 8  # NVML's HBM peak of the recorded H100
+    work = Work(bytes=4 * 2**20)
+    result = throughput(work, work.bytes / (1.05 * peak), IDENTITY, l2_bytes=H100_L2)  # type: ignore[operator]
+    assert result["bandwidth_percent_of_peak"] == pytest.approx(105.0)
+    assert result["bandwidth_above_peak"] == (
+        "faster than HBM: the data fits in L2 (50 MiB), so L2 bandwidth is the limit"
+    )
+    unknown = throughput(work, work.bytes / (1.05 * peak), IDENTITY)  # type: ignore[operator]
+    assert "the L2 size is not known" in unknown["bandwidth_above_peak"]
+    within = throughput(work, work.bytes / (0.9 * peak), IDENTITY, l2_bytes=H100_L2)  # type: ignore[operator]
+    assert "bandwidth_above_peak" not in within

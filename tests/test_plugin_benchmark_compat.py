@@ -190,6 +190,26 @@ def test_extra_info_reaches_the_report(pytester: pytest.Pytester) -> None:
     ]
 
 
+def test_extra_info_reaches_the_json_markdown_and_html_reports(pytester: pytest.Pytester) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_m="""
+        def test_info(benchmark):
+            benchmark.extra_info["rows"] = 42
+            benchmark.extra_info["note"] = "after"
+            benchmark(sum, range(10))
+        """
+    )
+    reports = ("--perf-json=r.json", "--perf-markdown=r.md", "--perf-html=r.html")
+    pytester.runpytest(*NO_BENCHMARK, *reports).assert_outcomes(passed=1)
+    results = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    assert results["tests"][0]["extra_info"] == {"note": "after", "rows": 42}
+    assert "note=after, rows=42" in (pytester.path / "r.md").read_text(encoding="utf-8")
+    assert "extra info: note=after, rows=42" in (pytester.path / "r.html").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_marker_keywords(pytester: pytest.Pytester) -> None:
     tests = refresh(
         pytester,

@@ -58,7 +58,7 @@ def test_a_regression_in_the_markdown_report_job_summary_annotations_and_junit(
     result.assert_outcomes(failed=1, passed=1)
 
     report = (pytester.path / "out" / "perf.md").read_text(encoding="utf-8")
-    assert report.startswith(f"{MARKER}\n### perfgate: 1 regression")
+    assert report.startswith(f"{MARKER}\n### perfgate: ❌ fail: 1 regression")
     regressed = report.index("#### Regressed")
     assert regressed < report.index("test\\_work.py::test\\_slow |") < report.index("<details>")
     assert summary.read_text(encoding="utf-8") == "earlier step\n" + report

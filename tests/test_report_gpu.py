@@ -45,3 +45,12 @@ def test_missing_telemetry_is_said_and_cpu_measurements_are_left_out() -> None:
             "telemetry_missing": "host timer: no CUDA device to map to NVML"}  # fmt: skip
     lines = gpu_lines([("a", measurement(host)), ("b", measurement(None))])
     assert lines == ["a: batch, host+sync; no telemetry: host timer: no CUDA device to map to NVML"]
+
+
+def test_a_rate_above_the_peak_says_which_limit_applies() -> None:
+    details = json.loads(json.dumps(DETAILS["copy 1 GiB"]["graph"]))
+    details["throughput"]["bandwidth_percent_of_peak"] = 105.0
+    details["throughput"]["bandwidth_above_peak"] = "faster than HBM: the data fits in L2 (50 MiB)"
+    (line,) = gpu_lines([("test_add", measurement(details))])
+    assert "= 105.0% of peak (NVML: " in line
+    assert "3352 GB/s): faster than HBM: the data fits in L2 (50 MiB)" in line

@@ -319,3 +319,23 @@ def test_the_browser_check_catches_broken_escaping(
     assert any("became elements" in p for p in found), found
     assert any("policy blocked" in p for p in found), found
     assert any("plots drawn" in p for p in found), found
+
+
+def test_a_reason_many_measurements_share_is_said_once_with_a_count() -> None:
+    """Issue 13: the same 330-character INCOMPARABLE reason was repeated per measurement."""
+    reason = (
+        "baseline recorded on another machine class: record with `pytest --perf-update-baselines`"
+    )
+    tests = []
+    for i in range(5):
+        c = dataclasses.replace(
+            comparison(f"t.py::test_{i}", Verdict.INCOMPARABLE, None), notes=(reason,)
+        )
+        m = Measurement("time", "s", Direction.LOWER_IS_BETTER, (1e-3, 1.1e-3))
+        tests.append(TestResults(c.test_id, "t.py", f"test_{i}", "passed", ((m, c),)))
+    run = RunResults(environment=Environment({"cpu": "x"}), tests=tuple(tests))
+    page = render_html(run, refresh_command="pytest t.py --perf-update-baselines")
+    assert page.count("another machine class") == 1
+    assert "5 measurements: baseline recorded on another machine class" in page
+    assert "`pytest t.py --perf-update-baselines`" in page
+    assert page.count("shared reason (see above)") == 10  # in the table and each detail

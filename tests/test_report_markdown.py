@@ -84,11 +84,12 @@ def test_regressions_come_first_and_unchanged_are_folded() -> None:
     lines = text.splitlines()
     assert lines[0] == MARKER
     assert lines[1] == (
-        "### perfgate: 1 regression, 1 inconclusive, 1 improvement, 1 incomparable, "
+        "### perfgate: ❌ fail: 1 regression, 1 inconclusive, 1 improvement, 1 incomparable, "
         "1 new, 2 unchanged"
     )
-    assert "threshold 2%" in lines[3]
-    assert "commit 0123456789ab" in lines[3]
+    assert lines[3] == "To accept this change: `pytest --perf-update-baselines`"
+    assert "threshold 2%" in lines[5]
+    assert "commit 0123456789ab" in lines[5]
     assert section_order(text) == [
         "#### Regressed",
         "#### Inconclusive",
@@ -115,7 +116,9 @@ def test_plural_counts() -> None:
         comparison("t.py::c", Verdict.IMPROVED, 0.5),
         comparison("t.py::d", Verdict.IMPROVED, 0.5),
     )
-    assert render_markdown(run).splitlines()[1] == "### perfgate: 2 regressions, 2 improvements"
+    assert render_markdown(run).splitlines()[1] == (
+        "### perfgate: ❌ fail: 2 regressions, 2 improvements"
+    )
 
 
 def test_a_nasty_test_id_shows_as_text() -> None:
@@ -137,7 +140,8 @@ def test_a_nasty_test_id_shows_as_text() -> None:
     assert len(rows) == 3
     for row in rows:
         body = row.replace("\\|", "")
-        assert body.count("|") == (5 if "NEW" in row else 8)
+        # No q column on the unchanged row: there it means nothing (q=0.002 marks the other).
+        assert body.count("|") == (5 if "NEW" in row else 8 if "| 0.002 |" in row else 7)
 
 
 def test_a_huge_run_stays_within_a_comment_s_size_leaving_out_unchanged_first() -> None:
@@ -147,7 +151,7 @@ def test_a_huge_run_stays_within_a_comment_s_size_leaving_out_unchanged_first() 
     text = render_markdown(run)
     assert len(text) <= MAX_CHARS
     assert "| t.py::test\\_slow |" in text
-    assert "### perfgate: 1 regression, 3000 unchanged" in text
+    assert "### perfgate: ❌ fail: 1 regression, 3000 unchanged" in text
     kept = text.count("t.py::test\\_u")
     assert 0 < kept < 3000
     assert f"_{3000 - kept} more left out to keep the report within" in text
@@ -243,5 +247,56 @@ def test_junit_properties_name_each_figure() -> None:
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_every_verdict_is_shown(verdict: Verdict) -> None:
     text = render_markdown(run_of(comparison("t.py::test_x", verdict, 1.0)))
-    assert text.splitlines()[1].startswith("### perfgate: 1 ")
+    assert text.splitlines()[1].startswith("### perfgate: ")
+    assert ": 1 " in text.splitlines()[1]
     assert sum("| t.py::test\\_x |" in line for line in text.splitlines()) == 1
+
+
+# -- what a reviewer reads first (issue 13, items 3 and 6) --------------------------------
+
+MACHINE = "baseline recorded on another machine class (cpu: 'A' vs 'B'): record baselines "
+MACHINE += "for this machine with `pytest --perf-update-baselines`"
+
+
+def test_a_reason_many_measurements_share_is_said_once_with_a_count() -> None:
+    moved = [
+        comparison(f"t.py::test_{i}", Verdict.INCOMPARABLE, None, notes=(MACHINE,))
+        for i in range(19)
+    ]
+    odd = comparison("t.py::test_odd", Verdict.INCOMPARABLE, None, notes=("other unit",))
+    text = render_markdown(
+        run_of(*moved, odd), refresh_command="pytest suite -k fast --perf-update-baselines"
+    )
+    assert text.count("another machine class") == 1
+    assert "**19 incomparable**: baseline recorded on another machine class" in text
+    assert "pytest suite -k fast --perf-update-baselines" in text
+    assert sum("| t.py::test\\_" in line for line in text.splitlines()) == 20
+    assert "| t.py::test\\_odd | INCOMPARABLE | 1 ms | other unit |" in text
+
+
+def test_the_comment_opens_with_pass_or_fail_and_how_to_accept() -> None:
+    slow = comparison("t.py::test_slow", Verdict.REGRESSED, 1.5)
+    same = comparison("t.py::test_same", Verdict.UNCHANGED, 1.0)
+    failing = render_markdown(
+        run_of(slow, same), refresh_command="pytest t.py --perf-update-baselines"
+    )
+    assert failing.splitlines()[1].startswith("### perfgate: ❌ fail: 1 regression")
+    assert failing.splitlines()[3] == "To accept this change: `pytest t.py --perf-update-baselines`"
+    passing = render_markdown(run_of(same)).splitlines()
+    assert passing[1] == "### perfgate: ✅ pass: 1 unchanged"
+    assert not any(line.startswith("To accept") for line in passing)
+    warned = replace(run_of(slow), settings={"mode": "warn", "threshold": 0.02})
+    assert "pass (mode warn" in render_markdown(warned).splitlines()[1]
+
+
+def test_a_row_with_its_own_threshold_says_it_and_q_only_where_it_means_something() -> None:
+    own = comparison("t.py::test_own", Verdict.REGRESSED, 1.5, threshold=0.1)
+    usual = comparison("t.py::test_usual", Verdict.REGRESSED, 1.5)
+    better = comparison("t.py::test_better", Verdict.IMPROVED, 0.5)
+    text = render_markdown(run_of(own, usual, better))
+    row = next(line for line in text.splitlines() if "test\\_own" in line)
+    assert row.endswith("| threshold 10% |")
+    assert "threshold" not in next(line for line in text.splitlines() if "test\\_usual" in line)
+    improved = text[text.index("#### Improved") :].splitlines()
+    assert improved[2] == "| test [measurement] | baseline | now | change | 95% CI | notes |"
+    assert "0.002" not in improved[4]

@@ -1,28 +1,33 @@
 """A transient progress text for long measurements, on a terminal only.
 
-It is written to the real stderr while pytest's capture is suspended, then erased with
-backspaces, so the cursor ends where pytest left it and pytest's own progress output
-(dots, percentages) stays aligned.
+It is written where pytest's terminal reporter writes (``sys.stdout`` while pytest's
+capture is suspended), then erased with backspaces, so the cursor ends where pytest left
+it and pytest's own progress output (dots, percentages) stays aligned. It goes around
+pytest's terminal writer, not through it: the writer measures its current line to place
+the percentage, and would count the backspaces.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, ClassVar, TextIO
 
 
 class ProgressLine:
     _active: ClassVar[list[ProgressLine]] = []
 
-    def __init__(self, stream: TextIO, capture: Any = None) -> None:
+    def __init__(self, stream: TextIO | None = None, capture: Any = None) -> None:
+        """``stream`` None: the ``sys.stdout`` of the moment, outside capture."""
         self._stream = stream
         self._capture = capture
         self._shown = 0
 
     def show(self, text: str) -> None:
         with self._uncaptured():
-            self._stream.write(self._erasure() + text)
-            self._stream.flush()
+            stream = self._stream or sys.stdout
+            stream.write(self._erasure() + text)
+            stream.flush()
         self._shown = len(text)
         if self not in ProgressLine._active:
             ProgressLine._active.append(self)
@@ -30,8 +35,9 @@ class ProgressLine:
     def clear(self) -> None:
         if self._shown:
             with self._uncaptured():
-                self._stream.write(self._erasure())
-                self._stream.flush()
+                stream = self._stream or sys.stdout
+                stream.write(self._erasure())
+                stream.flush()
             self._shown = 0
 
     @classmethod

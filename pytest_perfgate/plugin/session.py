@@ -10,7 +10,6 @@ without xdist, and only the controller writes files.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -293,13 +292,15 @@ class PerfSession:
         return self._files[module]
 
     def _progress_for(self, nodeid: str) -> Callable[[str], Progress | None]:
-        stream = sys.__stderr__
-        if self.is_worker or stream is None or not stream.isatty():
+        # The terminal reporter knows whether its output is a terminal; capture hides
+        # that from sys.stderr (issue 13), and a CI log has no use for erased text.
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        if self.is_worker or reporter is None or not reporter.isatty():
             return lambda name: None
         capture = self.config.pluginmanager.getplugin("capturemanager")
 
         def progress(name: str) -> Progress:
-            line = ProgressLine(stream, capture)
+            line = ProgressLine(capture=capture)
             label = nodeid if name == "time" else f"{nodeid} [{name}]"
 
             def show(samples: int, seconds: float, width: float) -> None:
@@ -401,9 +402,14 @@ class PerfSession:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.json or self.settings.markdown or self.settings.html:
             from ..report.files import write_reports
+            from ..report.hints import refresh_command
 
             self._report_lines += write_reports(
-                self.final_results, self.settings, self.config.rootpath, interrupted=interrupted
+                self.final_results,
+                self.settings,
+                self.config.rootpath,
+                interrupted=interrupted,
+                refresh_command=refresh_command(self.config.invocation_params.args),
             )
         if self.records:
             self.config.hook.pytest_perfgate_results(
@@ -469,6 +475,7 @@ class PerfSession:
         said = self.records or stale or self.marked_without_measurement or self._report_lines
         if not (said or refresh_failed):
             return  # nothing to say: no need to import the summary's modules
+        from ..report.hints import refresh_command
         from ..report.summary import RunSummary, summary_lines
 
         summary = RunSummary(
@@ -484,6 +491,7 @@ class PerfSession:
             files=self._report_lines,
             xdist_workers=self._xdist_workers(),
             workspace=os.environ.get("GITHUB_WORKSPACE"),
+            refresh_command=refresh_command(self.config.invocation_params.args),
         )
         tr = terminalreporter
         lines = summary_lines(summary, width=tr._tw.fullwidth, color=tr.hasmarkup)

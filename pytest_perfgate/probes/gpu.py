@@ -443,14 +443,19 @@ class Work:
             raise GpuUsageError(f"link= must be 'hbm' or 'pcie', got {self.link!r}")
 
 
-def throughput(work: Work, seconds: float, identity: DeviceIdentity | None) -> dict[str, Any]:
-    """Rates at ``seconds`` per call, and percent of the physical peak with its source."""
+def throughput(
+    work: Work, seconds: float, identity: DeviceIdentity | None, *, l2_bytes: int | None = None
+) -> dict[str, Any]:
+    """Rates at ``seconds`` per call, and percent of the physical peak with its source;
+    above 100%, which limit applies instead (``l2_bytes``: the device's L2, when known)."""
     result: dict[str, Any] = {}
     if work.bytes is not None:
         rate = work.bytes / seconds
         peak = _bandwidth_peak(work, identity)
         result["bytes_per_s"] = _round(rate)
         result.update(_against(peak, rate, "bandwidth"))
+        if peak is not None and rate > peak.value:
+            result["bandwidth_above_peak"] = _above_bandwidth_peak(work, l2_bytes)
     if work.flops is not None:
         rate = work.flops / seconds
         peak = (
@@ -483,6 +488,18 @@ def _against(peak: Peak | None, rate: float, kind: str) -> dict[str, Any]:
         f"{kind}_peak_source": peak.source,
         f"{kind}_percent_of_peak": round(100 * rate / peak.value, 2),
     }
+
+
+def _above_bandwidth_peak(work: Work, l2_bytes: int | None) -> str:
+    """Why a rate beats the bandwidth peak: the data did not all cross that link."""
+    if work.peak_bytes_per_s or work.link != "hbm":
+        return "faster than the peak: the data did not all cross the link (check bytes=)"
+    if l2_bytes is None:
+        return "faster than HBM: the data is served from a cache (the L2 size is not known)"
+    l2 = f"{l2_bytes / 2**20:.3g} MiB"
+    if work.bytes is not None and work.bytes <= l2_bytes:
+        return f"faster than HBM: the data fits in L2 ({l2}), so L2 bandwidth is the limit"
+    return f"faster than HBM: part of the data stays in L2 ({l2}) between calls"
 
 
 def _round(value: float) -> float:
@@ -918,7 +935,9 @@ class GpuProbe:
             details["telemetry"] = None
             details["telemetry_missing"] = device.missing or "telemetry turned off"
         details["samples"] = len(spans)
-        details["throughput"] = throughput(work, seconds, device.identity)
+        details["throughput"] = throughput(
+            work, seconds, device.identity, l2_bytes=backend.l2_bytes()
+        )
         return details
 
 

@@ -4,29 +4,38 @@ rendered from the run's results and written atomically, with one message per fil
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ..baseline import write_atomically
 from ..results import RunResults, results_json
 from ..settings import Settings
 from . import github
+from .hints import GENERIC_REFRESH
 
 #: Renders a run's results as a file's text.
 Renderer = Callable[[RunResults], str]
 
 
 def write_reports(
-    results: Callable[[], RunResults], settings: Settings, root: Path, *, interrupted: bool
+    results: Callable[[], RunResults],
+    settings: Settings,
+    root: Path,
+    *,
+    interrupted: bool,
+    refresh_command: str = GENERIC_REFRESH,
 ) -> list[str]:
     """Write every report the settings ask for under ``root``; returns what was done, a
-    line per file. An interrupted run writes none: half a run would read as a whole one."""
+    line per file. An interrupted run writes none: half a run would read as a whole one.
+    ``refresh_command`` is the run's own command turned into a refresh, for the hints."""
     from .html import render_html
     from .markdown import render_markdown
 
+    markdown = partial(render_markdown, refresh_command=refresh_command)
     reports: list[tuple[str, str, Renderer]] = [
         ("results", settings.json, results_json),
-        ("Markdown report", settings.markdown, render_markdown),
-        ("HTML report", settings.html, render_html),
+        ("Markdown report", settings.markdown, markdown),
+        ("HTML report", settings.html, partial(render_html, refresh_command=refresh_command)),
     ]
     lines: list[str] = []
     for what, name, render in reports:
@@ -38,7 +47,7 @@ def write_reports(
             continue
         text = render(results())
         lines.append(write_report(path, text, what))
-        if render is render_markdown:
+        if render is markdown:
             lines.extend(append_step_summary(text))
     return lines
 

@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from importlib import resources
 from typing import Any, final
@@ -39,6 +39,8 @@ from ..model import (
     format_quantity,
 )
 from ..results import RunResults, TestResults
+from .hints import GENERIC_REFRESH, with_command
+from .summary import extra_info_text, shared_reasons
 from .terminal import VERDICT_ORDER, verdict_counts
 
 #: The vendored scripts, in load order (provenance in vendor/README.md).
@@ -70,8 +72,9 @@ class _Entry:
     comparison: Comparison
 
 
-def render_html(run: RunResults) -> str:
-    """The whole report as one HTML document."""
+def render_html(run: RunResults, *, refresh_command: str = GENERIC_REFRESH) -> str:
+    """The whole report as one HTML document; ``refresh_command`` is the run's own command
+    turned into a refresh, for the hints (hints.py)."""
     entries = _entries(run)
     comparisons = [e.comparison for e in entries]
     counts = verdict_counts(comparisons) or "no measurements"
@@ -102,9 +105,11 @@ def render_html(run: RunResults) -> str:
     if not entries:
         parts.append('<p class="empty">No perf measurements in this run.</p>')
     else:
+        shared = shared_reasons(comparisons)
         parts += _overview(entries)
-        parts += _table(entries)
-        parts += _details(entries)
+        parts += _shared(shared, refresh_command)
+        parts += _table(entries, shared)
+        parts += _details(entries, shared)
     parts += _environment(run)
     parts += [
         "</main>",
@@ -280,7 +285,38 @@ def _overview(entries: Sequence[_Entry]) -> list[str]:
     return parts
 
 
-def _table(entries: Sequence[_Entry]) -> list[str]:
+def _shared(
+    shared: Mapping[tuple[Verdict, tuple[str, ...]], list[Comparison]], command: str
+) -> list[str]:
+    """Reasons that several measurements share, once each with a count."""
+    if not shared:
+        return []
+    items = [
+        f'<li><span class="badge v-{verdict.value}">{verdict.value}</span> '
+        f"{len(group)} measurements: "
+        f"{escape(with_command('; '.join(notes) or 'no baseline', command))}</li>"
+        for (verdict, notes), group in shared.items()
+    ]
+    return [
+        '<section id="reasons">',
+        "<h2>Shared reasons</h2>",
+        "<ul>",
+        *items,
+        "</ul>",
+        "</section>",
+    ]
+
+
+def _own_notes(c: Comparison, shared: Mapping[tuple[Verdict, tuple[str, ...]], object]) -> str:
+    """A measurement's notes, or a pointer where its reason is said once for several."""
+    if (c.verdict, c.notes) in shared:
+        return "shared reason (see above)"
+    return "; ".join(c.notes)
+
+
+def _table(
+    entries: Sequence[_Entry], shared: Mapping[tuple[Verdict, tuple[str, ...]], object]
+) -> list[str]:
     head = (
         "<tr><th>test</th><th>verdict</th><th>outcome</th><th>baseline</th><th>now</th>"
         "<th>change</th><th>95% CI</th><th>q</th><th>notes</th></tr>"
@@ -299,7 +335,7 @@ def _table(entries: Sequence[_Entry]) -> list[str]:
             f'<td class="num">{"-" if c.ratio is None else format_change(c.ratio)}</td>'
             f'<td class="num">{_interval(c)}</td>'
             f'<td class="num">{_q(c.q_value)}</td>'
-            f"<td>{escape('; '.join(c.notes))}</td>"
+            f"<td>{escape(_own_notes(c, shared))}</td>"
             "</tr>"
         )
     return [
@@ -315,7 +351,9 @@ def _table(entries: Sequence[_Entry]) -> list[str]:
     ]
 
 
-def _details(entries: Sequence[_Entry]) -> list[str]:
+def _details(
+    entries: Sequence[_Entry], shared: Mapping[tuple[Verdict, tuple[str, ...]], object]
+) -> list[str]:
     parts = [
         '<section id="details">',
         "<h2>Per measurement</h2>",
@@ -340,13 +378,15 @@ def _details(entries: Sequence[_Entry]) -> list[str]:
         if c.looks > 1:
             facts.append(f"{c.looks} looks")
         facts.append(f"test {entry.test.outcome}")
+        if entry.test.extra_info:
+            facts.append(f"extra info: {extra_info_text(entry.test.extra_info)}")
         if entry.test.location is not None:
             facts.append(f"at {entry.test.location[0]}:{entry.test.location[1]}")
         parts += [
             f'<article class="measurement v-{c.verdict.value}" id="m-{index}">',
             f'<h3><span class="badge v-{c.verdict.value}">{c.verdict.value}</span> '
             f'<span class="name">{escape(c.label)}</span></h3>',
-            f'<p class="explain">{escape(explain(c))}</p>',
+            f'<p class="explain">{escape(_explained(c, shared))}</p>',
             f'<p class="facts">{escape("; ".join(facts))}</p>',
             '<div class="pair">',
             f'<div class="chart small"><canvas data-chart="distribution" data-index="{index}" '
@@ -361,6 +401,12 @@ def _details(entries: Sequence[_Entry]) -> list[str]:
         ]
     parts.append("</section>")
     return parts
+
+
+def _explained(c: Comparison, shared: Mapping[tuple[Verdict, tuple[str, ...]], object]) -> str:
+    if (c.verdict, c.notes) in shared:
+        return f"{explain(replace(c, notes=()))}; {_own_notes(c, shared)}"
+    return explain(c)
 
 
 def _probe_details(m: Measurement) -> list[str]:

@@ -10,11 +10,13 @@ HTML into the page it is posted on.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..model import Comparison, Direction, Verdict, format_change, format_quantity
 from ..results import RunResults
+from .hints import GENERIC_REFRESH, with_command
+from .summary import extra_info_text, shared_reasons
 
 #: Lets a bot or a workflow find the comment it posted before (to update, not repeat it).
 MARKER = "<!-- pytest-perfgate report -->"
@@ -86,40 +88,22 @@ class _Section:
         return [*opening, *self.rows[: self.kept], "", *note, *self.closing]
 
 
-def render_markdown(run: RunResults, *, max_chars: int = MAX_CHARS) -> str:
+def render_markdown(
+    run: RunResults, *, max_chars: int = MAX_CHARS, refresh_command: str = GENERIC_REFRESH
+) -> str:
     """The whole report, ending with a newline. Beyond ``max_chars``, rows are left out,
-    unchanged ones first and regressions last, with a note saying how many."""
+    unchanged ones first and regressions last, with a note saying how many.
+    ``refresh_command`` is the run's own command turned into a refresh (hints.py)."""
     comparisons = sorted(run.comparisons, key=lambda c: c.label)
     head = [MARKER]
     if not comparisons:
         head += ["### perfgate: no perf measurements in this run", ""]
         return "\n".join(head)
-    head += [f"### perfgate: {headline_counts(comparisons)}", "", _context(run), ""]
-    by_verdict = {v: [c for c in comparisons if c.verdict is v] for v in Verdict}
-    sections = [
-        _Section([f"#### {title}", "", *_CHANGE_HEADER], [_change_row(c) for c in group], [])
-        for title, group in (
-            ("Regressed", by_verdict[Verdict.REGRESSED]),
-            ("Inconclusive", by_verdict[Verdict.INCONCLUSIVE]),
-            ("Improved", by_verdict[Verdict.IMPROVED]),
-        )
-    ]
-    other = by_verdict[Verdict.INCOMPARABLE] + by_verdict[Verdict.NEW]
-    sections.append(
-        _Section(
-            ["#### Incomparable or new", "", *_OTHER_HEADER], [_other_row(c) for c in other], []
-        )
-    )
-    unchanged = by_verdict[Verdict.UNCHANGED]
-    # A blank line after <summary> makes GitHub render the table inside as Markdown.
-    sections.append(
-        _Section(
-            ["<details>", f"<summary>{len(unchanged)} unchanged</summary>", "", *_CHANGE_HEADER],
-            [_change_row(c) for c in unchanged],
-            ["</details>", ""],
-        )
-    )
-    sections = [s for s in sections if s.rows]
+    head += [f"### perfgate: {_outcome(run, comparisons)}: {headline_counts(comparisons)}", ""]
+    if any(c.verdict is Verdict.REGRESSED for c in comparisons):
+        head += [f"To accept this change: `{refresh_command}`", ""]
+    head += [_context(run), ""]
+    sections = _sections(run, comparisons, refresh_command)
     for section in sections:
         section.kept = len(section.rows)
     size = sum(len(line) + 1 for line in head) + sum(
@@ -133,6 +117,83 @@ def render_markdown(run: RunResults, *, max_chars: int = MAX_CHARS) -> str:
             section.kept -= 1
             size -= len(section.rows[section.kept]) + 1
     return "\n".join(head + [line for s in sections for line in s.lines()])
+
+
+def _outcome(run: RunResults, comparisons: Sequence[Comparison]) -> str:
+    """Pass or fail first: what a reviewer looks for before any figure."""
+    if not any(c.verdict.fails for c in comparisons):
+        return "✅ pass"
+    if run.settings.get("mode", "gate") == "gate":
+        return "❌ fail"
+    return f"⚠️ pass (mode {run.settings['mode']}: regressions are reported, not failed)"
+
+
+def _sections(
+    run: RunResults, comparisons: Sequence[Comparison], refresh_command: str
+) -> list[_Section]:
+    """Regressed, inconclusive, improved, then incomparable or new (one section per reason
+    that several share, the rest in one table), then unchanged, folded away."""
+    threshold = run.settings.get("threshold")
+    # benchmark.extra_info goes with its test's notes (after grouping: it is not a reason)
+    extra = {t.test_id: extra_info_text(t.extra_info) for t in run.tests if t.extra_info}
+    by_verdict = {v: [c for c in comparisons if c.verdict is v] for v in Verdict}
+    sections = [
+        _Section(
+            [f"#### {title}", "", *_change_header(with_q)],
+            [_change_row(c, threshold, with_q, extra) for c in group],
+            [],
+        )
+        for title, group, with_q in (
+            ("Regressed", by_verdict[Verdict.REGRESSED], True),
+            ("Inconclusive", by_verdict[Verdict.INCONCLUSIVE], True),
+            ("Improved", by_verdict[Verdict.IMPROVED], False),
+        )
+    ]
+    other = by_verdict[Verdict.INCOMPARABLE] + by_verdict[Verdict.NEW]
+    shared = shared_reasons(other)
+    alone = [c for c in other if (c.verdict, c.notes) not in shared]
+    for (verdict, notes), group in shared.items():
+        reason = escape(with_command("; ".join(notes) or "no baseline", refresh_command))
+        sections.append(
+            _Section(
+                [
+                    f"**{len(group)} {_COUNTED[verdict][1]}**: {reason}",
+                    "",
+                    "<details>",
+                    f"<summary>the {len(group)} measurements</summary>",
+                    "",
+                    *_SHARED_HEADER,
+                ],
+                [
+                    _row([escape(c.label), escape(_now(c)), escape(extra.get(c.test_id, ""))])
+                    for c in group
+                ],
+                ["</details>", ""],
+            )
+        )
+    if alone:
+        sections.append(
+            _Section(
+                ["#### Incomparable or new", "", *_OTHER_HEADER],
+                [_other_row(c, refresh_command, extra) for c in alone],
+                [],
+            )
+        )
+    unchanged = by_verdict[Verdict.UNCHANGED]
+    # A blank line after <summary> makes GitHub render the table inside as Markdown.
+    sections.append(
+        _Section(
+            [
+                "<details>",
+                f"<summary>{len(unchanged)} unchanged</summary>",
+                "",
+                *_change_header(False),
+            ],
+            [_change_row(c, threshold, False, extra) for c in unchanged],
+            ["</details>", ""],
+        )
+    )
+    return [s for s in sections if s.rows]
 
 
 def _context(run: RunResults) -> str:
@@ -160,34 +221,48 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-_CHANGE_HEADER = (
-    _row(("test [measurement]", "baseline", "now", "change", "95% CI", "q", "notes")),
-    _row(("---", "---:", "---:", "---:", "---:", "---:", "---")),
-)
+def _change_header(with_q: bool) -> tuple[str, str]:
+    """q is shown where it weighs a possible regression: on an improvement or an unchanged
+    row, the probability of being worse beyond the threshold means nothing to a reader."""
+    names: tuple[str, ...] = ("test [measurement]", "baseline", "now", "change", "95% CI")
+    names += ("q", "notes") if with_q else ("notes",)
+    aligns: tuple[str, ...] = ("---", "---:", "---:", "---:", "---:") + (
+        ("---:", "---") if with_q else ("---",)
+    )
+    return _row(names), _row(aligns)
+
+
 _OTHER_HEADER = (_row(("test [measurement]", "verdict", "now", "notes")), _row(("---",) * 4))
+_SHARED_HEADER = (_row(("test [measurement]", "now", "notes")), _row(("---", "---:", "---")))
 
 
-def _change_row(c: Comparison) -> str:
+def _change_row(c: Comparison, threshold: object, with_q: bool, extra: Mapping[str, str]) -> str:
     reference = c.reference_median
     interval = (
         "-"
         if c.ci_low is None or c.ci_high is None
         else f"{format_change(c.ci_low)} .. {format_change(c.ci_high)}"
     )
-    cells = (
+    cells = [
         c.label,
         "-" if reference is None else format_quantity(reference, c.unit),
         _now(c),
         "-" if c.ratio is None else format_change(c.ratio),
         interval,
-        _q(c.q_value),
-        _notes(c),
-    )
+    ]
+    if with_q:
+        cells.append(_q(c.q_value))
+    # This row's own threshold (a marker's), where it is not the run's headline one.
+    own = f"threshold {c.threshold * 100:.3g}%" if c.threshold != threshold else ""
+    cells.append("; ".join(filter(None, [own, _notes(c), extra.get(c.test_id, "")])))
     return _row([escape(cell) for cell in cells])
 
 
-def _other_row(c: Comparison) -> str:
-    return _row([escape(cell) for cell in (c.label, c.verdict.value, _now(c), _notes(c))])
+def _other_row(c: Comparison, refresh_command: str, extra: Mapping[str, str]) -> str:
+    notes = "; ".join(
+        filter(None, [with_command(_notes(c), refresh_command), extra.get(c.test_id, "")])
+    )
+    return _row([escape(cell) for cell in (c.label, c.verdict.value, _now(c), notes)])
 
 
 def _now(c: Comparison) -> str:

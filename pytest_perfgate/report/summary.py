@@ -6,16 +6,18 @@ Lines only: the pytest layer prints them through its terminal reporter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import Any, final
 
 from ..model import Comparison, Measurement, Verdict, explain
 from ..refresh import RefreshReport
 from ..results import RunResults
 from ..settings import Mode, Settings
 from . import github
+from .hints import GENERIC_REFRESH, with_command
 
 
 @final
@@ -46,6 +48,13 @@ class RunSummary:
     files: Sequence[str] = ()  #: lines about the report files written
     xdist_workers: int = 0  #: pytest-xdist workers that ran the tests (0 without xdist)
     workspace: str | None = None  #: $GITHUB_WORKSPACE
+    #: the run's own command turned into a refresh (hints.refresh_command)
+    refresh_command: str = GENERIC_REFRESH
+
+    @property
+    def regressions_failed(self) -> bool:
+        """Regressions failed their tests, so pytest has printed their messages already."""
+        return self.settings.mode is Mode.GATE and not self.settings.update_baselines
 
 
 def summary_lines(summary: RunSummary, *, width: int, color: bool) -> list[SummaryLine]:
@@ -88,17 +97,12 @@ def _verdict_lines(
                 f"over the suite, mode {settings.mode.value})"
             ),
         ]
-    lines += [
-        SummaryLine(f"  {c.verdict.value} {c.label}: {explain(c)}")
-        for c in comparisons
-        if c.verdict in (Verdict.REGRESSED, Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE)
-    ]
+    lines += look_lines(summary, comparisons)
     if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
         # Workflow commands: GitHub shows each on the test's line in the PR's diff.
-        fails = settings.mode is Mode.GATE and not settings.update_baselines
         commands = github.workflow_commands(
             summary.results,
-            level="error" if fails else "warning",
+            level="error" if summary.regressions_failed else "warning",
             rootdir=summary.rootdir,
             workspace=summary.workspace,
         )
@@ -109,6 +113,67 @@ def _verdict_lines(
     return lines
 
 
+def look_lines(summary: RunSummary, comparisons: Sequence[Comparison]) -> list[SummaryLine]:
+    """The verdicts to look at, one line each; those that share a reason (another machine
+    class, for every measurement) one line with a count. A regression that failed its
+    test is not repeated: pytest printed its message in the failure and its summary."""
+    texts = look_texts(comparisons, summary.refresh_command, summary.regressions_failed)
+    return [SummaryLine(text) for text in texts]
+
+
+def look_texts(
+    comparisons: Sequence[Comparison], command: str, regressions_failed: bool = False
+) -> list[str]:
+    """The lines of look_lines, as text (``perfgate compare`` prints them too)."""
+    texts = []
+    for group in grouped(comparisons, regressions_failed):
+        first = group[0]
+        if len(group) == 1:
+            text = f"  {first.verdict.value} {first.label}: {explain(first)}"
+        else:
+            text = f"  {len(group)} {first.verdict.value}: {'; '.join(first.notes)}"
+        texts.append(with_command(text, command))
+    return texts
+
+
+def grouped(
+    comparisons: Sequence[Comparison], regressions_failed: bool = False
+) -> list[list[Comparison]]:
+    """The REGRESSED, INCONCLUSIVE and INCOMPARABLE comparisons in groups: one group per
+    shared reason (same verdict, same notes), in the order the first of each came."""
+    looked_at = {Verdict.INCONCLUSIVE, Verdict.INCOMPARABLE}
+    if not regressions_failed:
+        looked_at.add(Verdict.REGRESSED)
+    groups: dict[tuple[Verdict, tuple[str, ...]], list[Comparison]] = {}
+    for c in comparisons:
+        if c.verdict in looked_at:
+            # A regression's notes are its own evidence: never merged with another's.
+            key = (c.verdict, c.notes if c.verdict is Verdict.INCOMPARABLE else (c.label,))
+            groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
+def shared_reasons(
+    comparisons: Sequence[Comparison],
+) -> dict[tuple[Verdict, tuple[str, ...]], list[Comparison]]:
+    """INCOMPARABLE and NEW measurements that share their verdict and reason, by reason,
+    where two or more do: the reports say such a reason once, with a count."""
+    groups: dict[tuple[Verdict, tuple[str, ...]], list[Comparison]] = {}
+    for c in comparisons:
+        if c.verdict in (Verdict.INCOMPARABLE, Verdict.NEW):
+            groups.setdefault((c.verdict, c.notes), []).append(c)
+    return {key: group for key, group in groups.items() if len(group) > 1}
+
+
+def extra_info_text(extra_info: Mapping[str, Any]) -> str:
+    """``benchmark.extra_info`` as ``key=value`` pairs in key order: strings as they are,
+    other values as compact JSON."""
+    return ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in sorted(extra_info.items())
+    )
+
+
 def _note_lines(summary: RunSummary, comparisons: list[Comparison]) -> list[SummaryLine]:
     """Measurements without a baseline, perf tests that measured nothing, stale entries."""
     lines: list[SummaryLine] = []
@@ -117,7 +182,7 @@ def _note_lines(summary: RunSummary, comparisons: list[Comparison]) -> list[Summ
         lines.append(
             SummaryLine(
                 f"perfgate: {len(new)} measurement(s) have no baseline yet; "
-                "record them with `pytest --perf-update-baselines`"
+                f"record them with `{summary.refresh_command}`"
             )
         )
     lines += [

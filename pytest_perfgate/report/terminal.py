@@ -31,48 +31,111 @@ VERDICT_ORDER = [
 ]
 
 
+#: Each measurement's own 95% interval (the verdict's level is corrected for the number of
+#: perf tests; the header says which level this is).
+CI_HEADER = "95% CI"
+_FIGURES = ("verdict", "baseline", "now", "change")
+
+
 def render_table(
     comparisons: Sequence[Comparison], *, width: int = 120, color: bool = False
 ) -> str:
-    """A table of every measurement: verdict, baseline, now, change and its CI."""
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("test", no_wrap=True)
-    table.add_column("verdict")
-    table.add_column("baseline", justify="right")
-    table.add_column("now", justify="right")
-    table.add_column("change", justify="right")
-    table.add_column("95% CI", justify="right")
+    """A table of every measurement: verdict, baseline, now, change and its CI.
+
+    Never wider than ``width``, and never cutting a verdict or a figure: where the table
+    does not fit, the CI column goes first, then each test id moves onto its own line
+    above its figures (folded only where the id alone is wider than the line)."""
     ordered = sorted(comparisons, key=lambda c: (VERDICT_ORDER.index(c.verdict), c.label))
-    for c in ordered:
-        reference = c.reference_median
-        baseline = "-" if reference is None else format_quantity(reference, c.unit)
-        change = "-" if c.ratio is None else format_change(c.ratio)
-        interval = (
-            "-"
-            if c.ci_low is None or c.ci_high is None
-            else f"{format_change(c.ci_low)}..{format_change(c.ci_high)}"
-        )
-        table.add_row(
-            Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
-            Text(c.verdict.value, style=VERDICT_STYLE[c.verdict]),
-            baseline,
-            format_quantity(c.now, c.unit),
-            change,
-            interval,
-        )
-    # Never wrap a row: logs have no width limit, and a folded test id cannot be searched.
-    widest = max((len(c.label) for c in comparisons), default=0) + 60
-    buffer = io.StringIO()
-    console = Console(
+    rows = [_cells(c) for c in ordered]
+    label_width = max([len("test"), *(len(c.label) for c in ordered)])
+    widths = _widths(rows, _headers(with_ci=True))
+    for with_ci in (True, False):
+        shown = widths if with_ci else widths[: len(_FIGURES)]
+        natural = label_width + sum(shown) + 2 * len(shown)  # two spaces between columns
+        if natural <= width:
+            return _rich_table(ordered, rows, with_ci, width, color)
+    return _folded_table(ordered, rows, width, color)
+
+
+def _widths(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> list[int]:
+    return [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+
+def _headers(with_ci: bool) -> tuple[str, ...]:
+    return (*_FIGURES, CI_HEADER) if with_ci else _FIGURES
+
+
+def _cells(c: Comparison) -> tuple[str, ...]:
+    """verdict, baseline, now, change, CI: the figures of one row, as text."""
+    reference = c.reference_median
+    interval = (
+        "-"
+        if c.ci_low is None or c.ci_high is None
+        else f"{format_change(c.ci_low)}..{format_change(c.ci_high)}"
+    )
+    return (
+        c.verdict.value,
+        "-" if reference is None else format_quantity(reference, c.unit),
+        format_quantity(c.now, c.unit),
+        "-" if c.ratio is None else format_change(c.ratio),
+        interval,
+    )
+
+
+def _console(buffer: io.StringIO, width: int, color: bool) -> Console:
+    return Console(
         file=buffer,
-        width=max(width, widest),
+        width=width,
         force_terminal=color,
         color_system="standard" if color else None,
         no_color=not color,
         highlight=False,
         soft_wrap=False,
     )
-    console.print(table)
+
+
+def _rich_table(
+    ordered: Sequence[Comparison],
+    rows: Sequence[tuple[str, ...]],
+    with_ci: bool,
+    width: int,
+    color: bool,
+) -> str:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("test", no_wrap=True)
+    for header in _headers(with_ci):
+        table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
+    for c, cells in zip(ordered, rows, strict=True):
+        table.add_row(
+            Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
+            Text(cells[0], style=VERDICT_STYLE[c.verdict]),
+            *cells[1 : len(_headers(with_ci))],
+        )
+    buffer = io.StringIO()
+    _console(buffer, width, color).print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+
+
+def _folded_table(
+    ordered: Sequence[Comparison], rows: Sequence[tuple[str, ...]], width: int, color: bool
+) -> str:
+    """Each test id on its own line, its figures indented below it."""
+    widths = _widths(rows, _FIGURES)
+    buffer = io.StringIO()
+    console = _console(buffer, max(width, 1), color)
+
+    def figures(cells: Sequence[str], style: str | None) -> Text:
+        line = Text("  ")
+        line.append(cells[0].ljust(widths[0]), style=style)
+        for cell, size in zip(cells[1:], widths[1:], strict=True):
+            line.append("  " + cell.rjust(size))
+        return line
+
+    console.print(Text("test", style="bold"), overflow="fold")
+    console.print(figures(_FIGURES, "bold"), overflow="fold")
+    for c, cells in zip(ordered, rows, strict=True):
+        console.print(Text(c.label), overflow="fold")
+        console.print(figures(cells[: len(_FIGURES)], VERDICT_STYLE[c.verdict]), overflow="fold")
     return buffer.getvalue()
 
 
@@ -102,6 +165,8 @@ def gpu_lines(measurements: Sequence[tuple[str, Measurement]]) -> list[str]:
             percent = rate.get(f"{key}_percent_of_peak")
             if percent is not None:
                 text += f" = {percent:.1f}% of peak ({rate.get(f'{key}_peak_source')})"
+            if rate.get(f"{key}_above_peak"):
+                text += f": {rate[f'{key}_above_peak']}"
             parts.append(text)
         telemetry = gpu.get("telemetry")
         if telemetry:

@@ -1,0 +1,88 @@
+"""The end-of-run table in a narrow, non-TTY CI log (issue 13, item 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_perfgate.model import Comparison, Direction, Verdict
+from pytest_perfgate.report.terminal import CI_HEADER, render_table
+from pytest_perfgate.stats import summarize
+
+
+def comparison(test_id: str, verdict: Verdict, unit: str = "s", value: float = 1e-3) -> Comparison:
+    samples = (value, value * 1.01, value * 0.99)
+    return Comparison(
+        test_id,
+        "time",
+        verdict,
+        unit,
+        Direction.LOWER_IS_BETTER,
+        summarize(samples),
+        summarize(samples),
+        ratio=1.04,
+        ci_low=0.99,
+        ci_high=1.09,
+    )
+
+
+LONG = [
+    comparison(
+        "example_suite/test_network.py::test_latency_under_load[load.p50]", Verdict.INCONCLUSIVE
+    ),
+    comparison(
+        "example_suite/test_storage.py::test_random_read[randread.iops]",
+        Verdict.INCOMPARABLE,
+        "IO/s",
+        17860.0,
+    ),
+    comparison("t.py::" + "x" * 120, Verdict.REGRESSED),
+]
+
+
+@pytest.mark.parametrize("width", [80, 100, 60])
+def test_at_a_ci_logs_width_no_line_is_wider_and_no_verdict_is_cut(width: int) -> None:
+    text = render_table(LONG, width=width)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= width
+    for c in LONG:
+        assert any(c.verdict.value in line.split() for line in lines), c.verdict
+    # A unit stays with its number.
+    assert any("1.786e+04 IO/s" in line for line in lines)
+    # A test id that fits the line is whole on one line: it can be searched.
+    assert any(LONG[0].test_id in line for line in lines) == (len(LONG[0].test_id) <= width)
+
+
+def test_a_table_that_fits_keeps_every_column_with_a_header_that_says_what_the_ci_is() -> None:
+    text = render_table([comparison("t.py::test_a", Verdict.INCONCLUSIVE)], width=80)
+    header, row = text.splitlines()[:2]
+    assert header.split()[:5] == ["test", "verdict", "baseline", "now", "change"]
+    assert header.endswith(CI_HEADER)
+    assert row.split() == [
+        "t.py::test_a",
+        "INCONCLUSIVE",
+        "962",
+        "us",
+        "1",
+        "ms",
+        "+4.0%",
+        "-1.0%..+9.0%",
+    ]
+
+
+def test_the_ci_column_goes_before_the_test_id_is_moved() -> None:
+    test_id = "suite/test_module.py::test_" + "y" * 12
+    text = render_table([comparison(test_id, Verdict.INCONCLUSIVE)], width=80)
+    assert CI_HEADER not in text
+    assert text.splitlines()[1].startswith(test_id + " ")
+
+
+def test_an_empty_run_is_a_header_alone() -> None:
+    assert render_table([], width=80).split() == [
+        "test",
+        "verdict",
+        "baseline",
+        "now",
+        "change",
+        "95%",
+        "CI",
+    ]
