@@ -152,7 +152,13 @@ def test_run_after_recording_compares(work_suite: pytest.Pytester) -> None:
     record_baselines(work_suite)
     result = work_suite.runpytest()
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["perfgate: *(2 perf tests, alpha 0.05 over the suite, mode gate)"])
+    result.stdout.fnmatch_lines(
+        [
+            "perfgate: *(2 perf tests, alpha 0.05 over the suite, mode gate)",
+            "perfgate: the table's CIs are 95% for each measurement on its own; "
+            "verdicts use alpha 0.05 shared by the 2 perf tests",
+        ]
+    )
     result.stdout.no_fnmatch_line("*NEW*")
     result.stdout.no_fnmatch_line("*have no baseline yet*")
 

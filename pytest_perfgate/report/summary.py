@@ -97,6 +97,14 @@ def _verdict_lines(
                 f"over the suite, mode {settings.mode.value})"
             ),
         ]
+        if any(c.ci_low is not None for c in comparisons):
+            # The table's intervals are per measurement; the verdicts' level is corrected.
+            lines.append(
+                SummaryLine(
+                    "perfgate: the table's CIs are 95% for each measurement on its own; "
+                    f"verdicts use alpha {settings.alpha} shared by the {tests}"
+                )
+            )
     lines += look_lines(summary, comparisons)
     if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
         # Workflow commands: GitHub shows each on the test's line in the PR's diff.
