@@ -51,8 +51,9 @@ from .nvml import (
     summarize_readings,
 )
 
-Mode = Literal["cold", "batch", "graph"]
-MODES: tuple[Mode, ...] = ("cold", "batch", "graph")
+#: How a GPU call is timed (``perf.gpu(mode=...)``); not the gate's Mode (gate, warn, off).
+GpuTiming = Literal["cold", "batch", "graph"]
+MODES: tuple[GpuTiming, ...] = ("cold", "batch", "graph")
 BackendName = Literal["torch", "cupy", "host"]
 
 #: The host waits on the GPU about this often while sampling (seconds).
@@ -588,7 +589,7 @@ class GpuProbe:
         fn: Callable[..., Any],
         /,
         *args: Any,
-        mode: Mode = "cold",
+        mode: GpuTiming = "cold",
         name: str = "gpu",
         bytes: float | None = None,
         flops: float | None = None,
@@ -644,7 +645,7 @@ class GpuProbe:
         name: str,
         call: Callable[[], None],
         backend: Backend,
-        mode: Mode,
+        mode: GpuTiming,
         work: Work,
         telemetry: str,
     ) -> Callable[[], Measurement]:
@@ -698,7 +699,7 @@ class GpuProbe:
         seconds = max(self._host.plan.warmup_time, GPU_WARMUP_TIME)
         warm_up(run, WarmUp(seconds, max_batch=10_000, round_time=ROUND_TIME))
 
-    def _enqueuer(self, call: Callable[[], None], backend: Backend, mode: Mode) -> _Enqueuer:
+    def _enqueuer(self, call: Callable[[], None], backend: Backend, mode: GpuTiming) -> _Enqueuer:
         """How one sample is enqueued in ``mode``.
 
         Samples are enqueued back to back, so the GPU is still busy with the previous
