@@ -366,7 +366,8 @@ class Comparison:
 
 
 def format_quantity(value: float, unit: str) -> str:
-    """``0.0123, "s"`` -> ``"12.3 ms"``; bytes in KiB/MiB; other units as given."""
+    """``0.0123, "s"`` -> ``"12.3 ms"``; bytes in KiB/MiB; other units as given, with a
+    k/M/G/T prefix from 10,000 up."""
     if unit == "s":
         for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
             if abs(value) >= scale or suffix == "ns":
@@ -375,6 +376,10 @@ def format_quantity(value: float, unit: str) -> str:
         for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
             if abs(value) >= scale or suffix == "B":
                 return f"{_three_digits(value / scale)} {suffix}"
+    if abs(value) >= 1e4:  # 17860 IO/s reads "17.9k IO/s", not "1.786e+04 IO/s"
+        for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= scale:
+                return f"{_three_digits(value / scale)}{suffix} {unit}".rstrip()
     return f"{value:.4g} {unit}".rstrip()
 
 

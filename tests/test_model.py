@@ -185,6 +185,9 @@ def test_label_names_the_measurement_unless_it_is_the_default() -> None:
         (10 * 2**20, "B", "10 MiB"),
         (3 * 2**30, "B", "3 GiB"),
         (1234.5678, "ops/s", "1235 ops/s"),
+        (17860.0, "IO/s", "17.9k IO/s"),
+        (2.5e6, "items/s", "2.5M items/s"),
+        (-3.2e9, "flop", "-3.2G flop"),
         (0.5, "", "0.5"),
     ],
 )
