@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_perfgate.sampling import (
+    YOUNG_GENERATIONS,
     BatchTime,
     Sampler,
     SamplingPlan,
@@ -186,6 +187,33 @@ def test_gc_is_disabled_while_sampling_and_restored_after() -> None:
     sampled = len(result.wall)
     assert scripted.gc_enabled[-sampled:] == [False] * sampled
     assert all(scripted.gc_enabled[:-sampled])  # warm-up and calibration ran with the GC on
+
+
+def test_only_the_young_generations_are_collected_before_sampling() -> None:
+    # A full collection walks the whole heap: 27 ms a measurement in a pytest process
+    # with scipy loaded, and more as the suite's results pile up (issue 18).
+    events: list[tuple[str, object]] = []
+    clock = FakeClock()
+    scripted = ScriptedBatch(clock, per_call_ns=100)
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            events.append(("gc", info["generation"]))
+
+    def batch(loops: int) -> BatchTime:
+        events.append(("batch", gc.isenabled()))
+        return scripted.batch(loops)
+
+    gc.callbacks.append(on_gc)
+    try:
+        Sampler(plan(loops=1), clock=clock).run(batch, warmup=False)
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.enable()
+    first_sampled = events.index(("batch", False))
+    collections = [info for kind, info in events[:first_sampled] if kind == "gc"]
+    assert collections, "no collection before the collector was switched off"
+    assert collections[-1] == YOUNG_GENERATIONS == 1
 
 
 def test_gc_stays_enabled_when_the_plan_says_so() -> None:
