@@ -25,6 +25,7 @@ from typing import Any, final
 
 from .model import BaselineEntry, Environment, Measurement, Summary
 from .stats import NOISE_RUNS, quantile_of, sample_quantile, speed_adjusted, summarize, thin
+from .strict_json import StrictJSONError, loads_strict
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
@@ -106,15 +107,16 @@ def parse_document(
     (``samples_text``, None when there is none); every problem becomes a BaselineError
     naming the file."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
+        document = loads_strict(text)
+    except StrictJSONError as error:
         raise BaselineError(
             f"{path}: not valid JSON ({error}); the file was left as it is"
         ) from None
     if not isinstance(document, dict) or "format_version" not in document:
         raise BaselineError(f"{path}: not a perfgate baseline file (no format_version)")
     version = document["format_version"]
-    if version not in READABLE_VERSIONS:
+    # type() and not isinstance(): true is an int to Python, and would read as version 1.
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise BaselineError(
             f"{path}: baseline format version {version!r} is not supported by this "
             f"pytest-perfgate (it reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
@@ -122,27 +124,34 @@ def parse_document(
             "or delete the file and re-record with --perf-update-baselines (a refresh "
             "never overwrites a file it cannot read)"
         )
+    listed = document.get("tests")
+    if not isinstance(listed, dict) or not all(isinstance(m, dict) for m in listed.values()):
+        raise BaselineError(f"{path}: malformed: 'tests' must map test names to objects")
     raw: dict[tuple[str, str], dict[str, Any]] = {}
-    if version >= 3 and document.get("tests"):
+    if version >= 3 and listed:
         raw = _parse_samples(samples_text, samples_path(path))
     tests: dict[str, dict[str, BaselineEntry]] = {}
-    try:
-        for test, measurements in document["tests"].items():
-            tests[test] = {}
-            for name, data in measurements.items():
-                if version >= 3:
-                    if (test, name) not in raw:
-                        raise BaselineError(
-                            f"{samples_path(path)}: no samples for {test} [{name}]; restore "
-                            "the file from version control, or delete both files and "
-                            "re-record with --perf-update-baselines"
-                        )
-                    data = {**data, **raw[test, name]}
+    for test, measurements in listed.items():
+        tests[test] = {}
+        for name, data in measurements.items():
+            if version >= 3:
+                if (test, name) not in raw:
+                    raise BaselineError(
+                        f"{samples_path(path)}: no samples for {test} [{name}]; restore "
+                        "the file from version control, or delete both files and "
+                        "re-record with --perf-update-baselines"
+                    )
+                if not isinstance(data, dict):
+                    raise BaselineError(f"{path}: {test} [{name}]: malformed: not an object")
+                data = {**data, **raw[test, name]}
+            try:
                 tests[test][name] = BaselineEntry.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise BaselineError(
-            f"{path}: malformed baseline entry ({type(error).__name__}: {error})"
-        ) from None
+            except KeyError as error:
+                raise BaselineError(
+                    f"{path}: {test} [{name}]: malformed: missing field {error}"
+                ) from None
+            except (TypeError, ValueError, AttributeError) as error:
+                raise BaselineError(f"{path}: {test} [{name}]: malformed: {error}") from None
     return tests
 
 
@@ -158,10 +167,14 @@ def _parse_samples(text: str | None, path: Path) -> dict[tuple[str, str], dict[s
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            key = (str(record["test"]), str(record["measurement"]))
+            record = loads_strict(line)
+            key = (record["test"], record["measurement"])
+            if not all(isinstance(part, str) for part in key):
+                raise TypeError("test and measurement must be strings")
+            if key in raw:
+                raise ValueError(f"a second line for {key[0]} [{key[1]}]")
             raw[key] = {name: record[name] for name in RAW_KEYS if name in record}
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise BaselineError(
                 f"{path}:{number}: malformed samples line ({type(error).__name__}: {error}); "
                 "the file was left as it is"
@@ -263,7 +276,11 @@ class BaselineStore:
         except FileNotFoundError:
             return BaselineFile(path)
         except OSError as error:
-            raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
+            raise BaselineError(f"{path}: cannot read ({error.strerror or error})") from None
+        except UnicodeDecodeError as error:
+            raise BaselineError(
+                f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+            ) from None
         return BaselineFile(path, parse_document(text, path, _read_if_present(samples_path(path))))
 
     def files(self) -> list[Path]:
@@ -344,7 +361,11 @@ def _read_if_present(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
+        raise BaselineError(f"{path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise BaselineError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
