@@ -362,3 +362,45 @@ def test_any_saved_benchmark_is_imported_judgeable_or_refused(
             assert 1 <= bench.iterations <= MAX_LOOPS
         return
     assert str(path) in message
+
+
+# --- outputs that cannot be written: exit 2 (bad usage), before any long run ---------------
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+def test_ab_refuses_an_unwritable_report_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    from pytest_perfgate.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("", encoding="utf-8")
+    target = blocker / "report.out"
+    # An unknown ref would fail as well (exit 2): the message shows the report was checked
+    # first, before any git or pytest work.
+    assert main(["ab", "--base", "no-such-ref-anywhere", flag, str(target)]) == 2
+    assert f"cannot write {target} ({blocker} is not a directory)" in capsys.readouterr().err
+
+
+def test_ab_refuses_a_directory_as_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.cli import main
+
+    assert main(["ab", "--base", "no-such-ref-anywhere", "--json", str(tmp_path)]) == 2
+    assert "it is a directory" in capsys.readouterr().err
+
+
+def test_import_benchmark_into_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_perfgate.cli import main
+
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(saved_run()), encoding="utf-8")
+    blocker = tmp_path / "baselines"
+    blocker.write_text("", encoding="utf-8")
+    assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker)]) == 2
+    assert f"{blocker}: not a directory" in capsys.readouterr().err
+    assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker / "sub")]) == 1
+    assert f"{blocker / 'sub'}" in capsys.readouterr().err
