@@ -15,9 +15,11 @@ import contextlib
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +72,9 @@ ENTRY_KEY_ORDER = (
 )
 
 LOCK_NAME = ".perfgate.lock"
+#: The name of every temporary file perfgate writes ends so: a refresh removes the ones a
+#: killed process left.
+TEMP_SUFFIX = ".perfgate-tmp"
 
 #: A refresh restarts the history for a run this many standard deviations of the
 #: history away from its mean (see refreshed_entry).
@@ -341,6 +346,84 @@ class BaselineStore:
             write_atomically(current.path, render_document(tests, self.generator))
             return current.path
 
+    def update_many(
+        self, updates: Mapping[str, Mapping[str, Mapping[str, BaselineEntry]]]
+    ) -> StoreWrite:
+        """Merge each module's entries into its file, all or nothing: every new file is
+        written to a temporary file first, and only when all are on disk are they renamed
+        into place, with SIGINT held back during the renames. A module whose file cannot
+        be read is left out (its error returned); the others are still written. A SIGINT
+        before the renames writes nothing (``interrupted``)."""
+        staged: list[tuple[Path, Path]] = []  # (temporary file, its target)
+        errors: list[str] = []
+        try:
+            with self.locked():
+                self.remove_leftovers()
+                for module, entries in sorted(updates.items()):
+                    try:
+                        staged += self._stage_module(module, entries)
+                    except BaselineError as error:
+                        errors.append(f"{error}; its baselines were not refreshed")
+                    except OSError as error:
+                        path = self.path_for(module)
+                        errors.append(f"{path}: cannot write ({error.strerror or error})")
+                written = []
+                with _interrupts_deferred() as received:
+                    for temp, path in staged:
+                        os.replace(temp, path)
+                        if not path.name.endswith(SAMPLES_SUFFIX):
+                            written.append(path)
+                    staged = []
+                return StoreWrite(tuple(written), tuple(errors), interrupted=bool(received))
+        except KeyboardInterrupt:
+            return StoreWrite(errors=tuple(errors), interrupted=True)
+        finally:
+            for temp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+
+    def _stage_module(
+        self, module: str, entries: Mapping[str, Mapping[str, BaselineEntry]]
+    ) -> list[tuple[Path, Path]]:
+        """The module's merged file and sidecar, staged (sidecar first: renamed in this
+        order, a reader never sees entries whose samples are not there yet)."""
+        current = self.load(module)
+        tests = {test: dict(ms) for test, ms in current.tests.items()}
+        for test, measurements in entries.items():
+            tests.setdefault(test, {}).update(measurements)
+        try:
+            texts = (render_samples(tests), render_document(tests, self.generator))
+        except ValueError as error:  # a non-finite number: never written
+            raise BaselineError(f"{current.path}: {error}") from None
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for path, text in zip((samples_path(current.path), current.path), texts, strict=True):
+                staged.append((stage(path, text), path))
+        except BaseException:
+            for temp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            raise
+        return staged
+
+    def remove_leftovers(self) -> list[Path]:
+        """Remove the temporary files that killed writers left (ours only: named
+        ``*.perfgate-tmp``, or the ``.<name>.json.<random>.tmp`` of earlier versions).
+        Call with the lock held: no live writer has any then."""
+        if not self.root.is_dir():
+            return []
+        removed = []
+        for path in self.root.rglob(".*"):
+            name = path.name
+            ours = name.endswith(TEMP_SUFFIX) or (
+                name.endswith(".tmp") and (".json." in name or ".jsonl." in name)
+            )
+            if ours and path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                removed.append(path)
+        return removed
+
     def rewrite(self) -> list[Path]:
         """Write every baseline file again in the current format, every value kept
         (a format upgrade without a refresh); returns the files rewritten."""
@@ -395,8 +478,21 @@ def write_atomically(path: Path, text: str) -> None:
     A reader sees the old file or the new one, never half of one, even if the process
     is killed mid-write.
     """
+    temp = stage(path, text)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def stage(path: Path, text: str) -> Path:
+    """The first half of an atomic write: ``text`` in a synced temporary file beside
+    ``path``, named ``.<name>.<random>.perfgate-tmp`` (a refresh removes those that a
+    killed process left)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         # mkstemp makes the file owner-only; give it the mode a plain open() would (or
         # keep the replaced file's), so reports can be served and baselines shared.
@@ -405,11 +501,36 @@ def write_atomically(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+    return Path(temp)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StoreWrite:
+    """What one all-or-nothing write of several modules did."""
+
+    written: tuple[Path, ...] = ()  #: baseline files replaced
+    errors: tuple[str, ...] = ()  #: one per module left as it was, and why
+    interrupted: bool = False  #: SIGINT arrived (before the renames: nothing was written)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT back while the block runs (main thread only: elsewhere signals go to
+    the main thread anyway); yields a list that holds the signal if one came."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _file_mode(path: Path) -> int:
