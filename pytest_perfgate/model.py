@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -320,7 +321,10 @@ class Comparison:
 
     @property
     def label(self) -> str:
-        return self.test_id if self.name == "time" else f"{self.test_id} [{self.name}]"
+        """The test id, and the measurement's name unless "time", as every report shows
+        them: control and bidirectional characters made visible (see ``printable``)."""
+        label = self.test_id if self.name == "time" else f"{self.test_id} [{self.name}]"
+        return printable(label)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -432,7 +436,21 @@ def explain(comparison: Comparison) -> str:
             text += " (higher is better)"
     if c.notes:
         text += "; " + "; ".join(c.notes)
-    return text
+    return printable(text)
+
+
+#: Characters a test id or measurement name must not carry into a report as they are:
+#: C0 and C1 controls (a newline starts a GitHub Actions workflow command, ESC a terminal
+#: sequence) and the invisible bidirectional marks and overrides (U+202E shows text
+#: reversed in a review).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or bidirectional character written as its Python
+    escape (a newline as ``\\n``, U+202E as ``\\u202e``): what a person reads in a
+    terminal, CI log, Markdown or HTML report is what the text holds."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 #: Most calls per sample a stored or imported run may ask for: far above what calibration
