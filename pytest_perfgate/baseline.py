@@ -351,15 +351,19 @@ class BaselineStore:
     ) -> StoreWrite:
         """Merge each module's entries into its file, all or nothing: every new file is
         written to a temporary file first, and only when all are on disk are they renamed
-        into place, with SIGINT held back during the renames. A module whose file cannot
-        be read is left out (its error returned); the others are still written. A SIGINT
-        before the renames writes nothing (``interrupted``)."""
+        into place. SIGINT is held back meanwhile: one that comes before the renames
+        writes nothing (``interrupted``), temporary files removed. A module whose file
+        cannot be read is left out (its error returned); the others are still written."""
         staged: list[tuple[Path, Path]] = []  # (temporary file, its target)
         errors: list[str] = []
         try:
-            with self.locked():
+            # SIGINT is held back from here on and looked at between modules: a
+            # KeyboardInterrupt raised inside mkstemp or a cleanup would leave a file behind.
+            with self.locked(), _interrupts_deferred() as received:
                 self.remove_leftovers()
                 for module, entries in sorted(updates.items()):
+                    if received:
+                        return StoreWrite(errors=tuple(errors), interrupted=True)
                     try:
                         staged += self._stage_module(module, entries)
                     except BaselineError as error:
@@ -367,15 +371,16 @@ class BaselineStore:
                     except OSError as error:
                         path = self.path_for(module)
                         errors.append(f"{path}: cannot write ({error.strerror or error})")
+                if received:
+                    return StoreWrite(errors=tuple(errors), interrupted=True)
                 written = []
-                with _interrupts_deferred() as received:
-                    for temp, path in staged:
-                        os.replace(temp, path)
-                        if not path.name.endswith(SAMPLES_SUFFIX):
-                            written.append(path)
-                    staged = []
+                for temp, path in staged:
+                    os.replace(temp, path)
+                    if not path.name.endswith(SAMPLES_SUFFIX):
+                        written.append(path)
+                staged = []
                 return StoreWrite(tuple(written), tuple(errors), interrupted=bool(received))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # outside the main thread, or before the handler was set
             return StoreWrite(errors=tuple(errors), interrupted=True)
         finally:
             for temp, _ in staged:

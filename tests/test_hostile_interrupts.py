@@ -71,7 +71,7 @@ def generations(root: Path) -> dict[Path, int]:
         assert len(samples) == 1
         (commit,) = commits
         found[loaded.path] = int(str(commit)[1:])
-        found[samples_path(loaded.path)] = int(next(iter(samples)) - 0.1)
+        found[samples_path(loaded.path)] = round(next(iter(samples)) - 0.1)
     return found
 
 
