@@ -58,3 +58,36 @@ def test_a_refresh_meeting_a_damaged_sidecar_writes_every_healthy_module(
     assert len(after["tests"]["test_slow"]["time"]["history"]) == 2
     assert after != before
     assert (two_modules.path / "run.json").is_file()
+
+
+def test_a_newline_in_a_measurement_name_starts_no_workflow_command(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_names="""
+        import os
+        import pytest
+
+        NAME = "rows\\n::error file=owned.py::injected \\u202e"
+
+        @pytest.mark.perf
+        def test_rows(perf):
+            value = 1.0 * int(os.environ.get("WORK", "1"))
+            perf.record(NAME, [value * (1 + i / 1000) for i in range(30)], unit="rows")
+        """
+    )
+    record_baselines(pytester)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("WORK", "50")
+    result = pytester.runpytest("--perf-markdown=run.md")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.lines + result.stderr.lines
+    assert not [line for line in output if line.lstrip().startswith("::error file=owned")]
+    assert not [line for line in output if "\u202e" in line]
+    result.stdout.fnmatch_lines(
+        ["*performance regression in test_names.py::test_rows [[]rows\\n::error*"]
+    )
+    markdown = (pytester.path / "run.md").read_text(encoding="utf-8")
+    assert "\u202e" not in markdown
+    assert "\n::error" not in markdown
