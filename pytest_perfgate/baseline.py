@@ -395,6 +395,11 @@ class BaselineStore:
         current = self.load(module)
         tests = {test: dict(ms) for test, ms in current.tests.items()}
         for test, measurements in entries.items():
+            for name, entry in measurements.items():
+                try:  # never write what the reader would refuse
+                    BaselineEntry.from_dict(entry.to_dict())
+                except ValueError as error:
+                    raise BaselineError(f"{current.path}: {test} [{name}]: {error}") from None
             tests.setdefault(test, {}).update(measurements)
         try:
             texts = (render_samples(tests), render_document(tests, self.generator))

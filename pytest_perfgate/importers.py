@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
 from .baseline import BaselineError, BaselineStore, refreshed_entry
-from .model import MAX_LOOPS, BaselineEntry, Direction, Environment, Measurement
+from .model import MAX_LOOPS, STORED_RANGE, BaselineEntry, Direction, Environment, Measurement
 
 
 class SavedRunError(ValueError):
@@ -92,8 +91,9 @@ def read_saved_run(path: Path) -> list[SavedBenchmark]:
             raise SavedRunError(
                 f"{path}: benchmark #{index} is malformed ({type(error).__name__}: {error})"
             ) from None
-        usable = [x for x in data if x >= sys.float_info.min]
-        if not usable and median < sys.float_info.min:
+        low, high = STORED_RANGE
+        usable = [x for x in data if low <= x <= high]
+        if not usable and not low <= median <= high:
             raise SavedRunError(f"{path}: {bench['fullname']} has no positive timing")
         benchmarks.append(
             SavedBenchmark(

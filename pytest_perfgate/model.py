@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import math
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, final
@@ -474,11 +473,20 @@ def _number(value: Any, field_name: str) -> float:
     return number
 
 
+#: Range of a stored sample or run-level figure, in any unit (seconds, bytes, FLOP/s):
+#: far beyond any measurement, and narrow enough that the gate's ratios, logs and
+#: exponentials of them stay finite (a 1e-300 history overflowed the prediction interval).
+STORED_RANGE = (1e-30, 1e30)
+
+
 def _positive(value: Any, field_name: str) -> float:
-    """A positive normal float: ratios and logs of it are finite."""
+    """A positive float within STORED_RANGE: ratios, logs and powers of it are finite."""
     number = _number(value, field_name)
-    if number < sys.float_info.min:
+    low, high = STORED_RANGE
+    if number <= 0:
         raise ValueError(f"{field_name}: must be a positive number, got {number!r}")
+    if not low <= number <= high:
+        raise ValueError(f"{field_name}: must lie between {low:g} and {high:g}, got {number!r}")
     return number
 
 

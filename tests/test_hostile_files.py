@@ -107,7 +107,8 @@ def test_non_finite_history_is_refused_naming_the_file(history: str) -> None:
     [
         ("[0.001, 0, 0.002]", r"samples\[1\]: must be a positive number"),
         ("[-5]", r"samples\[0\]: must be a positive number"),
-        ("[5e-324]", r"samples\[0\]: must be a positive number"),  # subnormal
+        ("[5e-324]", r"samples\[0\]: must lie between 1e-30 and 1e\+30"),  # subnormal
+        ("[1e31]", r"samples\[0\]: must lie between 1e-30 and 1e\+30"),
         ("[]", "samples: must not be empty"),
         ('"999"', "samples: must be a list of numbers, got str '999'"),
         ('["1"]', r"samples\[0\]: must be a number"),
@@ -117,6 +118,26 @@ def test_non_finite_history_is_refused_naming_the_file(history: str) -> None:
 def test_samples_that_are_not_positive_numbers_are_refused(samples: str, message: str) -> None:
     with pytest.raises(BaselineError, match=rf"test_a \[time\]: malformed: {message}"):
         parse(samples=with_sample_field("samples", samples))
+
+
+def test_a_history_too_extreme_to_judge_is_refused() -> None:
+    # Finite, but the gate's prediction interval overflowed on it (OverflowError mid-run).
+    with pytest.raises(BaselineError, match=r"history\[0\]: must lie between"):
+        parse(with_field("history", "[1e-300, 0.001, 1e-300]"))
+
+
+def test_an_entry_the_reader_would_refuse_is_never_written(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = BaselineStore(tmp_path)
+    store.update_many({"test_x.py": TESTS})
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    extreme = replace(entry(), history=(1e-300,))
+    outcome = store.update_many({"test_x.py": {"test_a": {"time": extreme}}})
+    assert outcome.written == ()
+    (error,) = outcome.errors
+    assert "test_x.json: test_a [time]: history[0]: must lie between" in error
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
 # --- item 4: loops are bounded -----------------------------------------------------------
