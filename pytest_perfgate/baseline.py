@@ -296,6 +296,8 @@ class BaselineStore:
 
     def check_writable(self) -> None:
         """Fail early, before any test runs, when refreshed baselines could not be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise BaselineError(f"{self.root}: cannot write baselines there (not a directory)")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".perfgate-probe-"):

@@ -425,3 +425,12 @@ def test_import_benchmark_into_a_file_is_a_usage_error(
     assert f"{blocker}: not a directory" in capsys.readouterr().err
     assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker / "sub")]) == 1
     assert f"{blocker / 'sub'}" in capsys.readouterr().err
+
+
+def test_a_baseline_dir_that_is_a_file_is_named_before_a_refresh(tmp_path: Path) -> None:
+    blocker = tmp_path / "baselines"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(BaselineError, match=r"baselines: cannot write baselines there \(not a"):
+        BaselineStore(blocker).check_writable()
+    with pytest.raises(BaselineError, match=r"baselines/test_x\.json: cannot read"):
+        BaselineStore(blocker).load("test_x.py")
