@@ -15,9 +15,11 @@ import contextlib
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any, final
 
 from .model import BaselineEntry, Environment, Measurement, Summary
 from .stats import NOISE_RUNS, quantile_of, sample_quantile, speed_adjusted, summarize, thin
+from .strict_json import StrictJSONError, loads_strict
 
 # Baseline format history (bump on any change a reader of the old version would misread):
 # 1 - first version: per test, per measurement: unit, direction, samples, summary,
@@ -69,6 +72,9 @@ ENTRY_KEY_ORDER = (
 )
 
 LOCK_NAME = ".perfgate.lock"
+#: The name of every temporary file perfgate writes ends so: a refresh removes the ones a
+#: killed process left.
+TEMP_SUFFIX = ".perfgate-tmp"
 
 #: A refresh restarts the history for a run this many standard deviations of the
 #: history away from its mean (see refreshed_entry).
@@ -106,15 +112,16 @@ def parse_document(
     (``samples_text``, None when there is none); every problem becomes a BaselineError
     naming the file."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
+        document = loads_strict(text)
+    except StrictJSONError as error:
         raise BaselineError(
             f"{path}: not valid JSON ({error}); the file was left as it is"
         ) from None
     if not isinstance(document, dict) or "format_version" not in document:
         raise BaselineError(f"{path}: not a perfgate baseline file (no format_version)")
     version = document["format_version"]
-    if version not in READABLE_VERSIONS:
+    # type() and not isinstance(): true is an int to Python, and would read as version 1.
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise BaselineError(
             f"{path}: baseline format version {version!r} is not supported by this "
             f"pytest-perfgate (it reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
@@ -122,27 +129,34 @@ def parse_document(
             "or delete the file and re-record with --perf-update-baselines (a refresh "
             "never overwrites a file it cannot read)"
         )
+    listed = document.get("tests")
+    if not isinstance(listed, dict) or not all(isinstance(m, dict) for m in listed.values()):
+        raise BaselineError(f"{path}: malformed: 'tests' must map test names to objects")
     raw: dict[tuple[str, str], dict[str, Any]] = {}
-    if version >= 3 and document.get("tests"):
+    if version >= 3 and listed:
         raw = _parse_samples(samples_text, samples_path(path))
     tests: dict[str, dict[str, BaselineEntry]] = {}
-    try:
-        for test, measurements in document["tests"].items():
-            tests[test] = {}
-            for name, data in measurements.items():
-                if version >= 3:
-                    if (test, name) not in raw:
-                        raise BaselineError(
-                            f"{samples_path(path)}: no samples for {test} [{name}]; restore "
-                            "the file from version control, or delete both files and "
-                            "re-record with --perf-update-baselines"
-                        )
-                    data = {**data, **raw[test, name]}
+    for test, measurements in listed.items():
+        tests[test] = {}
+        for name, data in measurements.items():
+            if version >= 3:
+                if (test, name) not in raw:
+                    raise BaselineError(
+                        f"{samples_path(path)}: no samples for {test} [{name}]; restore "
+                        "the file from version control, or delete both files and "
+                        "re-record with --perf-update-baselines"
+                    )
+                if not isinstance(data, dict):
+                    raise BaselineError(f"{path}: {test} [{name}]: malformed: not an object")
+                data = {**data, **raw[test, name]}
+            try:
                 tests[test][name] = BaselineEntry.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise BaselineError(
-            f"{path}: malformed baseline entry ({type(error).__name__}: {error})"
-        ) from None
+            except KeyError as error:
+                raise BaselineError(
+                    f"{path}: {test} [{name}]: malformed: missing field {error}"
+                ) from None
+            except (TypeError, ValueError, AttributeError) as error:
+                raise BaselineError(f"{path}: {test} [{name}]: malformed: {error}") from None
     return tests
 
 
@@ -158,10 +172,14 @@ def _parse_samples(text: str | None, path: Path) -> dict[tuple[str, str], dict[s
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            key = (str(record["test"]), str(record["measurement"]))
+            record = loads_strict(line)
+            key = (record["test"], record["measurement"])
+            if not all(isinstance(part, str) for part in key):
+                raise TypeError("test and measurement must be strings")
+            if key in raw:
+                raise ValueError(f"a second line for {key[0]} [{key[1]}]")
             raw[key] = {name: record[name] for name in RAW_KEYS if name in record}
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise BaselineError(
                 f"{path}:{number}: malformed samples line ({type(error).__name__}: {error}); "
                 "the file was left as it is"
@@ -263,7 +281,11 @@ class BaselineStore:
         except FileNotFoundError:
             return BaselineFile(path)
         except OSError as error:
-            raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
+            raise BaselineError(f"{path}: cannot read ({error.strerror or error})") from None
+        except UnicodeDecodeError as error:
+            raise BaselineError(
+                f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+            ) from None
         return BaselineFile(path, parse_document(text, path, _read_if_present(samples_path(path))))
 
     def files(self) -> list[Path]:
@@ -274,6 +296,8 @@ class BaselineStore:
 
     def check_writable(self) -> None:
         """Fail early, before any test runs, when refreshed baselines could not be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise BaselineError(f"{self.root}: cannot write baselines there (not a directory)")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".perfgate-probe-"):
@@ -324,6 +348,94 @@ class BaselineStore:
             write_atomically(current.path, render_document(tests, self.generator))
             return current.path
 
+    def update_many(
+        self, updates: Mapping[str, Mapping[str, Mapping[str, BaselineEntry]]]
+    ) -> StoreWrite:
+        """Merge each module's entries into its file, all or nothing: every new file is
+        written to a temporary file first, and only when all are on disk are they renamed
+        into place. SIGINT is held back meanwhile: one that comes before the renames
+        writes nothing (``interrupted``), temporary files removed. A module whose file
+        cannot be read is left out (its error returned); the others are still written."""
+        staged: list[tuple[Path, Path]] = []  # (temporary file, its target)
+        errors: list[str] = []
+        try:
+            # SIGINT is held back from here on and looked at between modules: a
+            # KeyboardInterrupt raised inside mkstemp or a cleanup would leave a file behind.
+            with self.locked(), _interrupts_deferred() as received:
+                self.remove_leftovers()
+                for module, entries in sorted(updates.items()):
+                    if received:
+                        return StoreWrite(errors=tuple(errors), interrupted=True)
+                    try:
+                        staged += self._stage_module(module, entries)
+                    except BaselineError as error:
+                        errors.append(f"{error}; its baselines were not refreshed")
+                    except OSError as error:
+                        path = self.path_for(module)
+                        errors.append(f"{path}: cannot write ({error.strerror or error})")
+                if received:
+                    return StoreWrite(errors=tuple(errors), interrupted=True)
+                written = []
+                for temp, path in staged:
+                    os.replace(temp, path)
+                    if not path.name.endswith(SAMPLES_SUFFIX):
+                        written.append(path)
+                staged = []
+                return StoreWrite(tuple(written), tuple(errors), interrupted=bool(received))
+        except KeyboardInterrupt:  # outside the main thread, or before the handler was set
+            return StoreWrite(errors=tuple(errors), interrupted=True)
+        finally:
+            for temp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+
+    def _stage_module(
+        self, module: str, entries: Mapping[str, Mapping[str, BaselineEntry]]
+    ) -> list[tuple[Path, Path]]:
+        """The module's merged file and sidecar, staged (sidecar first: renamed in this
+        order, a reader never sees entries whose samples are not there yet)."""
+        current = self.load(module)
+        tests = {test: dict(ms) for test, ms in current.tests.items()}
+        for test, measurements in entries.items():
+            for name, entry in measurements.items():
+                try:  # never write what the reader would refuse
+                    BaselineEntry.from_dict(entry.to_dict())
+                except ValueError as error:
+                    raise BaselineError(f"{current.path}: {test} [{name}]: {error}") from None
+            tests.setdefault(test, {}).update(measurements)
+        try:
+            texts = (render_samples(tests), render_document(tests, self.generator))
+        except ValueError as error:  # a non-finite number: never written
+            raise BaselineError(f"{current.path}: {error}") from None
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for path, text in zip((samples_path(current.path), current.path), texts, strict=True):
+                staged.append((stage(path, text), path))
+        except BaseException:
+            for temp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            raise
+        return staged
+
+    def remove_leftovers(self) -> list[Path]:
+        """Remove the temporary files that killed writers left (ours only: named
+        ``*.perfgate-tmp``, or the ``.<name>.json.<random>.tmp`` of earlier versions).
+        Call with the lock held: no live writer has any then."""
+        if not self.root.is_dir():
+            return []
+        removed = []
+        for path in self.root.rglob(".*"):
+            name = path.name
+            ours = name.endswith(TEMP_SUFFIX) or (
+                name.endswith(".tmp") and (".json." in name or ".jsonl." in name)
+            )
+            if ours and path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                removed.append(path)
+        return removed
+
     def rewrite(self) -> list[Path]:
         """Write every baseline file again in the current format, every value kept
         (a format upgrade without a refresh); returns the files rewritten."""
@@ -344,7 +456,11 @@ def _read_if_present(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise BaselineError(f"{path}: cannot read ({error.strerror})") from None
+        raise BaselineError(f"{path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise BaselineError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -374,8 +490,21 @@ def write_atomically(path: Path, text: str) -> None:
     A reader sees the old file or the new one, never half of one, even if the process
     is killed mid-write.
     """
+    temp = stage(path, text)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def stage(path: Path, text: str) -> Path:
+    """The first half of an atomic write: ``text`` in a synced temporary file beside
+    ``path``, named ``.<name>.<random>.perfgate-tmp`` (a refresh removes those that a
+    killed process left)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         # mkstemp makes the file owner-only; give it the mode a plain open() would (or
         # keep the replaced file's), so reports can be served and baselines shared.
@@ -384,11 +513,36 @@ def write_atomically(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+    return Path(temp)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StoreWrite:
+    """What one all-or-nothing write of several modules did."""
+
+    written: tuple[Path, ...] = ()  #: baseline files replaced
+    errors: tuple[str, ...] = ()  #: one per module left as it was, and why
+    interrupted: bool = False  #: SIGINT arrived (before the renames: nothing was written)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT back while the block runs (main thread only: elsewhere signals go to
+    the main thread anyway); yields a list that holds the signal if one came."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _file_mode(path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 import shutil
 import sys
@@ -123,6 +124,9 @@ def _show(root: Path) -> int:
 
 
 def _import_benchmark(paths: list[Path], root: Path) -> int:
+    if root.exists() and not root.is_dir():
+        print(f"perfgate import-benchmark: error: {root}: not a directory", file=sys.stderr)
+        return 2
     try:
         report = import_saved_runs(paths, BaselineStore(root))
     except SavedRunError as error:
@@ -327,6 +331,18 @@ def _pytest_command(given: Sequence[str]) -> list[str]:
 
 def _ab(args: argparse.Namespace) -> int:
     """Run ``perfgate ab``: exit 1 on a regression, 0 otherwise, 2 when it cannot run."""
+    # Checked before the long run: a report that cannot be written fails in seconds, not
+    # after every round, and never with 1, the status that means "regressed".
+    for path in (args.json, args.markdown):
+        problem = None if path is None else output_problem(path)
+        if problem:
+            print(f"perfgate ab: error: cannot write {path} ({problem})", file=sys.stderr)
+            return 2
+    if args.rounds < 1:
+        print(
+            f"perfgate ab: error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr
+        )
+        return 2
     try:
         settings = Settings.resolve(
             read_pyproject(Path("pyproject.toml")),
@@ -369,15 +385,35 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     for problem in outcome.problems:
         print(f"perfgate ab: {problem}")
     candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
+    written = True
     if candidate is not None and (args.json or args.markdown):
         judged = replace(candidate, tests=tuple(outcome.tests))
         if args.json:
-            write_results(args.json, judged)
-            print(f"perfgate ab: results written to {args.json}")
+            written = _saved(args.json, lambda: write_results(args.json, judged), "ab", "results")
         if args.markdown:
-            args.markdown.write_text(render_markdown(judged), encoding="utf-8")
-            print(f"perfgate ab: Markdown report written to {args.markdown}")
+            text = render_markdown(judged)
+            written = _write(args.markdown, text, "ab", "Markdown report") and written
+    if not written:
+        return 2
     return 1 if outcome.regressed else 0
+
+
+def output_problem(path: Path) -> str | None:
+    """Why a report could not be written at ``path`` (None when it likely can): checked
+    before a long run, so that the run is not lost at the end."""
+    if path.is_dir():
+        return "it is a directory"
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

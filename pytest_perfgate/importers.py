@@ -13,13 +13,14 @@ noise.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
 from .baseline import BaselineError, BaselineStore, refreshed_entry
-from .model import BaselineEntry, Direction, Environment, Measurement
+from .model import MAX_LOOPS, STORED_RANGE, BaselineEntry, Direction, Environment, Measurement
 
 
 class SavedRunError(ValueError):
@@ -64,31 +65,35 @@ def saved_runs(paths: Iterable[Path]) -> list[Path]:
 def read_saved_run(path: Path) -> list[SavedBenchmark]:
     """Parse one pytest-benchmark JSON file."""
     try:
+        # Plain json.loads: pytest-benchmark itself writes Infinity for a zero-time
+        # benchmark's ops; the figures used below are checked one by one.
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SavedRunError(f"{path}: cannot read it as JSON ({error})") from None
+    except RecursionError:
+        raise SavedRunError(f"{path}: cannot read it as JSON (nested too deeply)") from None
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise SavedRunError(f"{path}: not a pytest-benchmark saved run (no 'benchmarks' list)")
-    environment = _environment(document.get("machine_info", {}))
+    info = document.get("machine_info")
+    environment = _environment(info if isinstance(info, dict) else {})
     saved_at = str(document.get("datetime", ""))
     commit_info = document.get("commit_info") or {}
     commit = commit_info.get("id") if commit_info.get("id") not in (None, "unversioned") else None
     benchmarks = []
     for index, bench in enumerate(document["benchmarks"]):
         try:
-            module, _, test = str(bench["fullname"]).partition("::")
+            module, test = _test_of(bench["fullname"])
             stats: Mapping[str, Any] = bench["stats"]
-            data = [float(x) for x in stats.get("data") or ()]
-            median = float(stats["median"])
-            iterations = int(stats.get("iterations", 1))
-        except (KeyError, TypeError, ValueError) as error:
+            data = [_timing(x, "data") for x in stats.get("data") or ()]
+            median = _timing(stats["median"], "median")
+            iterations = _iterations(stats.get("iterations", 1))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise SavedRunError(
                 f"{path}: benchmark #{index} is malformed ({type(error).__name__}: {error})"
             ) from None
-        if not test:
-            raise SavedRunError(f"{path}: benchmark #{index} has no test in {module!r}")
-        usable = [x for x in data if x > 0]
-        if not usable and median <= 0:
+        low, high = STORED_RANGE
+        usable = [x for x in data if low <= x <= high]
+        if not usable and not low <= median <= high:
             raise SavedRunError(f"{path}: {bench['fullname']} has no positive timing")
         benchmarks.append(
             SavedBenchmark(
@@ -96,7 +101,7 @@ def read_saved_run(path: Path) -> list[SavedBenchmark]:
                 test=test,
                 samples=tuple(usable) if usable else (median,),
                 summary_only=not usable,
-                iterations=max(iterations, 1),
+                iterations=iterations,
                 environment=environment,
                 saved_at=saved_at,
                 commit=commit,
@@ -105,9 +110,39 @@ def read_saved_run(path: Path) -> list[SavedBenchmark]:
     return benchmarks
 
 
+def _test_of(fullname: Any) -> tuple[str, str]:
+    """``"tests/test_x.py::test_y[1]"`` -> module and test, both needed to name a file."""
+    if not isinstance(fullname, str):
+        raise TypeError(f"fullname must be a string, got {type(fullname).__name__}")
+    module, _, test = fullname.partition("::")
+    if not module or not test:
+        raise ValueError(f"fullname {fullname!r} is not 'module::test'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in fullname):
+        raise ValueError(f"fullname {fullname!r} holds a control character")
+    return module, test
+
+
+def _timing(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number!r}")
+    return number
+
+
+def _iterations(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"iterations must be a whole number, got {value!r}")
+    if not 1 <= value <= MAX_LOOPS:
+        raise ValueError(f"iterations must be from 1 to {MAX_LOOPS}, got {value}")
+    return value
+
+
 def _environment(info: Mapping[str, Any]) -> Environment:
     """pytest-benchmark's machine_info in perfgate's machine-class fields."""
-    cpu = info.get("cpu") or {}
+    cpu_info = info.get("cpu")
+    cpu: Mapping[str, Any] = cpu_info if isinstance(cpu_info, dict) else {}
     version = str(info.get("python_version", ""))
     minor = ".".join(version.split(".")[:2])
     machine = {
@@ -170,4 +205,7 @@ def import_saved_runs(
             store.update(module, entries)
         except BaselineError as error:
             raise SavedRunError(str(error)) from None
+        except OSError as error:
+            path = store.path_for(module)
+            raise SavedRunError(f"{path}: cannot write ({error.strerror or error})") from None
     return report

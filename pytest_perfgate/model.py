@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, final
@@ -83,9 +84,17 @@ class Summary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        data = _mapping(data, "summary")
+        n = _optional_int(data["n"], "summary.n")
+        if n is None or n < 1:
+            raise ValueError(f"summary.n: must be a whole number of at least 1, got {n!r}")
         return cls(
-            n=int(data["n"]),
-            **{name: float(data[name]) for name in cls.__dataclass_fields__ if name != "n"},
+            n=n,
+            **{
+                name: _number(data[name], f"summary.{name}")
+                for name in cls.__dataclass_fields__
+                if name != "n"
+            },
         )
 
 
@@ -127,11 +136,14 @@ class Environment:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Environment:
+        data = _mapping(data, "environment")
         calibration = data.get("calibration_ns")
         return cls(
-            machine={str(k): str(v) for k, v in data["machine"].items()},
-            info={str(k): str(v) for k, v in data.get("info", {}).items()},
-            calibration_ns=None if calibration is None else float(calibration),
+            machine=_texts(data["machine"], "environment.machine"),
+            info=_texts(data.get("info", {}), "environment.info"),
+            calibration_ns=(
+                None if calibration is None else _positive(calibration, "calibration_ns")
+            ),
         )
 
 
@@ -179,18 +191,19 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        data = _mapping(data, "measurement")
         return cls(
-            name=str(data["name"]),
-            unit=str(data["unit"]),
-            direction=Direction(data["direction"]),
-            samples=_floats(data["samples"]),
-            loops=_optional_int(data.get("loops")),
-            cpu_samples=_floats(data.get("cpu_samples", ())),
-            stop_reason=str(data.get("stop_reason", "")),
-            reference=_floats(data.get("reference", ())),
-            machine={str(k): str(v) for k, v in data.get("machine", {}).items()},
-            details=dict(data.get("details", {})),
-            statistic=str(data.get("statistic", "median")),
+            name=_string(data["name"], "name"),
+            unit=_string(data["unit"], "unit"),
+            direction=_direction(data["direction"]),
+            samples=_positive_floats(data["samples"], "samples", empty=False),
+            loops=_loops(data.get("loops")),
+            cpu_samples=_floats(data.get("cpu_samples", ()), "cpu_samples"),
+            stop_reason=_string(data.get("stop_reason", ""), "stop_reason"),
+            reference=_positive_floats(data.get("reference", ()), "reference"),
+            machine=_texts(data.get("machine", {}), "machine"),
+            details=dict(_mapping(data.get("details", {}), "details")),
+            statistic=_string(data.get("statistic", "median"), "statistic"),
         )
 
 
@@ -244,22 +257,23 @@ class BaselineEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BaselineEntry:
+        data = _mapping(data, "entry")
         return cls(
-            unit=str(data["unit"]),
-            direction=Direction(data["direction"]),
-            samples=_floats(data["samples"]),
+            unit=_string(data["unit"], "unit"),
+            direction=_direction(data["direction"]),
+            samples=_positive_floats(data["samples"], "samples", empty=False),
             summary=Summary.from_dict(data["summary"]),
-            history=_floats(data.get("history", ())),
+            history=_positive_floats(data.get("history", ()), "history"),
             environment=Environment.from_dict(data["environment"]),
-            loops=_optional_int(data.get("loops")),
-            cpu_samples=_floats(data.get("cpu_samples", ())),
-            code_hash=data.get("code_hash"),
-            commit=data.get("commit"),
-            recorded_at=str(data.get("recorded_at", "")),
-            reference=_floats(data.get("reference", ())),
-            summary_only=bool(data.get("summary_only", False)),
-            details=dict(data.get("details", {})),
-            statistic=str(data.get("statistic", "median")),
+            loops=_loops(data.get("loops")),
+            cpu_samples=_floats(data.get("cpu_samples", ()), "cpu_samples"),
+            code_hash=_optional_string(data.get("code_hash"), "code_hash"),
+            commit=_optional_string(data.get("commit"), "commit"),
+            recorded_at=_string(data.get("recorded_at", ""), "recorded_at"),
+            reference=_positive_floats(data.get("reference", ()), "reference"),
+            summary_only=_flag(data.get("summary_only", False), "summary_only"),
+            details=dict(_mapping(data.get("details", {}), "details")),
+            statistic=_string(data.get("statistic", "median"), "statistic"),
         )
 
 
@@ -306,7 +320,10 @@ class Comparison:
 
     @property
     def label(self) -> str:
-        return self.test_id if self.name == "time" else f"{self.test_id} [{self.name}]"
+        """The test id, and the measurement's name unless "time", as every report shows
+        them: control and bidirectional characters made visible (see ``printable``)."""
+        label = self.test_id if self.name == "time" else f"{self.test_id} [{self.name}]"
+        return printable(label)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -337,18 +354,19 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        data = _mapping(data, "comparison")
         baseline = data.get("baseline")
 
         def optional(key: str) -> float | None:
             value = data.get(key)
-            return None if value is None else float(value)
+            return None if value is None else _number(value, key)
 
         return cls(
-            test_id=str(data["test_id"]),
-            name=str(data["name"]),
-            verdict=Verdict(data["verdict"]),
-            unit=str(data["unit"]),
-            direction=Direction(data["direction"]),
+            test_id=_string(data["test_id"], "test_id"),
+            name=_string(data["name"], "name"),
+            verdict=_verdict(data["verdict"]),
+            unit=_string(data["unit"], "unit"),
+            direction=_direction(data["direction"]),
             current=Summary.from_dict(data["current"]),
             baseline=None if baseline is None else Summary.from_dict(baseline),
             ratio=optional("ratio"),
@@ -356,10 +374,10 @@ class Comparison:
             ci_high=optional("ci_high"),
             p_value=optional("p_value"),
             q_value=optional("q_value"),
-            threshold=float(data.get("threshold", 0.0)),
-            looks=int(data.get("looks", 1)),
-            notes=tuple(str(n) for n in data.get("notes", ())),
-            statistic=str(data.get("statistic", "median")),
+            threshold=_number(data.get("threshold", 0.0), "threshold"),
+            looks=_optional_int(data.get("looks", 1), "looks") or 1,
+            notes=tuple(_string(n, "notes[]") for n in _list(data.get("notes", []), "notes")),
+            statistic=_string(data.get("statistic", "median"), "statistic"),
             value=optional("value"),
             baseline_value=optional("baseline_value"),
         )
@@ -417,13 +435,146 @@ def explain(comparison: Comparison) -> str:
             text += " (higher is better)"
     if c.notes:
         text += "; " + "; ".join(c.notes)
-    return text
+    return printable(text)
 
 
-def _floats(values: Any) -> tuple[float, ...]:
-    """A JSON list of numbers as a tuple of floats."""
-    return tuple(float(x) for x in values)
+#: Characters a test id or measurement name must not carry into a report as they are:
+#: C0 and C1 controls (a newline starts a GitHub Actions workflow command, ESC a terminal
+#: sequence) and the invisible bidirectional marks and overrides (U+202E shows text
+#: reversed in a review).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def printable(text: str) -> str:
+    """``text`` with every control or bidirectional character written as its Python
+    escape (a newline as ``\\n``, U+202E as ``\\u202e``): what a person reads in a
+    terminal, CI log, Markdown or HTML report is what the text holds."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+#: Most calls per sample a stored or imported run may ask for: far above what calibration
+#: picks (a 10 ns call at a 1 s sample is 1e8), low enough that a damaged file cannot make
+#: a test run for days.
+MAX_LOOPS = 10**9
+#: Most values in one stored list (samples, history): a baseline keeps thousands at most.
+MAX_VALUES = 1_000_000
+
+
+def _number(value: Any, field_name: str) -> float:
+    """A finite JSON number (never a bool or a string) as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field_name}: must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{field_name}: number out of range") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{field_name}: must be finite, got {number!r}")
+    return number
+
+
+#: Range of a stored sample or run-level figure, in any unit (seconds, bytes, FLOP/s):
+#: far beyond any measurement, and narrow enough that the gate's ratios, logs and
+#: exponentials of them stay finite (a 1e-300 history overflowed the prediction interval).
+STORED_RANGE = (1e-30, 1e30)
+
+
+def _positive(value: Any, field_name: str) -> float:
+    """A positive float within STORED_RANGE: ratios, logs and powers of it are finite."""
+    number = _number(value, field_name)
+    low, high = STORED_RANGE
+    if number <= 0:
+        raise ValueError(f"{field_name}: must be a positive number, got {number!r}")
+    if not low <= number <= high:
+        raise ValueError(f"{field_name}: must lie between {low:g} and {high:g}, got {number!r}")
+    return number
+
+
+def _floats(values: Any, field_name: str = "values") -> tuple[float, ...]:
+    """A JSON list of finite numbers as a tuple of floats (a string is not a list)."""
+    return tuple(_number(x, f"{field_name}[{i}]") for i, x in enumerate(_list(values, field_name)))
+
+
+def _positive_floats(values: Any, field_name: str, *, empty: bool = True) -> tuple[float, ...]:
+    """A JSON list of positive finite numbers: samples and run-level figures, compared as
+    ratios."""
+    items = _list(values, field_name)
+    if not items and not empty:
+        raise ValueError(f"{field_name}: must not be empty")
+    return tuple(_positive(x, f"{field_name}[{i}]") for i, x in enumerate(items))
+
+
+def _list(values: Any, field_name: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(values, list | tuple):
+        raise ValueError(f"{field_name}: must be a list of numbers, got {_shown(values)}")
+    if len(values) > MAX_VALUES:
+        raise ValueError(f"{field_name}: more than {MAX_VALUES} values")
+    return values
+
+
+def _optional_int(value: Any, field_name: str = "value") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field_name}: must be a whole number, got {_shown(value)}")
+    return value
+
+
+def _loops(value: Any) -> int | None:
+    loops = _optional_int(value, "loops")
+    if loops is not None and not 1 <= loops <= MAX_LOOPS:
+        raise ValueError(f"loops: must be a whole number from 1 to {MAX_LOOPS}, got {loops}")
+    return loops
+
+
+def _string(value: Any, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name}: must be a string, got {_shown(value)}")
+    return value
+
+
+def _optional_string(value: Any, field_name: str) -> str | None:
+    return None if value is None else _string(value, field_name)
+
+
+def _mapping(value: Any, field_name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field_name}: must be an object, got {_shown(value)}")
+    return value
+
+
+def _flag(value: Any, field_name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{field_name}: must be true or false, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as an error message shows it: its type, and a short repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _texts(value: Any, field_name: str) -> dict[str, str]:
+    """A JSON object of strings (numbers are kept as their text: fingerprints hold counts)."""
+    texts = {}
+    for key, item in _mapping(value, field_name).items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValueError(f"{field_name}.{key}: must be a string, got {_shown(item)}")
+        texts[str(key)] = str(item)
+    return texts
+
+
+def _direction(value: Any) -> Direction:
+    try:
+        return Direction(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(repr(d.value) for d in Direction)
+        raise ValueError(f"direction: must be {allowed}, got {_shown(value)}") from None
+
+
+def _verdict(value: Any) -> Verdict:
+    try:
+        return Verdict(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"verdict: unknown verdict {_shown(value)}") from None

@@ -57,7 +57,15 @@ INTERRUPTED = RefreshReport(errors=("run interrupted: no baseline was written",)
 
 def refresh_baselines(tests: Iterable[TestResults], context: RefreshContext) -> RefreshReport:
     """Record every measurement of the passing tests as its new baseline; a failed or
-    skipped test keeps its old one. Each module's file is updated under the store's lock."""
+    skipped test keeps its old one. All files are written together under the store's
+    lock, all or nothing: a SIGINT (Ctrl-C) before the renames writes none of them."""
+    try:
+        return _refresh(tests, context)
+    except KeyboardInterrupt:  # while the entries were computed: nothing was written
+        return INTERRUPTED
+
+
+def _refresh(tests: Iterable[TestResults], context: RefreshContext) -> RefreshReport:
     entries: _Entries = {}
     added: list[str] = []
     refreshed: list[str] = []
@@ -93,27 +101,20 @@ def refresh_baselines(tests: Iterable[TestResults], context: RefreshContext) -> 
             refreshed.append(comparison.label)
             if significant:
                 changed.append(f"{comparison.label}: {explain(comparison)}")
+    written = context.store.update_many(entries)
+    if written.interrupted and not written.written:
+        return INTERRUPTED
+    errors = written.errors
+    if written.interrupted:
+        errors += ("run interrupted while the baselines were renamed into place: all were written",)
     return RefreshReport(
         added=tuple(added),
         refreshed=tuple(refreshed),
         changed=tuple(changed),
         skipped=tuple(skipped),
-        errors=tuple(_store_entries(context.store, entries)),
+        errors=errors,
         short_history=short_history,
     )
-
-
-def _store_entries(store: BaselineStore, entries: _Entries) -> list[str]:
-    """Write each module's entries; returns the errors, one per file not written."""
-    errors: list[str] = []
-    for module, tests in sorted(entries.items()):
-        try:
-            store.update(module, tests)
-        except BaselineError as error:
-            errors.append(f"{error}; its baselines were not refreshed")
-        except OSError as error:
-            errors.append(f"{store.path_for(module)}: cannot write ({error.strerror or error})")
-    return errors
 
 
 def stale_entries(

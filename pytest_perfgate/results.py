@@ -17,6 +17,7 @@ from typing import Any, final
 
 from .baseline import write_atomically
 from .model import Comparison, Environment, Measurement, Verdict
+from .strict_json import StrictJSONError, loads_strict
 
 SCHEMA_NAME = "pytest-perfgate-results"
 # Results format history (bump on any change a reader of the old version would misread):
@@ -64,8 +65,13 @@ class TestResults:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TestResults:
         keys = ("test_id", "module", "test", "outcome")
-        test_id, module, test, outcome = (str(data[key]) for key in keys)
-        results = tuple(map(_measured_pair, data["measurements"]))
+        test_id, module, test, outcome = (_text(data[key], key) for key in keys)
+        if not isinstance(data["measurements"], list):
+            raise TypeError(f"{test_id}: measurements must be a list")
+        try:
+            results = tuple(map(_measured_pair, data["measurements"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"{test_id}: {error}") from None
         location = _location_from(data.get("location"))
         extra_info = dict(data.get("extra_info", {}))
         return cls(test_id, module, test, outcome, results, location, extra_info)
@@ -76,7 +82,18 @@ def _measured_pair(data: Mapping[str, Any]) -> tuple[Measurement, Comparison]:
 
 
 def _location_from(data: Mapping[str, Any] | None) -> tuple[str, int] | None:
-    return None if not data else (str(data["file"]), int(data["line"]))
+    if not data:
+        return None
+    line = data["line"]
+    if isinstance(line, bool) or not isinstance(line, int):
+        raise ValueError(f"location.line: must be a whole number, got {line!r}")
+    return _text(data["file"], "location.file"), line
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: must be a string, got {type(value).__name__}")
+    return value
 
 
 @final
@@ -118,12 +135,18 @@ class RunResults:
     def from_dict(cls, data: Mapping[str, Any]) -> RunResults:
         return cls(
             environment=Environment.from_dict(data["environment"]),
-            tests=tuple(TestResults.from_dict(t) for t in data["tests"]),
+            tests=tuple(TestResults.from_dict(t) for t in _listed(data["tests"], "tests")),
             settings=dict(data.get("settings", {})),
             commit=data.get("commit"),
             created_at=str(data.get("created_at", "")),
             generator=str(data.get("generator", "")),
         )
+
+
+def _listed(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name}: must be a list, got {type(value).__name__}")
+    return value
 
 
 def settings_summary(settings: Any) -> dict[str, Any]:
@@ -150,17 +173,21 @@ def write_results(path: Path, results: RunResults) -> None:
 def read_results(path: Path) -> RunResults:
     """Read a results file; every problem is a ResultsError naming ``path``."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = loads_strict(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ResultsError(f"{path}: cannot read ({error.strerror or error})") from None
-    except json.JSONDecodeError as error:
+    except UnicodeDecodeError as error:
+        raise ResultsError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+    except StrictJSONError as error:
         raise ResultsError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME:
         raise ResultsError(
             f"{path}: not a pytest-perfgate results file (no schema {SCHEMA_NAME!r})"
         )
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ResultsError(
             f"{path}: results schema version {version!r} is not supported "
             f"(this pytest-perfgate reads version {SCHEMA_VERSION})"

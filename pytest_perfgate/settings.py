@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
+from .model import MAX_LOOPS
 from .model import OnMismatch as OnMismatch  # the gate's enum, re-exported for callers
 
 if TYPE_CHECKING:  # sampling imports numpy: pytest loads this module in every run
@@ -59,31 +61,58 @@ def _open_fraction(value: Any) -> float:
     return number
 
 
-def _positive(value: Any) -> float:
+#: Longest a time option may ask for: a day. Far beyond any sensible budget, and a
+#: typo such as 1e9 is refused instead of hanging the run.
+MAX_SECONDS = 86_400.0
+#: Fastest telemetry a GPU measurement may ask for (NVML itself updates at about 1 kHz).
+MAX_TELEMETRY_HZ = 10_000.0
+
+
+def _seconds(value: Any, *, zero: bool) -> float:
     number = _number(value)
-    if number <= 0:
-        raise ValueError(f"must be a positive number, got {value!r}")
+    if not zero and not 0 < number <= MAX_SECONDS:
+        raise ValueError(
+            f"must be a positive number of seconds up to {MAX_SECONDS:g}, got {value!r}"
+        )
+    if zero and not 0 <= number <= MAX_SECONDS:
+        raise ValueError(f"must not be negative, nor above {MAX_SECONDS:g} seconds, got {value!r}")
     return number
 
 
+def _positive(value: Any) -> float:
+    """A time budget: positive, at most a day."""
+    return _seconds(value, zero=False)
+
+
 def _non_negative(value: Any) -> float:
+    """A duration that may be 0, at most a day."""
+    return _seconds(value, zero=True)
+
+
+def _rate(value: Any) -> float:
     number = _number(value)
-    if number < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
+    if not 0 <= number <= MAX_TELEMETRY_HZ:
+        raise ValueError(f"must not be negative, nor above {MAX_TELEMETRY_HZ:g} Hz, got {value!r}")
     return number
 
 
 def _number(value: Any) -> float:
+    """A finite number: NaN compares false with every bound, so it must go first."""
     if isinstance(value, bool):
         raise ValueError(f"must be a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return number
 
 
 def _count(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+    if isinstance(value, bool) or (
+        isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
+    ):
         raise ValueError(f"must be a whole number, got {value!r}")
     try:
         number = int(value)
@@ -91,7 +120,14 @@ def _count(value: Any) -> int:
         raise ValueError(f"must be a whole number, got {value!r}") from None
     if number < 1:
         raise ValueError(f"must be at least 1, got {value!r}")
+    if number > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT}, got {value!r}")
     return number
+
+
+#: Largest count an option or marker argument may give (samples, rounds, loops, history):
+#: the bound on calls per sample that a baseline file has too.
+MAX_COUNT = MAX_LOOPS
 
 
 def _flag(value: Any) -> bool:
@@ -264,7 +300,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "gpu_telemetry_hz",
-        _non_negative,
+        _rate,
         "rate of NVML telemetry readings while a GPU measurement runs; 0 turns "
         "telemetry off (default: 50)",
         "HZ",
@@ -405,10 +441,14 @@ class PerfSpec:
         for key in kwargs:
             if key not in known:
                 raise SettingsError(f"unknown keyword {key!r}{did_you_mean(key, known)}")
-        if len(args) > len(known):
-            raise SettingsError(f"takes at most {len(known)} positional arguments")
+        if args:
+            # perf(5) read as threshold=5 meant a 500% threshold: say which keyword is meant.
+            raise SettingsError(
+                f"takes keyword arguments only (e.g. threshold=0.05), got {args[0]!r} "
+                "without a name"
+            )
         try:
-            return cls(*args, **kwargs)
+            return cls(**kwargs)
         except TypeError as error:  # a keyword given positionally too
             raise SettingsError(str(error).split("() ", 1)[-1]) from None
 

@@ -67,7 +67,10 @@ def test_bad_marker_argument_errors_the_test(
         ("--perf-threshold=abc", "*--perf-threshold must be a number, got 'abc'*"),
         ("--perf-mode=fast", "*--perf-mode must be one of gate, warn, off, got 'fast'*"),
         ("--perf-min-samples=0", "*--perf-min-samples must be at least 1, got '0'*"),
-        ("--perf-max-time=-1", "*--perf-max-time must be a positive number, got '-1'*"),
+        (
+            "--perf-max-time=-1",
+            "*--perf-max-time must be a positive number of seconds up to 86400, got '-1'*",
+        ),
         ("--perf-disable-gc=sometimes", "*--perf-disable-gc must be true or false*"),
     ],
 )
@@ -170,7 +173,10 @@ def test_malformed_baseline_entry_is_named(two_modules: pytest.Pytester) -> None
     result = two_modules.runpytest("test_one.py")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
-        [f"*{baseline_path(two_modules, 'test_one')}: malformed baseline entry (KeyError*"]
+        [
+            f"*{baseline_path(two_modules, 'test_one')}: test_slow [[]time[]]: "
+            "malformed: missing field 'summary'*"
+        ]
     )
 
 

@@ -214,9 +214,12 @@ def test_marker_keyword_typos_suggest_the_keyword_meant(
 
 
 def test_marker_arguments_build_the_spec() -> None:
-    assert PerfSpec.from_marker((0.1,), {"rounds": 5}) == PerfSpec(threshold=0.1, rounds=5)
-    with pytest.raises(SettingsError, match="multiple values for argument 'threshold'"):
-        PerfSpec.from_marker((0.1,), {"threshold": 0.2})
+    assert PerfSpec.from_marker((), {"threshold": 0.1, "rounds": 5}) == PerfSpec(
+        threshold=0.1, rounds=5
+    )
+    # perf(5) once meant a 500% threshold: a value without its name is refused.
+    with pytest.raises(SettingsError, match=r"keyword arguments only .*got 5 without a name"):
+        PerfSpec.from_marker((5,), {})
     with pytest.raises(SettingsError, match="rounds must be a whole number"):
         PerfSpec.from_marker((), {"rounds": 1.5})
 

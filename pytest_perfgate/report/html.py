@@ -19,12 +19,12 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import html
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from html import escape
 from importlib import resources
 from typing import Any, final
 
@@ -37,6 +37,7 @@ from ..model import (
     explain,
     format_change,
     format_quantity,
+    printable,
 )
 from ..results import RunResults, TestResults
 from .hints import GENERIC_REFRESH, with_command
@@ -60,6 +61,12 @@ VERDICT_COLOR = {
 MAX_DOTS = 1000
 
 _SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)
+
+
+def escape(text: str) -> str:
+    """HTML text of ``text``: control and bidirectional characters made visible first
+    (U+202E would show a test id reversed), then ``<``, ``>``, ``&`` and quotes escaped."""
+    return html.escape(printable(text))
 
 
 @final

@@ -13,7 +13,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..model import Comparison, Direction, Verdict, format_change, format_quantity
+from ..model import (
+    Comparison,
+    Direction,
+    Verdict,
+    format_change,
+    format_quantity,
+    printable,
+)
 from ..results import RunResults
 from .hints import GENERIC_REFRESH, with_command
 from .summary import extra_info_text, shared_reasons
@@ -35,19 +42,24 @@ _COUNTED: dict[Verdict, tuple[str, str]] = {
 # backslash. Block syntax (#, -, >) cannot start inside a table cell, so it needs none.
 _INLINE = re.compile(r"([\\`*_\[\]~$|])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What GitHub turns into a notification or a link in a comment: @mentions, #123 and
+#: GH-123 references, bare URLs (http://, www.). A zero-width space after the trigger
+#: keeps the text as it reads and takes the link away.
+_LINKING = re.compile(r"(?:@|#|\bGH-)(?=\w)|:(?=//)|\bwww(?=\.)", re.IGNORECASE)
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def escape(text: str) -> str:
     """``text`` as literal Markdown that is also safe in a table cell.
 
-    Control characters (a newline would end the table row) become visible escapes,
-    Markdown punctuation is backslash-escaped and ``<``, ``>``, ``&`` become entities, so
-    no tag, link, code span or emphasis can come out of a test id.
+    Control and bidirectional characters (a newline would end the table row, U+202E
+    reverse it) become visible escapes, Markdown punctuation is backslash-escaped and
+    ``<``, ``>``, ``&`` become entities, so no tag, link, code span or emphasis can come
+    out of a test id; and no @mention, issue reference or bare URL either.
     """
-    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-    text = _INLINE.sub(r"\\\1", text)
-    return "".join(_HTML.get(char, char) for char in text)
+    text = _INLINE.sub(r"\\\1", printable(text))
+    text = "".join(_HTML.get(char, char) for char in text)
+    return _LINKING.sub(lambda m: m.group() + _ZERO_WIDTH_SPACE, text)
 
 
 def headline_counts(comparisons: Sequence[Comparison]) -> str:
