@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -345,3 +346,31 @@ def test_the_second_look_waits_a_moment(tmp_path: Path, monkeypatch: pytest.Monk
     host = Host()
     StorageProbe(host.host).write(tmp_path, **QUICK)
     assert [r for _, r in host.judged] == wrapped != []
+
+
+def test_a_killed_workloads_scratch_file_is_removed_by_the_next(tmp_path: Path) -> None:
+    # SIGKILL leaves the scratch file behind (nothing runs in the killed process); the
+    # next workload in that directory removes the files of processes that are gone.
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from pytest_perfgate.probes.storage import Workload, run_workload
+        run_workload(Workload("write", Path({str(tmp_path)!r}), 2**20, 2**16, seconds=60))
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(600):  # until the child has made its file (at most 30 s)
+            if leftovers(tmp_path):
+                break
+            time.sleep(0.05)
+        assert leftovers(tmp_path), "the child never created its scratch file"
+    finally:
+        child.kill()
+        child.wait()
+    (orphan,) = leftovers(tmp_path)
+    assert orphan.startswith(f".perfgate-storage-{child.pid}-")
+    (tmp_path / ".perfgate-storage-notapid").write_bytes(b"")  # not ours to judge: kept
+    host = Host()
+    StorageProbe(host.host).write(tmp_path, **QUICK)
+    assert leftovers(tmp_path) == [".perfgate-storage-notapid"]

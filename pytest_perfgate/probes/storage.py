@@ -194,6 +194,34 @@ class StorageResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Scratch files are named ``.perfgate-storage-<pid>-<random>``: the pid says whose they are.
+SCRATCH_PREFIX = ".perfgate-storage-"
+
+
+def remove_orphans(directory: Path) -> list[Path]:
+    """Remove scratch files left in ``directory`` by processes that no longer run (a test
+    killed with SIGKILL cannot remove its own); returns what was removed."""
+    removed = []
+    for path in directory.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name[len(SCRATCH_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's (EPERM)
+        return True
+    return True
+
+
 def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRun:
     """Create a file in the workload's directory, run the workload on it, remove it."""
     clock = clock or time.perf_counter_ns
@@ -203,8 +231,9 @@ def run_workload(workload: Workload, *, clock: Clock | None = None) -> StorageRu
         problem = "does not exist" if not directory.exists() else "is not a directory"
         raise ProbeInputError(f"{where}: directory {str(directory)!r} {problem}")
     filesystem = filesystem_of(directory)
+    remove_orphans(directory)
     try:
-        fd, name = tempfile.mkstemp(prefix=".perfgate-storage-", dir=directory)
+        fd, name = tempfile.mkstemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=directory)
     except OSError as error:
         raise ProbeInputError(
             f"{where}: cannot create a file in {directory} ({error.strerror or error})"
