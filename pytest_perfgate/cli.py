@@ -101,7 +101,7 @@ def _show(root: Path) -> int:
     files = store.files()
     if not files:
         print(f"perfgate: no baseline files under {root}", file=sys.stderr)
-        return 1
+        return 2
     status = 0
     for path in files:
         module = str(path.relative_to(root).with_suffix(".py"))
@@ -109,7 +109,7 @@ def _show(root: Path) -> int:
             loaded = store.load(module)
         except BaselineError as error:
             print(f"error: {error}", file=sys.stderr)
-            status = 1
+            status = 2
             continue
         for test, measurements in sorted(loaded.tests.items()):
             for name, entry in sorted(measurements.items()):
@@ -131,13 +131,13 @@ def _import_benchmark(paths: list[Path], root: Path) -> int:
         report = import_saved_runs(paths, BaselineStore(root))
     except SavedRunError as error:
         print(f"perfgate import-benchmark: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     if not report.imported:
         print(
             "perfgate import-benchmark: no benchmarks found in " + ", ".join(map(str, paths)),
             file=sys.stderr,
         )
-        return 1
+        return 2
     print(
         f"imported {len(report.imported)} benchmark(s) from {len(report.files)} saved "
         f"run(s) into {root}"

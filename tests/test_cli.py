@@ -65,7 +65,7 @@ def test_show_reports_a_corrupt_file_and_fails(
     store.update("test_good.py", {"test_a": {"time": entry(1e-3, (1e-3,))}})
     broken = tmp_path / "test_broken.json"
     broken.write_text("{ oops")
-    assert cli.main(["show", str(tmp_path)]) == 1
+    assert cli.main(["show", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert str(broken) in captured.err
     assert "not valid JSON" in captured.err
@@ -75,7 +75,7 @@ def test_show_reports_a_corrupt_file_and_fails(
 def test_show_without_baseline_files_fails_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["show", str(tmp_path / "nothing-here")]) == 1
+    assert cli.main(["show", str(tmp_path / "nothing-here")]) == 2
     assert "no baseline files under" in capsys.readouterr().err
 
 

@@ -423,7 +423,7 @@ def test_import_benchmark_into_a_file_is_a_usage_error(
     blocker.write_text("", encoding="utf-8")
     assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker)]) == 2
     assert f"{blocker}: not a directory" in capsys.readouterr().err
-    assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker / "sub")]) == 1
+    assert main(["import-benchmark", str(run), "--baseline-dir", str(blocker / "sub")]) == 2
     assert f"{blocker / 'sub'}" in capsys.readouterr().err
 
 

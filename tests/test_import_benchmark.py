@@ -121,7 +121,7 @@ def test_bad_saved_runs_are_reported_with_their_path(
     bad.write_text(content)
     code = main(["import-benchmark", str(bad), "--baseline-dir", str(tmp_path / "b")])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert str(bad) in err
     assert message in err
     assert not (tmp_path / "b").exists()  # nothing written
