@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any, final
 
 from .gate import GatePolicy, Judgement, judge
 from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
+from .probes import ProbeUnavailable
+from .probes.callgrind import TIMING_UNDER_VALGRIND, under_valgrind
 from .probes.cpu import CpuProbe, Setup
 from .probes.gpu import GpuProbe
 from .probes.host import ProbeHost
+from .probes.instructions import InstructionProbe
 from .probes.network import NetProbe
 from .probes.storage import StorageProbe
 from .sampling import Batch, Clock, Progress, SamplingPlan
-from .settings import Mode, PerfSpec, Settings
+from .settings import Measure, Mode, PerfSpec, Settings
 
 if TYPE_CHECKING:
     from .probes.collective import CollectiveProbe
@@ -128,8 +131,14 @@ class PerfFixture:
             net.close()
 
     @functools.cached_property
-    def _cpu(self) -> CpuProbe:
+    def _cpu(self) -> CpuProbe | InstructionProbe:
         context = self._context
+        if context.spec.measure_for(context.settings) is Measure.INSTRUCTIONS:
+            return InstructionProbe(
+                self._probe_host(), memory=context.spec.memory_for(context.settings)
+            )
+        if under_valgrind() and context.settings.mode is not Mode.OFF:
+            raise ProbeUnavailable(TIMING_UNDER_VALGRIND)
         return CpuProbe(
             self._probe_host(),
             speed_reference=(

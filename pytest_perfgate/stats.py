@@ -411,3 +411,69 @@ def thin(samples: Sequence[float], cap: int) -> tuple[float, ...]:
         return tuple(samples)
     positions = np.linspace(0, len(samples) - 1, cap)
     return tuple(samples[round(p)] for p in positions)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / median of ``values``; 0 for fewer than two."""
+    if len(values) < 2:
+        return 0.0
+    ordered = sorted(values)
+    return (ordered[-1] - ordered[0]) / _sorted_median(ordered)
+
+
+def median_uncertainty(samples: Sequence[float]) -> float:
+    """Twice the relative standard error of the median of ``samples`` (about a 95%
+    half-width): 1.2533 sd / sqrt(n), relative to the median; 0 for fewer than two."""
+    if len(samples) < 2:
+        return 0.0
+    sd = float(np.std(samples, ddof=1))
+    return 2.0 * 1.2533 * sd / math.sqrt(len(samples)) / _sorted_median(sorted(samples))
+
+
+def compare_counts(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    direction: Direction,
+    threshold: float,
+    history: Sequence[float] = (),
+) -> Decision:
+    """Decide on a deterministic metric (instruction counts): no run-noise prior and no
+    test of significance, but the spread measured on both sides.
+
+    The spread is the largest of: each side's median uncertainty (its samples can differ
+    a little: the allocator's state), and the relative range of the baseline's
+    run-level history (what the count did between runs of unchanged code). The change,
+    widened by the spread on both sides, must lie beyond the threshold to be a
+    regression (or an improvement), and within it to be unchanged; a spread as wide as
+    the threshold leaves the verdict inconclusive.
+    """
+    if not baseline or not current:
+        raise ValueError("compare_counts needs samples on both sides")
+    ratio = _sorted_median(sorted(current)) / _sorted_median(sorted(baseline))
+    spread = max(
+        median_uncertainty(baseline), median_uncertainty(current), relative_spread(history)
+    )
+    worse = ratio if direction is Direction.LOWER_IS_BETTER else 1.0 / ratio
+    low, high = worse * (1.0 - spread), worse * (1.0 + spread)
+    if low > 1.0 + threshold:
+        verdict = Verdict.REGRESSED
+    elif high < 1.0 - threshold:
+        verdict = Verdict.IMPROVED
+    elif high <= 1.0 + threshold and low >= 1.0 - threshold:
+        verdict = Verdict.UNCHANGED
+    else:
+        verdict = Verdict.INCONCLUSIVE
+    note = f"counts spread {spread * 100:.2g}%"
+    if verdict is Verdict.INCONCLUSIVE:
+        note += ", too close to the threshold to tell"
+    return Decision(
+        verdict=verdict,
+        ratio=ratio,
+        ci_low=ratio * (1.0 - spread),
+        ci_high=ratio * (1.0 + spread),
+        p_worse=math.nan,  # no test of significance: a count has no sampling noise to test
+        p_better=math.nan,
+        noise=spread,
+        note=note,
+    )
