@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import math
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any, final
 
 from ..model import Direction, Measurement
 from ..sampling import Clock
-from .callgrind import INSTRUCTIONS, Callgrind, CountedBatch, valgrind_executable
+from .callgrind import INSTRUCTIONS, Callgrind, CountedBatch, native_threads, valgrind_executable
 from .cpu import CallProbe, Setup
 from .host import ProbeHost
 from .memory import peak_memory
@@ -128,11 +127,12 @@ def count_instructions(
         batch, empty = setup_batch(probe, probe.setup), setup_batch(empty_probe(probe), probe.setup)
     else:
         batch, empty = plain_batch(probe), plain_batch(empty_probe(probe))
-    warm_up(lambda: batch(1, _nothing))
-    threads_before = threading.active_count()
+    warmup_calls = warm_up(lambda: batch(1, _nothing))
+    threads_before = native_threads()
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
+    ballast = allocator_ballast()
     counter.start()
     try:
         loops = plan.loops
@@ -145,13 +145,15 @@ def count_instructions(
         counter.stop()
         if was_enabled:
             gc.enable()
+    del ballast
     overheads = totals[0::2][SETTLING:]
     counts = [
         whole - overhead for whole, overhead in zip(totals[1::2][SETTLING:], overheads, strict=True)
     ]
-    threads_after = threading.active_count()
+    threads_after = native_threads()
     details: dict[str, Any] = {
         "counter": "callgrind",
+        "warmup_calls": warmup_calls,
         "empty_loop_instructions": sorted(overheads)[len(overheads) // 2],
     }
     if threads_before > 1 or threads_after > 1:
@@ -170,6 +172,34 @@ def count_instructions(
         machine={"valgrind": _valgrind_version()},
         details=details,
     )
+
+
+#: CPython's small-object allocator (3.11, 64-bit): pool size and the first block's offset.
+POOL_SIZE = 16384
+POOL_HEADER = 48
+
+
+def _block_of(size: int, serial: int) -> object:
+    """A new object of ``size`` bytes (a multiple of 16, 32 to 512)."""
+    if size == 32:
+        return 2**20 + serial  # a one-digit int: 28 bytes
+    return bytes(size - 33)
+
+
+def allocator_ballast() -> list[object]:
+    """Objects that leave every size class of CPython's allocator with a fresh current
+    pool holding one live block: the measured code's short-lived objects then cycle
+    through the same fresh pool, whatever the run allocated before. Without it, a pool
+    that the code's objects filled or emptied on every call (set up again, handed back)
+    depended on the run's history, and moved a count by up to 1% between runs."""
+    kept: list[object] = []
+    for size in range(32, 513, 16):
+        for serial in range(2 * POOL_SIZE // size + 2):
+            block = _block_of(size, serial)
+            kept.append(block)
+            if id(block) % POOL_SIZE == POOL_HEADER:  # the first block of a new pool
+                break
+    return kept
 
 
 def _nothing() -> None:
