@@ -17,13 +17,11 @@ from __future__ import annotations
 import gc
 import math
 import subprocess
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, final
 
 from ..model import Direction, Measurement
-from ..sampling import Clock
 from .callgrind import INSTRUCTIONS, Callgrind, CountedBatch, native_threads, valgrind_executable
 from .cpu import CallProbe, Setup
 from .host import ProbeHost
@@ -32,9 +30,11 @@ from .memory import peak_memory
 #: Calls before counting: CPython 3.11 quickens a function after 8 calls and specializes
 #: an instruction after dozens of executions, and each changes the instruction stream.
 FULL_WARMUP_CALLS = 128
-#: ... unless the calls are slow: then at least this many, and this much wall time.
+#: Fewer for slow calls: about this many instructions of warm-up, and at least
+#: MIN_WARMUP_CALLS. Chosen by count, never by time: a warm-up cut by a busy machine
+#: left the allocator and the interpreter elsewhere, and moved the counts.
+WARMUP_INSTRUCTIONS = 100_000_000
 MIN_WARMUP_CALLS = 2
-WARMUP_SECONDS = 0.5
 #: Calls per sample are chosen so a sample counts about this many instructions.
 TARGET_SAMPLE_INSTRUCTIONS = 1_000_000
 MAX_LOOPS = 1000
@@ -91,17 +91,11 @@ def empty_probe(probe: CallProbe) -> CallProbe:
     return CallProbe(_empty, probe.args, probe.kwargs, setup=probe.setup)
 
 
-def warm_up(call: Callable[[], Any], clock: Clock = time.perf_counter_ns) -> int:
-    """Call until the interpreter has specialized the code: FULL_WARMUP_CALLS calls, or
-    for slow code at least MIN_WARMUP_CALLS and WARMUP_SECONDS. Returns the calls made."""
-    start = clock()
-    calls = 0
-    while calls < FULL_WARMUP_CALLS:
-        call()
-        calls += 1
-        if calls >= MIN_WARMUP_CALLS and clock() - start >= WARMUP_SECONDS * 1e9:
-            break
-    return calls
+def warmup_calls(one_call: int) -> int:
+    """Warm-up calls for a call of ``one_call`` instructions (MIN_WARMUP_CALLS to
+    FULL_WARMUP_CALLS)."""
+    wanted = math.ceil(WARMUP_INSTRUCTIONS / max(one_call, 1))
+    return max(MIN_WARMUP_CALLS, min(FULL_WARMUP_CALLS, wanted))
 
 
 def loops_for(one_call: int) -> int:
@@ -127,7 +121,17 @@ def count_instructions(
         batch, empty = setup_batch(probe, probe.setup), setup_batch(empty_probe(probe), probe.setup)
     else:
         batch, empty = plain_batch(probe), plain_batch(empty_probe(probe))
-    warmup_calls = warm_up(lambda: batch(1, _nothing))
+    for _ in range(MIN_WARMUP_CALLS):
+        batch(1, _nothing)
+    counter.start()  # one call counted says how much more warm-up and how many loops
+    try:
+        one_call, one_empty = counter.count([(batch, 1), (empty, 1)])
+    finally:
+        counter.stop()
+    warmed = warmup_calls(one_call - one_empty)
+    for _ in range(warmed - MIN_WARMUP_CALLS):
+        batch(1, _nothing)
+    loops = plan.loops or loops_for(one_call - one_empty)
     threads_before = native_threads()
     gc.collect()
     was_enabled = gc.isenabled()
@@ -135,10 +139,6 @@ def count_instructions(
     ballast = allocator_ballast()
     counter.start()
     try:
-        loops = plan.loops
-        if loops is None:
-            one_call, one_empty = counter.count([(batch, 1), (empty, 1)])
-            loops = loops_for(one_call - one_empty)
         # One pair more than kept: the first counts after the start settle the allocator.
         totals = counter.count([(empty, loops), (batch, loops)] * (plan.samples + SETTLING))
     finally:
@@ -153,7 +153,7 @@ def count_instructions(
     threads_after = native_threads()
     details: dict[str, Any] = {
         "counter": "callgrind",
-        "warmup_calls": warmup_calls,
+        "warmup_calls": warmed,
         "empty_loop_instructions": sorted(overheads)[len(overheads) // 2],
     }
     if threads_before > 1 or threads_after > 1:
