@@ -126,6 +126,8 @@ def _path(value: Any) -> str:
 
 def _choice(enum_type: type[enum.Enum]) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
+        if isinstance(value, enum_type):
+            return value
         try:
             return enum_type(str(value).lower())
         except ValueError:

@@ -73,8 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "perf(threshold=None, max_time=None, min_samples=None, rounds=None, "
         "target_precision=None, min_sample_time=None, warmup_time=None, loops=None, "
         "disable_gc=None, memory=None, speed_reference=None, measure=None): a performance "
-        "test, gated against its baseline (pytest-perfgate); measure='instructions' counts "
-        "instructions under Valgrind",
+        "test, gated against its baseline (pytest-perfgate)",
     )
     settings = _settings_from(config)
     # Counting instructions restarts the run under Valgrind (and exits) before any work.
