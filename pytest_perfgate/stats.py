@@ -421,15 +421,6 @@ def relative_spread(values: Sequence[float]) -> float:
     return (ordered[-1] - ordered[0]) / _sorted_median(ordered)
 
 
-def median_uncertainty(samples: Sequence[float]) -> float:
-    """Twice the relative standard error of the median of ``samples`` (about a 95%
-    half-width): 1.2533 sd / sqrt(n), relative to the median; 0 for fewer than two."""
-    if len(samples) < 2:
-        return 0.0
-    sd = float(np.std(samples, ddof=1))
-    return 2.0 * 1.2533 * sd / math.sqrt(len(samples)) / _sorted_median(sorted(samples))
-
-
 def compare_counts(
     baseline: Sequence[float],
     current: Sequence[float],
@@ -439,21 +430,21 @@ def compare_counts(
     history: Sequence[float] = (),
 ) -> Decision:
     """Decide on a deterministic metric (instruction counts): no run-noise prior and no
-    test of significance, but the spread measured on both sides.
+    test of significance, but the spread measured between runs.
 
-    The spread is the largest of: each side's median uncertainty (its samples can differ
-    a little: the allocator's state), and the relative range of the baseline's
-    run-level history (what the count did between runs of unchanged code). The change,
-    widened by the spread on both sides, must lie beyond the threshold to be a
-    regression (or an improvement), and within it to be unchanged; a spread as wide as
-    the threshold leaves the verdict inconclusive.
+    The samples of one run may differ (the allocator's state alternates between counts),
+    but in the same pattern in every run, so their medians agree between runs to a few
+    thousandths of a percent: the within-run spread says nothing about the median's
+    and is only reported. The spread that counts is the relative range of the
+    baseline's run-level history (what the median did between refreshes of unchanged
+    code). The change, widened by it on both sides, must lie beyond the threshold to be a
+    regression (or an improvement), and within it to be unchanged; a history that moved
+    as much as the threshold leaves the verdict inconclusive.
     """
     if not baseline or not current:
         raise ValueError("compare_counts needs samples on both sides")
     ratio = _sorted_median(sorted(current)) / _sorted_median(sorted(baseline))
-    spread = max(
-        median_uncertainty(baseline), median_uncertainty(current), relative_spread(history)
-    )
+    spread = relative_spread(history)
     worse = ratio if direction is Direction.LOWER_IS_BETTER else 1.0 / ratio
     low, high = worse * (1.0 - spread), worse * (1.0 + spread)
     if low > 1.0 + threshold:
@@ -464,9 +455,10 @@ def compare_counts(
         verdict = Verdict.UNCHANGED
     else:
         verdict = Verdict.INCONCLUSIVE
-    note = f"counts spread {spread * 100:.2g}%"
+    within = max(relative_spread(baseline), relative_spread(current))
+    note = f"counts spread {within * 100:.2g}% within a run, {spread * 100:.2g}% between runs"
     if verdict is Verdict.INCONCLUSIVE:
-        note += ", too close to the threshold to tell"
+        note += ": too close to the threshold to tell"
     return Decision(
         verdict=verdict,
         ratio=ratio,
