@@ -105,6 +105,12 @@ class PerfFixture:
         return self._context.settings.mode
 
     @property
+    def counts_instructions(self) -> bool:
+        """Whether ``perf(fn)`` counts instructions in this test rather than timing it
+        (the marker's ``measure=`` over the session's ``--perf-measure``)."""
+        return self._context.spec.measure_for(self._context.settings) is Measure.INSTRUCTIONS
+
+    @property
     def plan(self) -> SamplingPlan:
         """How this test samples: its marker's values over the session settings."""
         return self._context.spec.plan(self._context.settings)
@@ -133,7 +139,7 @@ class PerfFixture:
     @functools.cached_property
     def _cpu(self) -> CpuProbe | InstructionProbe:
         context = self._context
-        if context.spec.measure_for(context.settings) is Measure.INSTRUCTIONS:
+        if self.counts_instructions:
             return InstructionProbe(
                 self._probe_host(), memory=context.spec.memory_for(context.settings)
             )
@@ -233,6 +239,8 @@ class PerfFixture:
         it calibrates and samples adaptively; a block can only be timed as often as the
         test enters it.
         """
+        if under_valgrind() and self._context.settings.mode is not Mode.OFF:
+            raise ProbeUnavailable(TIMING_UNDER_VALGRIND)
         region = self._regions.get(name)
         if region is None:
             self._claim(name)

@@ -77,6 +77,10 @@ def restart_under_valgrind(config: pytest.Config) -> None:
             cwd=config.invocation_params.dir,
             check=False,
         ).returncode
+    # The restarted run said everything: this one reports nothing more of its own.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)
     pytest.exit(f"pytest-perfgate: the run under Valgrind exited with {status}", returncode=status)
 
 

@@ -158,6 +158,16 @@ def helper_library(cache_dir: Path | None = None, compiler: str | None = None) -
 CountedBatch = Callable[[int, Callable[[], None]], None]
 
 
+#: The helper's void functions (_valgrind.c).
+_REQUESTS = (
+    "perfgate_start_instrumentation",
+    "perfgate_stop_instrumentation",
+    "perfgate_toggle_collect",
+    "perfgate_zero_stats",
+    "perfgate_dump_stats_at",
+)
+
+
 @final
 class Callgrind:
     """The client requests of the callgrind this process runs under, and its dumps."""
@@ -165,7 +175,14 @@ class Callgrind:
     def __init__(self, library: ctypes.CDLL, dump_dir: Path) -> None:
         self._library = library
         self._dump_dir = dump_dir
-        self._library.perfgate_dump_stats_at.argtypes = [ctypes.c_char_p]
+        # Declared void: ctypes would otherwise turn whatever is left in the return
+        # register into a Python int, allocating (or not) by chance around every count.
+        for request in _REQUESTS:
+            function = getattr(library, request)
+            function.argtypes = [ctypes.c_char_p] if request == "perfgate_dump_stats_at" else []
+            function.restype = None
+        library.perfgate_running_on_valgrind.argtypes = []
+        library.perfgate_running_on_valgrind.restype = ctypes.c_int
         self.toggle_collect: Callable[[], None] = library.perfgate_toggle_collect
 
     @classmethod

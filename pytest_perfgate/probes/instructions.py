@@ -99,8 +99,12 @@ def warmup_calls(one_call: int) -> int:
 
 
 def loops_for(one_call: int) -> int:
-    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS."""
-    return max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
+    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS, and an even
+    number: with CPython's allocator a call can cost more every other time (its pools
+    alternate between two states), and a sample of one call, or of an odd number,
+    alternated with them by up to 3%."""
+    wanted = max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
+    return wanted + wanted % 2
 
 
 @final
