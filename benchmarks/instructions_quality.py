@@ -3,7 +3,8 @@ alarms, detection of +1/+2/+5% more work, the same beside a CPU-burning process,
 wall time of a suite run against timing mode (and pytest-benchmark, where installed).
 
 It writes one suite of 20 CPU tests (about 10 us to 20 ms per call natively), records
-instruction baselines (``--perf-measure=instructions --perf-update-baselines``), then:
+instruction baselines (``--perf-measure=instructions --perf-update-baselines``, three
+times: the history of run-level counts measures their spread between runs), then:
 
 * A/A: nothing changed, ``--runs`` suite runs: in how many is any test not UNCHANGED?
   The counts of every run give each test's run-to-run spread (max - min over median).
@@ -13,7 +14,8 @@ instruction baselines (``--perf-measure=instructions --perf-update-baselines``),
   one run per injected level): are the verdicts identical?
 * Wall time of a suite run: instruction mode, timing mode, pytest-benchmark.
 
-Usage:  python benchmarks/instructions_quality.py [--runs 20] [--detect-runs 2] [--burner-runs 3]
+Usage:  python benchmarks/instructions_quality.py [--runs 20] [--detect-runs 1] [--burner-runs 3]
+        [--refreshes 3]
 Needs Valgrind (apt-get install valgrind) and a C compiler; pytest-benchmark is optional.
 """
 
@@ -169,8 +171,11 @@ def tally(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="A/A suite runs")
-    parser.add_argument("--detect-runs", type=int, default=2, help="runs per injected level")
+    parser.add_argument("--detect-runs", type=int, default=1, help="runs per injected level")
     parser.add_argument("--burner-runs", type=int, default=3, help="A/A runs beside a burner")
+    parser.add_argument(
+        "--refreshes", type=int, default=3, help="baseline refreshes before the A/A runs"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the figures")
     parser.add_argument("-k", dest="select", default="", help="run only these tests (smoke)")
     parser.add_argument(
@@ -187,8 +192,11 @@ def main() -> int:
     env["GATE_BENCH_SLOWDOWN"] = "1"
     counting = ["--perf-measure=instructions", *(["-k", args.select] if args.select else [])]
 
-    wall, found = run_suite(work, [*counting, "--perf-update-baselines"], env)
-    print(f"baselines recorded in {wall:.0f} s: {len(found)} tests", flush=True)
+    # Refreshed several times, as for timings: the baselines' history of run-level medians
+    # measures how much each count moves between runs, and the verdict rule widens by it.
+    for _ in range(args.refreshes):
+        wall, found = run_suite(work, [*counting, "--perf-update-baselines"], env)
+        print(f"baselines recorded in {wall:.0f} s: {len(found)} tests", flush=True)
 
     counts: dict[str, list[float]] = {test: [] for test in found}
     aa_rounds, aa_walls = [], []
