@@ -98,3 +98,14 @@ def test_without_valgrind_the_counting_test_skips_and_says_how_to_install_it(
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*needs Valgrind*apt-get install -y valgrind*"])
     result.stderr.fnmatch_lines(["*counting instructions needs Valgrind, not found*"])
+
+
+def test_collecting_only_or_mode_off_does_not_restart(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mixed=MIXED_SUITE)
+    collected = pytester.runpytest_subprocess("--collect-only", "-q")
+    collected.stdout.fnmatch_lines(["*3 tests collected*"])
+    assert "counting instructions" not in collected.stderr.str()
+
+    off = pytester.runpytest_subprocess("--perf-measure=instructions", "--perf-mode=off")
+    off.assert_outcomes(passed=3)  # the code runs once, unmeasured, natively
+    assert "counting instructions" not in off.stderr.str()
