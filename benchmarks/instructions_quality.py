@@ -124,6 +124,7 @@ class Round:
     injected_total: int = 0
     wall: list[float] = field(default_factory=list)
     verdicts: list[dict[str, str]] = field(default_factory=list)
+    medians: list[dict[str, float]] = field(default_factory=list)  #: per run, per test
 
 
 def run_suite(
@@ -165,7 +166,48 @@ def tally(
                 red = True
         result.red_runs += red
         result.verdicts.append({test: v for test, (v, _, _) in found.items()})
+        result.medians.append({test: median for test, (_, median, _) in found.items()})
     return result
+
+
+def rejudged(rounds: list[Round], work: Path, threshold: float) -> list[dict[str, object]]:
+    """Each round's verdicts again at another threshold, from its medians and the stored
+    baselines (the rule is a pure function of them: stats.compare_counts)."""
+    from pytest_perfgate.model import Direction
+    from pytest_perfgate.stats import compare_counts
+
+    stored = json.loads((work / "baselines" / "test_suite.json").read_text())["tests"]
+    table = []
+    for r in rounds:
+        red_runs = false_alarms = caught = 0
+        for medians in r.medians:
+            red = False
+            for test, median in medians.items():
+                entry = stored[test]["instructions"]
+                verdict = compare_counts(
+                    (entry["summary"]["median"],),
+                    (median,),
+                    direction=Direction.LOWER_IS_BETTER,
+                    threshold=threshold,
+                    history=tuple(entry["history"]),
+                ).verdict.value
+                if test in INJECTED and not r.label.startswith("A/A"):
+                    caught += verdict == "REGRESSED"
+                elif verdict != "UNCHANGED":
+                    false_alarms += 1
+                    red = True
+            red_runs += red
+        table.append(
+            {
+                "label": r.label,
+                "runs": r.runs,
+                "red_runs": red_runs,
+                "false_alarms": false_alarms,
+                "caught": caught,
+                "injected": r.injected_total,
+            }
+        )
+    return table
 
 
 def main() -> int:
@@ -275,6 +317,7 @@ def main() -> int:
         "python": sys.version.split()[0],
         "spread_per_test": spread,
         "rounds": [asdict(r) for r in rounds],
+        "rejudged": {str(t): rejudged(rounds, work, t) for t in (0.005, 0.01)},
         "burner_counts_identical_to_first_aa_run": identical,
         "wall_seconds": {
             "instructions": statistics.median(aa_walls),
@@ -292,6 +335,10 @@ def main() -> int:
         caught = f"{r.caught}/{r.injected_total}" if r.injected_total else "-"
         print(f"{r.label:22s} {r.runs:4d} {r.red_runs:8d} {r.false_alarms:12d} {caught:>10s}")
     print(f"verdicts and counts beside the burner identical to the first A/A run: {identical}")
+    for threshold, table in figures["rejudged"].items():  # type: ignore[union-attr]
+        print(f"re-judged at threshold {float(threshold) * 100:g}%:")
+        for row in table:
+            print("  ", json.dumps(row))
     print("wall seconds per suite run:", json.dumps(figures["wall_seconds"]))
     out = args.out or Path(__file__).parent / "results" / (
         f"instructions_quality_{datetime.date.today().isoformat()}.json"
