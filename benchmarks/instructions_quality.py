@@ -240,18 +240,7 @@ def main() -> int:
         wall, found = run_suite(work, [*counting, "--perf-update-baselines"], env)
         print(f"baselines recorded in {wall:.0f} s: {len(found)} tests", flush=True)
 
-    counts: dict[str, list[float]] = {test: [] for test in found}
-    aa_rounds, aa_walls = [], []
-    for index in range(args.runs):
-        wall, found = run_suite(work, counting, env)
-        aa_rounds.append(found)
-        aa_walls.append(wall)
-        for test, (_, median, _) in found.items():
-            counts[test].append(median)
-        flagged = [t for t, (v, _, _) in found.items() if v != "UNCHANGED"]
-        print(f"A/A {index + 1}/{args.runs}: {wall:.0f} s, not UNCHANGED: {flagged}", flush=True)
-    rounds = [tally("A/A", aa_rounds, aa_walls)]
-
+    # Detection and the burner first: the A/A runs are the longest part.
     def detect(label: str, level: float, runs: int) -> Round:
         level_env = {**env, "GATE_BENCH_SLOWDOWN": str(level)}
         found_rounds, walls = [], []
@@ -267,6 +256,7 @@ def main() -> int:
         )
         return result
 
+    rounds: list[Round] = []
     for level in LEVELS:
         rounds.append(detect(f"+{(level - 1) * 100:.0f}%", level, args.detect_runs))
 
@@ -281,7 +271,6 @@ def main() -> int:
         print(f"A/A with burner: {rounds[-1].red_runs}/{args.burner_runs} red", flush=True)
         for level in LEVELS:
             rounds.append(detect(f"+{(level - 1) * 100:.0f}%, CPU burner", level, 1))
-        identical = all(found == aa_rounds[0] for found in burner_aa)  # verdicts and counts alike
     finally:
         burner.kill()
         burner.wait()
@@ -307,6 +296,21 @@ def main() -> int:
             subprocess.run(cmd, cwd=theirs, env=env, capture_output=True, check=False)
             benchmark_walls.append(time.perf_counter() - start)
 
+    print(f"wall: timing mode {timing_walls}, pytest-benchmark {benchmark_walls}", flush=True)
+
+    counts: dict[str, list[float]] = {test: [] for test in found}
+    aa_rounds, aa_walls = [], []
+    for index in range(args.runs):
+        wall, found = run_suite(work, counting, env)
+        aa_rounds.append(found)
+        aa_walls.append(wall)
+        for test, (_, median, _) in found.items():
+            counts[test].append(median)
+        flagged = [t for t, (v, _, _) in found.items() if v != "UNCHANGED"]
+        print(f"A/A {index + 1}/{args.runs}: {wall:.0f} s, not UNCHANGED: {flagged}", flush=True)
+    rounds.insert(0, tally("A/A", aa_rounds, aa_walls))
+
+    identical = all(found == aa_rounds[0] for found in burner_aa)  # verdicts and counts
     spread = {
         test: (max(values) - min(values)) / statistics.median(values)
         for test, values in counts.items()
