@@ -286,8 +286,7 @@ def main() -> int:
         [args.benchmark_python, "-c", "import pytest_benchmark"], capture_output=True, check=False
     )
     if has_benchmark.returncode == 0:
-        theirs = work / "theirs"
-        theirs.mkdir()
+        theirs = Path(tempfile.mkdtemp(prefix="perfgate-instructions-quality-theirs-"))
         (theirs / "test_suite.py").write_text(SUITE.format(injected=INJECTED, fixture="benchmark"))
         cmd = [args.benchmark_python, "-m", "pytest", "-q", "-p", "no:perfgate"]
         cmd += ["-p", "no:cacheprovider", *counting[1:]]
