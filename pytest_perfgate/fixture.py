@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any, final
 
 from .gate import GatePolicy, Judgement, judge
 from .model import BaselineEntry, Comparison, Direction, Environment, Measurement
+from .probes import ProbeUnavailable
+from .probes.callgrind import TIMING_UNDER_VALGRIND, under_valgrind
 from .probes.cpu import CpuProbe, Setup
 from .probes.gpu import GpuProbe
 from .probes.host import ProbeHost
+from .probes.instructions import InstructionProbe
 from .probes.network import NetProbe
 from .probes.storage import StorageProbe
 from .sampling import Batch, Clock, Progress, SamplingPlan
-from .settings import Mode, PerfSpec, Settings
+from .settings import Measure, Mode, PerfSpec, Settings
 
 if TYPE_CHECKING:
     from .probes.collective import CollectiveProbe
@@ -102,6 +105,12 @@ class PerfFixture:
         return self._context.settings.mode
 
     @property
+    def counts_instructions(self) -> bool:
+        """Whether ``perf(fn)`` counts instructions in this test rather than timing it
+        (the marker's ``measure=`` over the session's ``--perf-measure``)."""
+        return self._context.spec.measure_for(self._context.settings) is Measure.INSTRUCTIONS
+
+    @property
     def plan(self) -> SamplingPlan:
         """How this test samples: its marker's values over the session settings."""
         return self._context.spec.plan(self._context.settings)
@@ -128,8 +137,14 @@ class PerfFixture:
             net.close()
 
     @functools.cached_property
-    def _cpu(self) -> CpuProbe:
+    def _cpu(self) -> CpuProbe | InstructionProbe:
         context = self._context
+        if self.counts_instructions:
+            return InstructionProbe(
+                self._probe_host(), memory=context.spec.memory_for(context.settings)
+            )
+        if under_valgrind() and context.settings.mode is not Mode.OFF:
+            raise ProbeUnavailable(TIMING_UNDER_VALGRIND)
         return CpuProbe(
             self._probe_host(),
             speed_reference=(
@@ -224,6 +239,8 @@ class PerfFixture:
         it calibrates and samples adaptively; a block can only be timed as often as the
         test enters it.
         """
+        if under_valgrind() and self._context.settings.mode is not Mode.OFF:
+            raise ProbeUnavailable(TIMING_UNDER_VALGRIND)
         region = self._regions.get(name)
         if region is None:
             self._claim(name)

@@ -13,6 +13,7 @@ second look), ``review`` (GPU clocks and contention), then builds the Comparison
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -32,6 +33,7 @@ from .stats import (
     Decision,
     bonferroni,
     compare,
+    compare_counts,
     compare_quantile,
     quantile_of,
     sample_quantile,
@@ -103,6 +105,10 @@ def judge(
         tests=policy.tests,
     )
     return Judgement(comparison, looked.measurement)
+
+
+#: The unit of a deterministic metric, judged by :func:`stats.compare_counts`.
+COUNTED_UNIT = "instructions"
 
 
 # -- stage 1: may the baseline be compared at all? -------------------------------------------
@@ -213,6 +219,8 @@ def basis_of(
         )
     if baseline.summary_only:
         notes.append(SUMMARY_ONLY_NOTE)
+    if measurement.unit == COUNTED_UNIT and measurement.details.get("note"):
+        notes.append(str(measurement.details["note"]))  # e.g. threads counted too
     if adjusted:
         samples = speed_adjusted(baseline.samples, baseline.reference)
         history = baseline.history
@@ -259,6 +267,15 @@ def _speed_note(measurement: Measurement, baseline: BaselineEntry) -> list[str]:
 def decide(basis: Basis, current: Measurement) -> Decision:
     """The statistics' verdict on ``current`` against the basis."""
     samples = current.samples
+    if current.unit == COUNTED_UNIT:
+        # Deterministic: its measured spread, not a noise model (stats.compare_counts).
+        return compare_counts(
+            basis.samples,
+            samples,
+            direction=basis.direction,
+            threshold=basis.threshold,
+            history=basis.history,
+        )
     if basis.statistic != "median":
         compare_statistic = partial(compare_quantile, quantile=quantile_of(basis.statistic))
     else:
@@ -401,6 +418,8 @@ def _comparison(
     looks: int = 1,
     tests: int = 1,
 ) -> Comparison:
+    # A deterministic decision has no p-value, and its spread is no confidence interval.
+    tested = decision is not None and not math.isnan(decision.p_worse)
     return Comparison(
         test_id=test_id,
         name=measurement.name,
@@ -410,10 +429,12 @@ def _comparison(
         current=summarize(measurement.samples),
         baseline=None if baseline is None else baseline.summary,
         ratio=None if decision is None else decision.ratio,
-        ci_low=None if decision is None else decision.ci_low,
-        ci_high=None if decision is None else decision.ci_high,
-        p_value=None if decision is None else decision.p_worse,
-        q_value=None if decision is None else bonferroni(decision.p_worse, max(tests, 1)),
+        ci_low=decision.ci_low if decision is not None and tested else None,
+        ci_high=decision.ci_high if decision is not None and tested else None,
+        p_value=decision.p_worse if decision is not None and tested else None,
+        q_value=(
+            bonferroni(decision.p_worse, max(tests, 1)) if decision is not None and tested else None
+        ),
         threshold=threshold,
         looks=looks,
         notes=notes,

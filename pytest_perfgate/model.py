@@ -394,6 +394,11 @@ def format_quantity(value: float, unit: str) -> str:
         for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
             if abs(value) >= scale or suffix == "B":
                 return f"{_three_digits(value / scale)} {suffix}"
+    if unit == "instructions":  # counts resolve a tenth of a percent: four digits
+        for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= scale:
+                return f"{value / scale:.4g}{suffix} instr"
+        return f"{value:.4g} instr"
     if abs(value) >= 1e4:  # 17860 IO/s reads "17.9k IO/s", not "1.786e+04 IO/s"
         for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
             if abs(value) >= scale:

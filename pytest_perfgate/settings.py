@@ -38,6 +38,13 @@ class Mode(enum.Enum):
     OFF = "off"  #: perf tests run their code once, unmeasured
 
 
+class Measure(enum.Enum):
+    """What ``perf(fn)`` measures of a callable."""
+
+    TIME = "time"  #: wall and CPU seconds per call
+    INSTRUCTIONS = "instructions"  #: instructions per call, counted under Valgrind
+
+
 def _fraction(value: Any) -> float:
     number = _number(value)
     if not 0.0 <= number < 1.0:
@@ -155,6 +162,8 @@ def _path(value: Any) -> str:
 
 def _choice(enum_type: type[enum.Enum]) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
+        if isinstance(value, enum_type):
+            return value
         try:
             return enum_type(str(value).lower())
         except ValueError:
@@ -229,6 +238,20 @@ OPTIONS: tuple[Option, ...] = (
         _threshold,
         "practical threshold: relative changes below it do not count; 0.02 means 2%%, "
         "1.5 means 2.5 times (default: 0.02)",
+        "FRACTION",
+    ),
+    Option(
+        "measure",
+        _choice(Measure),
+        "what perf(fn) measures: time, or instructions counted under Valgrind (the run "
+        "restarts itself under valgrind; default: time)",
+        "time|instructions",
+    ),
+    Option(
+        "instructions_threshold",
+        _threshold,
+        "practical threshold for instruction counts, whose runs do not wander as "
+        "timings do (default: 0.005)",
         "FRACTION",
     ),
     Option(
@@ -336,6 +359,9 @@ class Settings:
     markdown: str = ""  #: Markdown report to write; "" for none
     html: str = ""  #: HTML report to write; "" for none
     threshold: float = 0.02
+    measure: Measure = Measure.TIME
+    #: Counts move by hundredths of a percent between runs (docs/performance.md).
+    instructions_threshold: float = 0.005
     alpha: float = 0.05
     max_time: float = 2.0
     min_samples: int = 20
@@ -432,6 +458,7 @@ class PerfSpec:
     disable_gc: bool | None = None
     memory: bool | None = None
     speed_reference: bool | None = None
+    measure: Measure | None = None  #: time or instructions, over the session's setting
 
     @classmethod
     def from_marker(cls, args: Sequence[Any], kwargs: Mapping[str, Any]) -> PerfSpec:
@@ -481,7 +508,14 @@ class PerfSpec:
         )
 
     def threshold_for(self, settings: Settings) -> float:
-        return settings.threshold if self.threshold is None else self.threshold
+        if self.threshold is not None:
+            return self.threshold
+        if self.measure_for(settings) is Measure.INSTRUCTIONS:
+            return settings.instructions_threshold
+        return settings.threshold
+
+    def measure_for(self, settings: Settings) -> Measure:
+        return settings.measure if self.measure is None else self.measure
 
     def memory_for(self, settings: Settings) -> bool:
         return settings.memory if self.memory is None else self.memory

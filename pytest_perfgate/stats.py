@@ -411,3 +411,61 @@ def thin(samples: Sequence[float], cap: int) -> tuple[float, ...]:
         return tuple(samples)
     positions = np.linspace(0, len(samples) - 1, cap)
     return tuple(samples[round(p)] for p in positions)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / median of ``values``; 0 for fewer than two."""
+    if len(values) < 2:
+        return 0.0
+    ordered = sorted(values)
+    return (ordered[-1] - ordered[0]) / _sorted_median(ordered)
+
+
+def compare_counts(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    direction: Direction,
+    threshold: float,
+    history: Sequence[float] = (),
+) -> Decision:
+    """Decide on a deterministic metric (instruction counts): no run-noise prior and no
+    test of significance, but the spread measured between runs.
+
+    The samples of one run may differ (the allocator's state alternates between counts),
+    but in the same pattern in every run, so their medians agree between runs to a few
+    thousandths of a percent: the within-run spread says nothing about the median's
+    and is only reported. The spread that counts is the relative range of the
+    baseline's run-level history (what the median did between refreshes of unchanged
+    code). The change, widened by it on both sides, must lie beyond the threshold to be a
+    regression (or an improvement), and within it to be unchanged; a history that moved
+    as much as the threshold leaves the verdict inconclusive.
+    """
+    if not baseline or not current:
+        raise ValueError("compare_counts needs samples on both sides")
+    ratio = _sorted_median(sorted(current)) / _sorted_median(sorted(baseline))
+    spread = relative_spread(history)
+    worse = ratio if direction is Direction.LOWER_IS_BETTER else 1.0 / ratio
+    low, high = worse * (1.0 - spread), worse * (1.0 + spread)
+    if low > 1.0 + threshold:
+        verdict = Verdict.REGRESSED
+    elif high < 1.0 - threshold:
+        verdict = Verdict.IMPROVED
+    elif high <= 1.0 + threshold and low >= 1.0 - threshold:
+        verdict = Verdict.UNCHANGED
+    else:
+        verdict = Verdict.INCONCLUSIVE
+    within = max(relative_spread(baseline), relative_spread(current))
+    note = f"counts spread {within * 100:.2g}% within a run, {spread * 100:.2g}% between runs"
+    if verdict is Verdict.INCONCLUSIVE:
+        note += ": too close to the threshold to tell"
+    return Decision(
+        verdict=verdict,
+        ratio=ratio,
+        ci_low=ratio * (1.0 - spread),
+        ci_high=ratio * (1.0 + spread),
+        p_worse=math.nan,  # no test of significance: a count has no sampling noise to test
+        p_better=math.nan,
+        noise=spread,
+        note=note,
+    )

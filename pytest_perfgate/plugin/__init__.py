@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..settings import OPTIONS, Settings, SettingsError, read_pyproject
-from . import benchmark_compat
+from ..settings import OPTIONS, Measure, Settings, SettingsError, read_pyproject
+from . import benchmark_compat, valgrind
 from .session import PerfSession, session_key
 
 if TYPE_CHECKING:  # the fixture's module imports numpy: a perf test imports it
@@ -20,6 +20,8 @@ __all__ = ["PerfSession", "perf"]
 
 #: The name of the plugin that provides the `benchmark` fixture where perfgate owns it.
 BENCHMARK_PLUGIN = "perfgate-benchmark"
+#: The plugin that restarts the run under Valgrind when a marker counts instructions.
+VALGRIND_PLUGIN = "perfgate-valgrind"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -70,10 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "perf(threshold=None, max_time=None, min_samples=None, rounds=None, "
         "target_precision=None, min_sample_time=None, warmup_time=None, loops=None, "
-        "disable_gc=None, memory=None, speed_reference=None): a performance test, "
-        "gated against its baseline (pytest-perfgate)",
+        "disable_gc=None, memory=None, speed_reference=None, measure=None): a performance "
+        "test, gated against its baseline (pytest-perfgate)",
     )
     settings = _settings_from(config)
+    # Counting instructions restarts the run under Valgrind (and exits) before any work.
+    valgrind.restart_if_session_counts(config, settings)
+    if settings.measure is not Measure.INSTRUCTIONS:
+        config.pluginmanager.register(valgrind.MarkerRestart(settings), VALGRIND_PLUGIN)
     # pytest-benchmark or pytest-codspeed, where loaded, owns the `benchmark` fixture.
     owns_benchmark = benchmark_compat.benchmark_owner(config.pluginmanager) is None
     config.stash[session_key] = session = PerfSession(config, settings, benchmark=owns_benchmark)
@@ -89,6 +95,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.pluginmanager.get_plugin(VALGRIND_PLUGIN) is not None:
+        config.pluginmanager.unregister(name=VALGRIND_PLUGIN)
     if config.pluginmanager.get_plugin(BENCHMARK_PLUGIN) is not None:
         config.pluginmanager.unregister(name=BENCHMARK_PLUGIN)
     session = config.stash.get(session_key, None)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, final
 
 import pytest
 
+from ..probes import ProbeUnavailable
+from ..probes.callgrind import TIMING_UNDER_VALGRIND, under_valgrind
 from ..settings import Mode, PerfSpec, SettingsError, did_you_mean
 from . import benchmark_hooks
 from .session import extra_info_key, session_key
@@ -547,6 +549,11 @@ class BenchmarkFixture:
             call_args, call_kwargs = arguments()
             return target(*call_args, **call_kwargs)
 
+        if self._perf.counts_instructions:
+            return self._counted_pedantic(target, arguments, teardown)
+        if under_valgrind():
+            raise ProbeUnavailable(TIMING_UNDER_VALGRIND)
+
         for _ in range(warmup_rounds):
             call_args, call_kwargs = arguments()
             target(*call_args, **call_kwargs)
@@ -572,6 +579,29 @@ class BenchmarkFixture:
         self._perf.add_samples("time", wall, loops=iterations, cpu_samples=cpu)
         self._set_stats()
         return result
+
+    def _counted_pedantic(
+        self,
+        target: Callable[..., Any],
+        arguments: Callable[[], tuple[Sequence[Any], Mapping[str, Any]]],
+        teardown: Callable[..., Any] | None,
+    ) -> Any:
+        """``pedantic`` when counting instructions: the probe chooses the calls (rounds,
+        iterations and warm-up rounds are a timing's), ``setup`` runs before each call,
+        outside the count."""
+        __tracebackhide__ = True
+        assert self._perf is not None
+        if teardown is not None:
+            raise ValueError(
+                "benchmark.pedantic(teardown=...) is not supported when counting "
+                "instructions: count a target that cleans up after itself, or measure time"
+            )
+
+        def prepared() -> tuple[tuple[Any, ...], dict[str, Any]]:
+            call_args, call_kwargs = arguments()
+            return tuple(call_args), dict(call_kwargs)
+
+        return self._perf.call(target, setup=prepared)
 
     def _use(self, mode: str) -> None:
         __tracebackhide__ = True

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..probes import ProbeUnavailable
-from ..settings import Mode, OnMismatch, PerfSpec, Settings, SettingsError
+from ..settings import Measure, Mode, OnMismatch, PerfSpec, Settings, SettingsError
 from .progress import ProgressLine
 
 if TYPE_CHECKING:
@@ -161,7 +161,12 @@ class PerfSession:
                 self.store.check_writable()
             except BaselineError as error:
                 raise pytest.UsageError(f"--perf-update-baselines: {error}") from None
-        if self.settings.update_baselines or self.settings.on_mismatch is OnMismatch.NORMALIZE:
+        calibrates = (
+            self.settings.update_baselines or self.settings.on_mismatch is OnMismatch.NORMALIZE
+        )
+        # Counting instructions: the workload would change the allocator's state that a
+        # count depends on, between a refresh and a gate run (probes/instructions.py).
+        if calibrates and self.settings.measure is not Measure.INSTRUCTIONS:
             # The speed score goes into refreshed baselines and makes normalizing possible.
             from .. import environment
 
