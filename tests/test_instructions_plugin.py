@@ -54,7 +54,7 @@ needs_valgrind = pytest.mark.skipif(
 
 
 @needs_valgrind
-def test_a_count_is_recorded_and_five_percent_more_work_fails(
+def test_a_count_is_recorded_and_a_quarter_more_work_fails(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_suite=SUITE)
@@ -66,13 +66,17 @@ def test_a_count_is_recorded_and_five_percent_more_work_fails(
 
     same = pytester.runpytest_subprocess("--perf-measure=instructions", "-rA")
     same.assert_outcomes(passed=1)
-    same.stdout.fnmatch_lines(["*test_work*UNCHANGED*"])
+    # The table puts a long id above its figures. A count taken after a run that had no
+    # baseline yet can sit ~1% lower (docs/how-to/count-instructions.md): not a regression.
+    same.stdout.fnmatch_lines(["test_suite.py::test_work [[]instructions[]]"])
+    same.stdout.re_match_lines([r"  (UNCHANGED|IMPROVED) +[0-9.]+M instr"])
 
-    monkeypatch.setenv("PERF_WORK", "2100")
+    # A quarter more work: far beyond the counts' run-to-run spread (at most ~1% here).
+    monkeypatch.setenv("PERF_WORK", "2500")
     more = pytester.runpytest_subprocess("--perf-measure=instructions")
     more.assert_outcomes(failed=1)
     more.stdout.fnmatch_lines(
-        ["*performance regression in*median * instr vs baseline * instr (+*%)*threshold 0.5%*"]
+        ["*performance regression in*median * instr vs baseline * instr (+*%)*threshold 2%*"]
     )
 
 
@@ -85,7 +89,7 @@ def test_a_marker_restarts_the_run_and_timings_under_valgrind_skip(
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*timings taken under Valgrind are not comparable*"])
     # benchmark.pedantic counts too, its setup outside the count.
-    result.stdout.fnmatch_lines(["*test_benchmark_counted [[]instructions[]]*NEW*"])
+    result.stdout.fnmatch_lines(["*test_benchmark_counted [[]instructions[]]", "  NEW *"])
 
 
 def test_without_valgrind_the_counting_test_skips_and_says_how_to_install_it(
