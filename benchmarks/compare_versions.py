@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gate_quality  # noqa: E402
+import gate_quality
 
 
 def main() -> int:
