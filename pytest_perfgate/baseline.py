@@ -276,16 +276,9 @@ class BaselineStore:
     def load(self, module: str) -> BaselineFile:
         """The baselines of a module; an empty file object when none were recorded yet."""
         path = self.path_for(module)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = _read_if_present(path)
+        if text is None:
             return BaselineFile(path)
-        except OSError as error:
-            raise BaselineError(f"{path}: cannot read ({error.strerror or error})") from None
-        except UnicodeDecodeError as error:
-            raise BaselineError(
-                f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
-            ) from None
         return BaselineFile(path, parse_document(text, path, _read_if_present(samples_path(path))))
 
     def files(self) -> list[Path]:
