@@ -101,19 +101,35 @@ def pytest_runtest_logreport(report):
 """
 
 
-def nccl_tests_allreduce_busbw(count: int, typesize: int, sec: float, nranks: int) -> float:
-    """nccl-tests, src/all_reduce.cu, AllReduceGetBw: busBw in GB/s."""
-    base_bw = (count * typesize) / 1.0e9 / sec
-    factor = (2.0 * (nranks - 1)) / nranks
-    return base_bw * factor
+#: nccl-tests' bus factor per operation (src/<op>.cu, <Op>GetBw), for n ranks. Its busBw is
+#: baseBw x factor, and its baseBw is the size column (S, the total bytes) over the time.
+NCCL_TESTS_BUS_FACTOR = {
+    "all_reduce": lambda n: 2.0 * (n - 1) / n,  # AllReduceGetBw
+    "all_gather": lambda n: (n - 1) / n,  # AllGatherGetBw (baseBw counts count*nranks)
+    "reduce_scatter": lambda n: (n - 1) / n,  # ReduceScatterGetBw
+    "broadcast": lambda n: 1.0,  # BroadcastGetBw
+    "all_to_all": lambda n: (n - 1) / n,  # AlltoAllGetBw
+}
+#: nccl-tests' binary per operation.
+NCCL_TESTS_BINARY = {
+    "all_reduce": "all_reduce_perf",
+    "all_gather": "all_gather_perf",
+    "reduce_scatter": "reduce_scatter_perf",
+    "broadcast": "broadcast_perf",
+    "all_to_all": "alltoall_perf",
+}
+
+
+def nccl_tests_busbw(op: str, size_bytes: int, sec: float, nranks: int) -> float:
+    """nccl-tests' busBw in GB/s for a message of ``size_bytes`` (its size column)."""
+    return size_bytes / 1.0e9 / sec * NCCL_TESTS_BUS_FACTOR[op](nranks)
 
 
 def bandwidth_table(
-    backend: str, world_size: int, sizes: list[str], dtype: str, max_time: float
+    op: str, backend: str, world_size: int, sizes: list[str], dtype: str, max_time: float
 ) -> None:
-    itemsize = DTYPES[dtype][1]
     spec = CollectiveSpec.from_plan(
-        "all_reduce",
+        op,
         sizes,
         dtype=dtype,
         backend=backend,
@@ -123,7 +139,7 @@ def bandwidth_table(
     started = time.perf_counter()
     run = run_collective(spec)
     elapsed = time.perf_counter() - started
-    print(f"\n== all_reduce, {backend}, {world_size} ranks, {dtype} ({elapsed:.1f} s) ==")
+    print(f"\n== {op}, {backend}, {world_size} ranks, {dtype} ({elapsed:.1f} s) ==")
     print("machine:", json.dumps(run.machine), " versions:", json.dumps(dict(run.versions)))
     header = (
         f"{'size':>8} {'bytes':>11} {'time us':>10} {'algbw':>8} {'busbw':>8} "
@@ -134,9 +150,8 @@ def bandwidth_table(
     for result, measurement in zip(run.sizes, run.measurements(), strict=True):
         slow = statistics.median(slowest_rank(result.rank_samples))
         mean = statistics.median(statistics.fmean(s) for s in result.rank_samples)
-        count = result.bytes // itemsize
-        formula_slow = nccl_tests_allreduce_busbw(count, itemsize, slow, world_size)
-        formula_mean = nccl_tests_allreduce_busbw(count, itemsize, mean, world_size)
+        formula_slow = nccl_tests_busbw(op, result.bytes, slow, world_size)
+        formula_mean = nccl_tests_busbw(op, result.bytes, mean, world_size)
         details = measurement.details
         print(
             f"{result.label:>8} {result.bytes:>11} {slow * 1e6:>10.1f} "
@@ -148,38 +163,30 @@ def bandwidth_table(
         # Our busbw and nccl-tests' formula on the same time must agree to rounding.
         assert abs(details["busbw_gbps"] / formula_slow - 1) < 1e-9, "busbw formula differs"
     print(
-        "GB/s = 1e9 B/s. busbw = algbw x 2(n-1)/n. 'nccl-t -a3': nccl-tests' formula on the "
-        "slowest rank's time (what is gated);\n'nccl-t -a1': on the mean of the ranks' "
-        "times (nccl-tests' default report)."
+        "GB/s = 1e9 B/s. busbw = algbw x nccl-tests' bus factor. 'nccl-t -a3': nccl-tests' "
+        "formula on the slowest rank's time (what is gated);\n'nccl-t -a1': on the mean of "
+        "the ranks' times (nccl-tests' default report)."
     )
 
 
-def run_nccl_tests(binary: str, sizes: list[str], dtype: str, world_size: int) -> None:
+def run_nccl_tests(directory: str, op: str, sizes: list[str], dtype: str, world_size: int) -> None:
+    binary = Path(directory) / NCCL_TESTS_BINARY[op]
     parsed = [parse_size(s, argument="sizes", where="--sizes") for s in sizes]
     low, high = min(parsed), max(parsed)
-    command = [
-        binary,
-        "-b",
-        str(low),
-        "-e",
-        str(high),
-        "-f",
-        "2",
-        "-g",
-        str(world_size),
-        "-d",
-        NCCL_TESTS_DTYPE[DTYPES[dtype][0]],
-    ]
+    dtype_name = NCCL_TESTS_DTYPE[DTYPES[dtype][0]]
+    command = [str(binary), "-b", str(low), "-e", str(high), "-f", "4", "-g", str(world_size)]
+    command += ["-d", dtype_name, "-w", "50", "-n", "200"]
     print("\n== nccl-tests:", " ".join(command), "==")
     env = dict(os.environ, **MULTICAST_OFF)
     try:
         done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=600, check=False
+            command, env=env, capture_output=True, text=True, timeout=300, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         print(f"nccl-tests did not run: {error}")
         return
-    print(done.stdout[-6000:] or done.stderr[-3000:])
+    rows = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
+    print("\n".join(rows[-12:]) or done.stderr[-3000:])
 
 
 def aa_runs(args: argparse.Namespace, backend: str, world_size: int, dtype: str) -> None:
@@ -258,6 +265,23 @@ def aa_runs(args: argparse.Namespace, backend: str, world_size: int, dtype: str)
         print(f"    {levels(results)}")
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     print(f"A/A: {failures} of {args.repeats} runs failed; verdicts: {verdicts}")
+    # The injected change: every size moves 10% more bytes under its old name.
+    env["PERFGATE_CHECK_INFLATE"] = "1.1"
+    caught = total = 0
+    for i in range(args.inject_runs):
+        code, results, elapsed = run()
+        verdicts_now = [
+            (str(r["comparison"]["name"]), str(r["comparison"]["verdict"])) for r in results
+        ]
+        caught += sum(v == "REGRESSED" for _, v in verdicts_now)
+        total += len(verdicts_now)
+        print(
+            f"+10% bytes run {i + 1}/{args.inject_runs}: exit {code}, {elapsed:.1f} s: "
+            + "; ".join(f"{n.split('.', 1)[1]} {v}" for n, v in verdicts_now)
+        )
+        print(f"    {levels(results)}")
+    if args.inject_runs:
+        print(f"+10% bytes: {caught} of {total} measurements REGRESSED")
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -273,7 +297,11 @@ def main() -> int:
     parser.add_argument("--max-time", type=float, default=1.0, help="seconds per size")
     parser.add_argument("--repeats", type=int, default=5, help="A/A runs")
     parser.add_argument("--refreshes", type=int, default=3, help="baseline refreshes before A/A")
-    parser.add_argument("--nccl-tests", default=None, help="path to all_reduce_perf")
+    parser.add_argument("--nccl-tests", default=None, help="folder of nccl-tests' binaries")
+    parser.add_argument("--ops", default="all_reduce", help="comma-separated, for the table")
+    parser.add_argument(
+        "--inject-runs", type=int, default=0, help="runs with 10%% more bytes per size after A/A"
+    )
     parser.add_argument("--skip-aa", action="store_true")
     args = parser.parse_args()
 
@@ -288,13 +316,14 @@ def main() -> int:
         "sizes:",
         ", ".join(size_label(parse_size(s, argument="sizes", where="--sizes")) for s in sizes),
     )
-    bandwidth_table(backend, world_size, sizes, dtype, args.max_time)
-    if backend == "nccl":
-        binary = args.nccl_tests or shutil.which("all_reduce_perf")
-        if binary:
-            run_nccl_tests(binary, sizes, dtype, world_size)
-        else:
-            print("\n(nccl-tests' all_reduce_perf not found: pass --nccl-tests PATH to add it)")
+    found = shutil.which("all_reduce_perf")
+    nccl_tests = args.nccl_tests or (str(Path(found).parent) if found else None)
+    for op in args.ops.split(","):
+        bandwidth_table(op, backend, world_size, sizes, dtype, args.max_time)
+        if backend == "nccl" and nccl_tests:
+            run_nccl_tests(nccl_tests, op, sizes, dtype, world_size)
+    if backend == "nccl" and not nccl_tests:
+        print("\n(nccl-tests not found: pass --nccl-tests DIR, the folder of all_reduce_perf)")
     if not args.skip_aa:
         aa_runs(args, backend, world_size, dtype)
     return 0

@@ -262,7 +262,24 @@ def test_details_hold_bandwidths_latency_and_how_it_was_measured() -> None:
     assert "latency_us" not in details
     assert small.details["latency_us"] == pytest.approx(4096e-9 * 1.1 * 1e6)
     assert "host perf_counter" in details["timer"]
+    assert details["launch"] == "eager"
     json.dumps(details)  # plain JSON: stored with baselines
+
+
+def test_how_operations_were_launched_travels_from_the_workers_result() -> None:
+    data = {
+        "size": 4096,
+        "bytes": 4096,
+        "iterations": 20,
+        "warmup_iterations": 5,
+        "stop_reason": "precision",
+        "rank_samples": [[1e-5, 1.1e-5]],
+    }
+    # A result without the key (a worker of an older version) was launched eagerly.
+    assert SizeResult.from_dict(data).launch == "eager"
+    replayed = SizeResult.from_dict({**data, "launch": "graph"})
+    run = CollectiveRun(gloo_spec(backend="nccl", sizes=(4096,)), (replayed,))
+    assert run.measurements()[0].details["launch"] == "graph"
 
 
 def test_machine_fields_name_gpus_and_links_only_when_every_rank_knows() -> None:

@@ -17,6 +17,7 @@ import datetime
 import importlib
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -83,7 +84,7 @@ class _Rank:
         op, n = spec["op"], spec["world_size"]
         dtype_name, itemsize = DTYPES[spec["dtype"]]
         dtype = getattr(torch, dtype_name)
-        shape = layout(op, size, itemsize, n)
+        shape = layout(op, _inflated(size), itemsize, n)
         # Contents do not matter to the links; ones rather than zeros all the same.
         source = torch.ones(shape.input_elements, dtype=dtype, device=self.device)
         if op == "all_reduce":
@@ -105,10 +106,16 @@ class _Rank:
         if self.gpu:
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
+            token = torch.zeros(1, device=self.device)
 
             def timed_gpu(k: int) -> float:
                 torch.cuda.synchronize()
                 dist.barrier(group=control)
+                # The CPU barrier releases the ranks tens to hundreds of microseconds
+                # apart; an early rank's first operation would wait for the late one inside
+                # its timed span. A one-element all_reduce on the timed stream ends at
+                # about the same moment on every GPU: the start events follow it.
+                dist.all_reduce(token)
                 start.record()
                 for _ in range(k):
                     fn()
@@ -145,9 +152,11 @@ class _Rank:
             per_op = max(warm.seconds_per_call, 1e-9)
             iterations = min(MAX_ITERATIONS, max(1, math.ceil(spec["min_sample_time"] / per_op)))
 
+        replayed, launch = self.replayed(fn, iterations)
         self.stage(f"size {self.size_label}: sampling, {iterations} operations a sample")
-        rank_samples, reason = self.sample(timed, iterations)
+        rank_samples, reason = self.sample(replayed or timed, iterations)
         return {
+            "launch": launch,
             "size": size,
             "bytes": nbytes,
             "iterations": iterations,
@@ -155,6 +164,53 @@ class _Rank:
             "stop_reason": reason,
             "rank_samples": rank_samples,
         }
+
+    def replayed(
+        self, fn: Callable[[], None], iterations: int
+    ) -> tuple[Callable[[int], float] | None, str]:
+        """A timer replaying ``iterations`` operations from a CUDA graph, and "graph"; or
+        None and why not. Launched one by one from Python, a small operation costs more
+        CPU time than GPU time: an eager sample then times the launches, which move
+        with the host's load from run to run (on 2 H200s a 1 MiB all_reduce took 43-57
+        us a run that way, nccl-tests' graph-free loop 20-27 us). Replayed, the GPUs run
+        the operations back to back, as a captured training step does."""
+        if not self.gpu:
+            return None, "eager"
+        torch, dist, control = self.torch, self.dist, self.control
+        graph: Any = None
+        failure = ""
+        try:
+            graph = torch.cuda.CUDAGraph()
+            torch.cuda.synchronize()
+            with torch.cuda.graph(graph):
+                for _ in range(iterations):
+                    fn()
+            torch.cuda.synchronize()
+        except Exception as error:  # capture unsupported here: time eager launches instead
+            failure = f"{type(error).__name__}: {error}".strip()[:200]
+        # Replay only if every rank captured: the ranks must launch the same operations.
+        if min(r[0] for r in self.agree([0.0 if failure else 1.0])) < 1.0:
+            return None, f"eager (CUDA graph capture failed: {failure or 'on another rank'})"
+        for _ in range(2):  # the first replays upload the graph
+            graph.replay()
+        torch.cuda.synchronize()
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        token = torch.zeros(1, device=self.device)
+
+        def timed_graph(k: int) -> float:
+            if k != iterations:
+                raise ValueError(f"the graph holds {iterations} operations, asked for {k}")
+            torch.cuda.synchronize()
+            dist.barrier(group=control)
+            dist.all_reduce(token)  # align the ranks on the GPUs (see timer)
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            return float(start.elapsed_time(end)) / 1e3
+
+        return timed_graph, "graph"
 
     def inject_fault(self, index: int) -> None:
         """For tests: fail or hang where the spec's ``fault`` says."""
@@ -216,6 +272,12 @@ class _Rank:
             with contextlib.suppress(Exception):
                 versions["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
         return versions
+
+
+def _inflated(size: int) -> int:
+    """``size``, or more bytes under the same name when a check injects a regression
+    (benchmarks/collective_check.py sets PERFGATE_CHECK_INFLATE=1.1: 10% more data)."""
+    return round(size * float(os.environ.get("PERFGATE_CHECK_INFLATE", "1")))
 
 
 def _plan(spec: dict[str, Any]) -> SamplingPlan:

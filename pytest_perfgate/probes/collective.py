@@ -267,6 +267,9 @@ class SizeResult:
     stop_reason: str
     #: Seconds per operation: ``rank_samples[i][r]`` is rank r's time in sample i.
     rank_samples: tuple[tuple[float, ...], ...]
+    #: How the operations of a sample were launched: "graph" (replayed from a CUDA graph),
+    #: "eager" (one launch each; gloo, or where capture failed) and why, if it failed.
+    launch: str = "eager"
 
     @property
     def label(self) -> str:
@@ -281,6 +284,7 @@ class SizeResult:
             warmup_iterations=int(data["warmup_iterations"]),
             stop_reason=str(data["stop_reason"]),
             rank_samples=tuple(tuple(float(t) for t in s) for s in data["rank_samples"]),
+            launch=str(data.get("launch", "eager")),
         )
 
 
@@ -341,6 +345,7 @@ class CollectiveRun:
             "world_size": n,
             "bytes": result.bytes,
             "timer": self.timer,
+            "launch": result.launch,
             "rank_time": "slowest rank per sample (nccl-tests -a 3)",
             "iterations": result.iterations,
             "warmup_iterations": result.warmup_iterations,
