@@ -25,10 +25,7 @@ if [ $# -ge 1 ]; then
         echo "nccl-tests did not build: see nccl_tests_build.log"; tail -5 "$out/nccl_tests_build.log"
     fi
 fi
-# 1. Why small collectives move between runs: timing variants side by side, fresh processes.
-python3 benchmarks/collective_variability.py --runs "${RUNS:-4}" --samples 30 --sizes 1MiB,64MiB \
-    --json "$out/variability.json" 2>&1 | tee "$out/variability.txt" | grep -v preparing
-# 2. Bandwidth of every operation beside nccl-tests; A/A of all_reduce; an injected +10% bytes.
+# Bandwidth of every operation beside nccl-tests; A/A of all_reduce; an injected +10% bytes.
 python3 benchmarks/collective_check.py --backend nccl --sizes 1MiB,64MiB,1GiB \
     --ops "${OPS:-all_reduce,all_gather,reduce_scatter,broadcast,all_to_all}" \
     --repeats "${REPEATS:-5}" --refreshes 3 --inject-runs "${INJECT:-2}" "${nccl_tests_args[@]}" \
