@@ -80,7 +80,7 @@ def test_an_injected_slowdown_fails_both_tests(
     result.stdout.fnmatch_lines(
         [
             "*performance regression in test_io.py::test_files ?save.throughput?: median * "
-            "MiB/s vs baseline * MiB/s (-*%*(higher is better)",
+            "MiB/s vs baseline * MiB/s (-*%*(higher is better)*",
         ]
     )
     result.stdout.fnmatch_lines(
