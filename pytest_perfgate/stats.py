@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import final
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
 from .model import Direction, Summary, Verdict
 
@@ -236,8 +235,8 @@ def _decide(
         p_worse = 0.0 if worse > delta else 1.0
         p_better = 0.0 if worse < -delta else 1.0
     else:
-        p_worse = float(_scipy_stats.norm.sf((worse - delta) / se))
-        p_better = float(_scipy_stats.norm.cdf((worse + delta) / se))
+        p_worse = _normal_sf((worse - delta) / se)
+        p_better = _normal_sf(-(worse + delta) / se)
 
     if p_worse < alpha and worse > delta:
         verdict = Verdict.REGRESSED
@@ -251,6 +250,11 @@ def _decide(
     else:
         verdict = Verdict.INCONCLUSIVE
     return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise)
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z: scipy's ``norm.sf``, without importing scipy."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def quantile_of(statistic: str) -> float:
@@ -295,6 +299,8 @@ def quantile_bootstrap(samples: Sequence[float], quantile: float) -> tuple[np.nd
     (and with Monte Carlo error, even with a fixed seed) follow from the binomial
     distribution at once. Returns the sorted values and their probabilities.
     """
+    from scipy import stats as _scipy_stats  # slow to import: only tail statistics need it
+
     ordered = np.sort(np.asarray(samples, dtype=float))
     n = len(ordered)
     k = quantile_rank(n, quantile)
