@@ -9,6 +9,7 @@ without xdist, and only the controller writes files.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,19 @@ class _TestRecord:
     #: measurements refresh its baselines or say which stored ones are stale.
     outcome: str = "passed"
     location: tuple[str, int] | None = None  #: (file, 1-based line) of the test
+
+    def to_payload(self) -> dict[str, Any]:
+        """The record as plain JSON data, for a pytest-xdist worker's report."""
+        return {
+            "module": self.module,
+            "test": self.test,
+            "code_hash": self.code_hash,
+            "extra_info": self.extra_info,
+            "location": None if self.location is None else list(self.location),
+            "results": [
+                {"measurement": m.to_dict(), "comparison": c.to_dict()} for m, c in self.results
+            ],
+        }
 
     def to_results(self, test_id: str) -> TestResults:
         from ..results import TestResults
@@ -122,6 +136,7 @@ class PerfSession:
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
+        self._froze_heap = False
 
     @property
     def store(self) -> BaselineStore:
@@ -197,6 +212,8 @@ class PerfSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.perf_tests = sum(1 for item in session.items if self.is_perf_item(item))
+        if self.perf_tests and self.settings.mode is not Mode.OFF:
+            self._freeze_heap()
         if self.is_worker:
             # Under pytest-xdist only workers collect: tell the controller what they saw
             # (the summary's count of perf tests, and which baselines are stale).
@@ -220,6 +237,19 @@ class PerfSession:
 
     def is_perf_item(self, item: pytest.Item) -> bool:
         return is_perf_item(item, benchmark=self.benchmark)
+
+    def _freeze_heap(self) -> None:
+        """Keep what collection built (modules, items, fixtures) out of the collector's
+        full passes until the session ends: those walk the whole heap, and with
+        thousands of items they cost more than the tests (docs/performance.md)."""
+        gc.collect()  # what is garbage now is not kept for the whole run
+        gc.freeze()
+        self._froze_heap = True
+
+    def pytest_unconfigure(self) -> None:
+        if self._froze_heap:
+            gc.unfreeze()  # back to the oldest generation: collectable again
+            self._froze_heap = False
 
     # -- one test --------------------------------------------------------------------
     def fixture_for(self, item: pytest.Item, *, spec: PerfSpec | None = None) -> PerfFixture:
@@ -361,33 +391,30 @@ class PerfSession:
             report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
         fixture = item.stash.get(fixture_key, None)
         if fixture is not None and report.when == "call":
-            module, test = split_nodeid(item.nodeid)
-            extra_info: dict[str, Any] | None = item.stash.get(extra_info_key, None)
-            # Plain JSON data: pytest-xdist carries report attributes to the controller.
-            report.perfgate = {  # type: ignore[attr-defined]
-                "module": module,
-                "test": test,
-                "code_hash": fixture.code_hash,
-                "extra_info": dict(extra_info or {}),
-                "location": [item.location[0], (item.location[1] or 0) + 1],
-                "results": [
-                    {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
-                    for r in fixture.results
-                ],
-            }
+            record = _record_of(item, fixture)
+            if self.is_worker:
+                # Plain JSON data: pytest-xdist carries report attributes to the controller.
+                report.perfgate = record.to_payload()  # type: ignore[attr-defined]
+            else:  # the controller itself: no round trip through JSON data
+                self.records[item.nodeid] = record
             # Read by --junitxml from the teardown report, which copies the item's list
             # (so they travel with it under pytest-xdist too).
             from ..report.junit import junit_properties
 
             item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
+        if fixture is not None and report.when == "teardown":
+            # Items live as long as the session: the fixture, its probes and their
+            # closures would be kept (and walked by every full collection) per test.
+            del item.stash[fixture_key]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
         payload = getattr(report, "perfgate", None)
-        if payload is not None:
+        if payload is not None:  # from a pytest-xdist worker
             self.records[report.nodeid] = _record_from(payload)
+            del report.perfgate  # the report is kept to the end; the record has it all
         record = self.records.get(report.nodeid)
         if record is not None and not report.passed and record.outcome != "failed":
             record.outcome = report.outcome
@@ -517,10 +544,25 @@ class PerfSession:
             return 0
 
 
+def _record_of(item: pytest.Item, fixture: PerfFixture) -> _TestRecord:
+    """A test's record, from its fixture at the end of its call."""
+    module, test = split_nodeid(item.nodeid)
+    extra_info: dict[str, Any] | None = item.stash.get(extra_info_key, None)
+    return _TestRecord(
+        module=module,
+        test=test,
+        code_hash=fixture.code_hash,
+        results=[(r.measurement, r.comparison) for r in fixture.results],
+        extra_info=dict(extra_info or {}),
+        location=(item.location[0], (item.location[1] or 0) + 1),
+    )
+
+
 def _record_from(payload: dict[str, Any]) -> _TestRecord:
     """A test's record from what its call report carried (``report.perfgate``)."""
     from ..model import Comparison, Measurement
 
+    location = payload.get("location")
     return _TestRecord(
         module=payload["module"],
         test=payload["test"],
@@ -530,7 +572,7 @@ def _record_from(payload: dict[str, Any]) -> _TestRecord:
             (Measurement.from_dict(r["measurement"]), Comparison.from_dict(r["comparison"]))
             for r in payload["results"]
         ],
-        location=(str(payload["location"][0]), int(payload["location"][1])),
+        location=None if location is None else (str(location[0]), int(location[1])),
     )
 
 
