@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ..sampling import Progress
 
 session_key = pytest.StashKey["PerfSession"]()
+#: After this many perf tests, the heap their results added is frozen (_freeze_heap).
+FREEZE_EVERY = 500
 fixture_key = pytest.StashKey["PerfFixture"]()
 #: ``benchmark.extra_info`` of a test using the ``benchmark`` fixture (benchmark_compat).
 extra_info_key = pytest.StashKey[dict[str, Any]]()
@@ -137,6 +139,7 @@ class PerfSession:
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
         self._froze_heap = False
+        self._done = 0  #: perf tests finished in this process
 
     @property
     def store(self) -> BaselineStore:
@@ -239,12 +242,19 @@ class PerfSession:
         return is_perf_item(item, benchmark=self.benchmark)
 
     def _freeze_heap(self) -> None:
-        """Keep what collection built (modules, items, fixtures) out of the collector's
-        full passes until the session ends: those walk the whole heap, and with
-        thousands of items they cost more than the tests (docs/performance.md)."""
+        """Keep what is alive now (after collection: modules, items; later: the results
+        so far) out of the collector's full passes until the session ends. Each full
+        pass walks the whole heap, and with thousands of tests they cost more than the
+        tests themselves (docs/performance.md)."""
         gc.collect()  # what is garbage now is not kept for the whole run
         gc.freeze()
         self._froze_heap = True
+
+    def _perf_test_done(self) -> None:
+        """Every FREEZE_EVERY perf tests, freeze what their results added to the heap."""
+        self._done += 1
+        if self._done % FREEZE_EVERY == 0 and self.settings.mode is not Mode.OFF:
+            self._freeze_heap()
 
     def pytest_unconfigure(self) -> None:
         if self._froze_heap:
@@ -406,6 +416,7 @@ class PerfSession:
             # Items live as long as the session: the fixture, its probes and their
             # closures would be kept (and walked by every full collection) per test.
             del item.stash[fixture_key]
+            self._perf_test_done()
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -415,6 +426,7 @@ class PerfSession:
         if payload is not None:  # from a pytest-xdist worker
             self.records[report.nodeid] = _record_from(payload)
             del report.perfgate  # the report is kept to the end; the record has it all
+            self._perf_test_done()
         record = self.records.get(report.nodeid)
         if record is not None and not report.passed and record.outcome != "failed":
             record.outcome = report.outcome
