@@ -2,19 +2,33 @@
 
 Generates a suite of trivial perf tests (``perf(int, i)`` with
 ``@pytest.mark.perf(rounds=5, loops=1, warmup_time=0, speed_reference=False)``, 100 to a
-file), then times, each in a fresh process: a refresh (``--perf-update-baselines``), a
-gated run against those baselines, and the same tests written for pytest-benchmark
-(``--benchmark-min-rounds=5 --benchmark-max-time=0 --benchmark-warmup=off``) when it is
-installed. The measured work is five calls of ``int`` a test, microseconds: the time per
-test is the tool's own cost. Peak memory is the child's maximum resident set.
+file), then times, each in a fresh process and side by side in one run of this script:
+
+- plain pytest: the same tests without a perf fixture (``int(i)`` five times): the floor
+  that any plugin adds to;
+- a refresh (``--perf-update-baselines``) and a gated run against those baselines;
+- the same tests written for pytest-benchmark (``--benchmark-min-rounds=5
+  --benchmark-max-time=0 --benchmark-warmup=off``) when it is installed;
+- with ``--xdist N``, the gated run and pytest-benchmark again under ``-n N``.
+
+The measured work is five calls of ``int`` a test, microseconds: the time per test is the
+tool's own cost. "over plain" is (tool's wall time - plain pytest's) / tests: what the tool
+adds to each test, pytest's own start-up and per-test work taken out. Peak memory is the
+child's maximum resident set (under xdist: the controller's, workers not counted).
+
+``--isolated N`` also times the core alone on N synthetic measurements (no pytest): load
+N baselines from their files, decide N verdicts, write a refresh of them, and a refresh
+in which one module's entries changed (which files are rewritten).
 
 Usage:  python benchmarks/scale_cost.py [--sizes 100 1000 10000] [--python PYTHON]
+            [--xdist 2] [--isolated 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -32,6 +46,12 @@ def test_t{i}(perf):
 BENCHMARK_TEST = """
 def test_t{i}(benchmark):
     benchmark(int, {i})
+"""
+
+PLAIN_TEST = """
+def test_t{i}():
+    for _ in range(5):
+        int({i})
 """
 
 
@@ -58,40 +78,168 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+def suite_rows(
+    args: argparse.Namespace, size: int, work: Path
+) -> list[tuple[str, list[str], Path]]:
+    """(label, command, directory) of every run for one suite size."""
+    pytest = [args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    ours, theirs, plain = work / f"perf{size}", work / f"bench{size}", work / f"plain{size}"
+    write_suite(ours, size, PERF_TEST)
+    write_suite(plain, size, PLAIN_TEST)
+    ours_options = ["-p", "no:benchmark"]
+    rows = [
+        ("plain pytest", [*pytest, "-p", "no:benchmark", "-p", "no:perfgate"], plain),
+        ("perfgate refresh", [*pytest, *ours_options, "--perf-update-baselines"], ours),
+        ("perfgate gated run", [*pytest, *ours_options], ours),
+    ]
+    bench_options = [
+        "-p",
+        "no:perfgate",
+        "--benchmark-min-rounds=5",
+        "--benchmark-max-time=0",
+        "--benchmark-warmup=off",
+    ]
+    if args.has_benchmark:
+        write_suite(theirs, size, BENCHMARK_TEST)
+        rows.append(("pytest-benchmark", [*pytest, *bench_options], theirs))
+    if args.xdist:
+        xdist = ["-n", str(args.xdist)]
+        rows.append((f"plain pytest -n {args.xdist}", [*rows[0][1], *xdist], plain))
+        rows.append((f"perfgate gated -n {args.xdist}", [*pytest, *ours_options, *xdist], ours))
+        if args.has_benchmark:
+            rows.append(
+                (f"pytest-benchmark -n {args.xdist}", [*pytest, *bench_options, *xdist], theirs)
+            )
+    return rows
+
+
+def run_suites(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="perfgate-scale-"))
+    print(
+        f"{'tests':>6} {'tool':<28} {'wall s':>8} {'ms/test':>8} {'over plain':>10} {'peak MiB':>9}"
+    )
+    for size in args.sizes:
+        floors: dict[bool, float] = {}  # under xdist or not -> plain pytest's wall time
+        for label, command, cwd in suite_rows(args, size, work):
+            wall, peak = timed(command, cwd)
+            under_xdist = "-n" in command
+            if label.startswith("plain pytest"):
+                floors[under_xdist] = wall
+            over = (wall - floors[under_xdist]) / size * 1000
+            print(
+                f"{size:>6} {label:<28} {wall:>8.2f} {wall / size * 1000:>8.2f} "
+                f"{over:>10.2f} {peak:>9.0f}",
+                flush=True,
+            )
+
+
+def run_isolated(tests: int) -> None:
+    """Load, decide and write ``tests`` baselines with the core alone."""
+    from pytest_perfgate.baseline import BaselineStore
+    from pytest_perfgate.environment import current_environment
+    from pytest_perfgate.gate import GatePolicy, judge
+    from pytest_perfgate.model import Direction, Measurement
+    from pytest_perfgate.refresh import RefreshContext, refresh_baselines
+    from pytest_perfgate.results import TestResults
+
+    root = Path(tempfile.mkdtemp(prefix="perfgate-isolated-")) / "baselines"
+    environment = current_environment()
+    policy = GatePolicy(tests=tests)
+    rng = random.Random(18)
+    ids = [(f"test_gen{i // PER_FILE:04d}.py", f"test_t{i}") for i in range(tests)]
+
+    def measured(scale: float) -> list[Measurement]:
+        return [
+            Measurement(
+                "time",
+                "s",
+                Direction.LOWER_IS_BETTER,
+                tuple(scale * (1e-6 + 1e-8 * rng.random()) for _ in range(20)),
+                loops=1000,
+            )
+            for _ in ids
+        ]
+
+    def refresh(store: BaselineStore, results: list[TestResults]) -> tuple[float, int]:
+        context = RefreshContext(
+            store=store,
+            load=store.load,
+            environment=environment,
+            code_hashes={},
+            commit=None,
+            recorded_at="2026-11-28T00:00:00Z",
+            history=10,
+            max_samples=400,
+        )
+        before = {p: p.stat().st_mtime_ns for p in store.files()}
+        start = time.perf_counter()
+        report = refresh_baselines(results, context)
+        took = time.perf_counter() - start
+        assert not report.errors, report.errors
+        rewritten = sum(1 for p in store.files() if before.get(p) != p.stat().st_mtime_ns)
+        return took, rewritten
+
+    def results_of(measurements: list[Measurement], store: BaselineStore) -> list[TestResults]:
+        loaded = {module: store.load(module) for module in {module for module, _ in ids}}
+        out = []
+        for (module, test), measurement in zip(ids, measurements, strict=True):
+            entry = loaded[module].get(test, "time")
+            comparison = judge(
+                f"{module}::{test}", measurement, entry, policy, environment=environment
+            ).comparison
+            out.append(
+                TestResults(
+                    f"{module}::{test}", module, test, "passed", ((measurement, comparison),)
+                )
+            )
+        return out
+
+    first = measured(1.0)
+    took, files = refresh(BaselineStore(root), results_of(first, BaselineStore(root)))
+    print(f"isolated: {tests} measurements, {tests // PER_FILE} modules")
+    print(f"  first refresh (write {files} files):        {took:6.2f} s")
+    store = BaselineStore(root)  # fresh: nothing cached
+    start = time.perf_counter()
+    loaded = {module: store.load(module) for module in {module for module, _ in ids}}
+    print(f"  load {tests} baselines:                 {time.perf_counter() - start:6.2f} s")
+    second = measured(1.0)
+    start = time.perf_counter()
+    for (module, test), measurement in zip(ids, second, strict=True):
+        judge(
+            f"{module}::{test}",
+            measurement,
+            loaded[module].get(test, "time"),
+            policy,
+            environment=environment,
+        )
+    print(f"  decide {tests} verdicts:                {time.perf_counter() - start:6.2f} s")
+    results = results_of(second, store)
+    took, files = refresh(store, results)
+    print(f"  refresh all (rewrote {files} files):       {took:6.2f} s")
+    one_module = [r for r in results if r.module == ids[0][0]]
+    took, files = refresh(store, one_module)
+    print(f"  refresh one module's tests (rewrote {files} files): {took:6.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
+    parser.add_argument("--xdist", type=int, default=0, help="also run under -n N")
+    parser.add_argument("--isolated", type=int, default=0, help="core alone on N baselines")
     args = parser.parse_args()
-    pytest = [args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    has_benchmark = (
+    args.has_benchmark = (
         subprocess.run(
             [args.python, "-c", "import pytest_benchmark"], capture_output=True
         ).returncode
         == 0
     )
-    work = Path(tempfile.mkdtemp(prefix="perfgate-scale-"))
-    print(f"{'tests':>6} {'tool':<26} {'wall s':>8} {'ms/test':>8} {'peak MiB':>9}")
-    for size in args.sizes:
-        ours, theirs = work / f"perf{size}", work / f"bench{size}"
-        write_suite(ours, size, PERF_TEST)
-        rows = [
-            ("perfgate refresh", [*pytest, "-p", "no:benchmark", "--perf-update-baselines"], ours),
-            ("perfgate gated run", [*pytest, "-p", "no:benchmark"], ours),
-        ]
-        if has_benchmark:
-            write_suite(theirs, size, BENCHMARK_TEST)
-            bench_options = [
-                "--benchmark-min-rounds=5",
-                "--benchmark-max-time=0",
-                "--benchmark-warmup=off",
-            ]
-            rows.append(
-                ("pytest-benchmark", [*pytest, "-p", "no:perfgate", *bench_options], theirs)
-            )
-        for label, command, cwd in rows:
-            wall, peak = timed(command, cwd)
-            print(f"{size:>6} {label:<26} {wall:>8.2f} {wall / size * 1000:>8.2f} {peak:>9.0f}")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    if args.sizes:
+        run_suites(args)
+    if args.isolated:
+        run_isolated(args.isolated)
+    print(f"load average after: {os.getloadavg()}")
     return 0
 
 
