@@ -63,8 +63,9 @@ def write_suite(directory: Path, tests: int, template: str) -> None:
         (directory / f"test_gen{start // PER_FILE:04d}.py").write_text("import pytest\n" + body)
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident set (MiB) of one run in a child; fails loudly."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the child's own: under xdist the
+    controller's) and peak resident set (MiB) of one run in a child; fails loudly."""
     start = time.perf_counter()
     child = subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -75,7 +76,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def suite_rows(
@@ -116,21 +117,38 @@ def suite_rows(
 def run_suites(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="perfgate-scale-"))
     print(
-        f"{'tests':>6} {'tool':<28} {'wall s':>8} {'ms/test':>8} {'over plain':>10} {'peak MiB':>9}"
+        f"{'tests':>6} {'tool':<28} {'wall s':>7} {'ms/test':>7} {'over plain':>10} "
+        f"{'cpu s':>7} {'cpu over plain':>14} {'peak MiB':>8}"
     )
     for size in args.sizes:
-        floors: dict[bool, float] = {}  # under xdist or not -> plain pytest's wall time
+        floors: dict[bool, tuple[float, float]] = {}  # under xdist or not -> plain's times
         for label, command, cwd in suite_rows(args, size, work):
-            wall, peak = timed(command, cwd)
+            wall, cpu, peak = timed(command, cwd)
             under_xdist = "-n" in command
             if label.startswith("plain pytest"):
-                floors[under_xdist] = wall
-            over = (wall - floors[under_xdist]) / size * 1000
+                floors[under_xdist] = (wall, cpu)
+            over = (wall - floors[under_xdist][0]) / size * 1000
+            cpu_over = (cpu - floors[under_xdist][1]) / size * 1000
             print(
-                f"{size:>6} {label:<28} {wall:>8.2f} {wall / size * 1000:>8.2f} "
-                f"{over:>10.2f} {peak:>9.0f}",
+                f"{size:>6} {label:<28} {wall:>7.2f} {wall / size * 1000:>7.2f} {over:>10.2f} "
+                f"{cpu:>7.2f} {cpu_over:>14.2f} {peak:>8.0f}",
                 flush=True,
             )
+
+
+class Stopwatch:
+    """Wall and CPU seconds of a block (CPU time moves less with a loaded machine)."""
+
+    def __enter__(self) -> Stopwatch:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    def __str__(self) -> str:
+        return f"{self.wall:6.2f} s wall, {self.cpu:6.2f} s CPU"
 
 
 def run_isolated(tests: int) -> None:
@@ -138,7 +156,7 @@ def run_isolated(tests: int) -> None:
     from pytest_perfgate.baseline import BaselineStore
     from pytest_perfgate.environment import current_environment
     from pytest_perfgate.gate import GatePolicy, judge
-    from pytest_perfgate.model import Direction, Measurement
+    from pytest_perfgate.model import Comparison, Direction, Measurement
     from pytest_perfgate.refresh import RefreshContext, refresh_baselines
     from pytest_perfgate.results import TestResults
 
@@ -147,20 +165,21 @@ def run_isolated(tests: int) -> None:
     policy = GatePolicy(tests=tests)
     rng = random.Random(18)
     ids = [(f"test_gen{i // PER_FILE:04d}.py", f"test_t{i}") for i in range(tests)]
+    modules = sorted({module for module, _ in ids})
 
-    def measured(scale: float) -> list[Measurement]:
+    def measured() -> list[Measurement]:
         return [
             Measurement(
                 "time",
                 "s",
                 Direction.LOWER_IS_BETTER,
-                tuple(scale * (1e-6 + 1e-8 * rng.random()) for _ in range(20)),
+                tuple(1e-6 + 1e-8 * rng.random() for _ in range(20)),
                 loops=1000,
             )
             for _ in ids
         ]
 
-    def refresh(store: BaselineStore, results: list[TestResults]) -> tuple[float, int]:
+    def refresh(store: BaselineStore, results: list[TestResults]) -> tuple[Stopwatch, int]:
         context = RefreshContext(
             store=store,
             load=store.load,
@@ -171,54 +190,56 @@ def run_isolated(tests: int) -> None:
             history=10,
             max_samples=400,
         )
-        before = {p: p.stat().st_mtime_ns for p in store.files()}
-        start = time.perf_counter()
-        report = refresh_baselines(results, context)
-        took = time.perf_counter() - start
+        before = {p: p.stat().st_ino for p in store.files()}
+        with Stopwatch() as watch:
+            report = refresh_baselines(results, context)
         assert not report.errors, report.errors
-        rewritten = sum(1 for p in store.files() if before.get(p) != p.stat().st_mtime_ns)
-        return took, rewritten
+        rewritten = sum(1 for p in store.files() if before.get(p) != p.stat().st_ino)
+        return watch, rewritten
 
-    def results_of(measurements: list[Measurement], store: BaselineStore) -> list[TestResults]:
-        loaded = {module: store.load(module) for module in {module for module, _ in ids}}
-        out = []
-        for (module, test), measurement in zip(ids, measurements, strict=True):
-            entry = loaded[module].get(test, "time")
-            comparison = judge(
-                f"{module}::{test}", measurement, entry, policy, environment=environment
+    def decided(store: BaselineStore, measurements: list[Measurement]) -> list[Comparison]:
+        loaded = {module: store.load(module) for module in modules}
+        return [
+            judge(
+                f"{module}::{test}",
+                measurement,
+                loaded[module].get(test, "time"),
+                policy,
+                environment=environment,
             ).comparison
-            out.append(
-                TestResults(
-                    f"{module}::{test}", module, test, "passed", ((measurement, comparison),)
-                )
-            )
-        return out
+            for (module, test), measurement in zip(ids, measurements, strict=True)
+        ]
 
-    first = measured(1.0)
-    took, files = refresh(BaselineStore(root), results_of(first, BaselineStore(root)))
-    print(f"isolated: {tests} measurements, {tests // PER_FILE} modules")
-    print(f"  first refresh (write {files} files):        {took:6.2f} s")
-    store = BaselineStore(root)  # fresh: nothing cached
-    start = time.perf_counter()
-    loaded = {module: store.load(module) for module in {module for module, _ in ids}}
-    print(f"  load {tests} baselines:                 {time.perf_counter() - start:6.2f} s")
-    second = measured(1.0)
-    start = time.perf_counter()
-    for (module, test), measurement in zip(ids, second, strict=True):
-        judge(
-            f"{module}::{test}",
-            measurement,
-            loaded[module].get(test, "time"),
-            policy,
-            environment=environment,
-        )
-    print(f"  decide {tests} verdicts:                {time.perf_counter() - start:6.2f} s")
-    results = results_of(second, store)
-    took, files = refresh(store, results)
-    print(f"  refresh all (rewrote {files} files):       {took:6.2f} s")
-    one_module = [r for r in results if r.module == ids[0][0]]
-    took, files = refresh(store, one_module)
-    print(f"  refresh one module's tests (rewrote {files} files): {took:6.2f} s")
+    def results_of(
+        measurements: list[Measurement], comparisons: list[Comparison]
+    ) -> list[TestResults]:
+        return [
+            TestResults(f"{module}::{test}", module, test, "passed", ((measurement, comparison),))
+            for (module, test), measurement, comparison in zip(
+                ids, measurements, comparisons, strict=True
+            )
+        ]
+
+    first = measured()
+    watch, files = refresh(
+        BaselineStore(root), results_of(first, decided(BaselineStore(root), first))
+    )
+    print(f"isolated: {tests} measurements in {len(modules)} modules, 20 samples each")
+    print(f"  first refresh, {files} files written:      {watch}")
+    store = BaselineStore(root)  # a new store: nothing parsed yet
+    with Stopwatch() as watch:
+        for module in modules:
+            store.load(module)
+    print(f"  load {tests} baselines:                  {watch}")
+    second = measured()
+    with Stopwatch() as watch:
+        comparisons = decided(store, second)  # from the parse just taken
+    print(f"  decide {tests} verdicts:                 {watch}")
+    results = results_of(second, comparisons)
+    watch, files = refresh(store, results)
+    print(f"  refresh all, {files} files rewritten:       {watch}")
+    watch, files = refresh(store, [r for r in results if r.module == modules[0]])
+    print(f"  refresh one module's tests, {files} rewritten: {watch}")
 
 
 def main() -> int:
