@@ -4,7 +4,10 @@ module once. The figures are in docs/performance.md; these tests check the mecha
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from pytest_perfgate.baseline import BaselineError, BaselineFile, BaselineStore, samples_path
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
@@ -100,3 +103,49 @@ def test_a_changed_sidecar_alone_is_parsed_again(tmp_path: Path) -> None:
     assert second is not None
     assert 1.2e-3 in second.samples
     assert 1.2e-3 not in first.samples
+
+
+FREEZE_PROBE = """
+import atexit, gc, json
+
+seen = {}
+
+def pytest_runtest_call(item):
+    seen[item.name] = gc.get_freeze_count()
+
+@atexit.register
+def write():  # after pytest's cleanups: the session unfroze the heap by then
+    seen["at exit"] = gc.get_freeze_count()
+    with open("freeze.json", "w") as file:
+        json.dump(seen, file)
+"""
+
+
+def test_the_heap_is_frozen_while_perf_tests_run_and_unfrozen_after(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FREEZE_PROBE)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_plain():
+            pass
+
+        @pytest.mark.perf(rounds=5, loops=1, warmup_time=0, speed_reference=False)
+        def test_p(perf):
+            perf(int, 1)
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+    seen = json.loads((pytester.path / "freeze.json").read_text())
+    assert seen["test_plain"] > 0  # what collection built, frozen before any test runs
+    assert seen["test_p"] > 0
+    assert seen["at exit"] == 0
+
+
+def test_a_run_without_perf_tests_freezes_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FREEZE_PROBE)
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+    assert json.loads((pytester.path / "freeze.json").read_text())["test_plain"] == 0

@@ -140,6 +140,10 @@ class PerfSession:
         self._final: RunResults | None = None  #: the run's results, once it has ended
         self._froze_heap = False
         self._done = 0  #: perf tests finished in this process
+        # Registered now, so it runs after the cleanups of plugins configured later
+        # (last in, first out): pytest's own full collections at exit still skip the
+        # frozen heap, and it is unfrozen once nothing else will walk it.
+        config.add_cleanup(self._unfreeze_heap)
 
     @property
     def store(self) -> BaselineStore:
@@ -256,7 +260,7 @@ class PerfSession:
         if self._done % FREEZE_EVERY == 0 and self.settings.mode is not Mode.OFF:
             self._freeze_heap()
 
-    def pytest_unconfigure(self) -> None:
+    def _unfreeze_heap(self) -> None:
         if self._froze_heap:
             gc.unfreeze()  # back to the oldest generation: collectable again
             self._froze_heap = False
