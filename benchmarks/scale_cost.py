@@ -12,16 +12,21 @@ file), then times, each in a fresh process and side by side in one run of this s
 - with ``--xdist N``, the gated run and pytest-benchmark again under ``-n N``.
 
 The measured work is five calls of ``int`` a test, microseconds: the time per test is the
-tool's own cost. "over plain" is (tool's wall time - plain pytest's) / tests: what the tool
-adds to each test, pytest's own start-up and per-test work taken out. Peak memory is the
-child's maximum resident set (under xdist: the controller's, workers not counted).
+tool's own cost. "over plain" is (tool's time - plain pytest's) / tests: what the tool adds
+to each test, pytest's own start-up and per-test work taken out. CPU seconds are user +
+system of the child and the children it waited for (under xdist: controller and workers);
+they move far less than wall time on a shared machine. Peak memory is the largest resident
+set among the child and those children.
+
+``--before DIR`` also times the refresh and the gated run with an earlier package (``git
+archive <commit> pytest_perfgate | tar -x -C DIR``) first on ``PYTHONPATH``, side by side.
 
 ``--isolated N`` also times the core alone on N synthetic measurements (no pytest): load
 N baselines from their files, decide N verdicts, write a refresh of them, and a refresh
 in which one module's entries changed (which files are rewritten).
 
 Usage:  python benchmarks/scale_cost.py [--sizes 100 1000 10000] [--python PYTHON]
-            [--xdist 2] [--isolated 10000]
+            [--xdist 2] [--isolated 10000] [--before DIR]
 """
 
 from __future__ import annotations
@@ -63,12 +68,19 @@ def write_suite(directory: Path, tests: int, template: str) -> None:
         (directory / f"test_gen{start // PER_FILE:04d}.py").write_text("import pytest\n" + body)
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
+def timed(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (user + system, the child's own: under xdist the
     controller's) and peak resident set (MiB) of one run in a child; fails loudly."""
     start = time.perf_counter()
     child = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=None if env is None else {**os.environ, **env},
     )
     output = child.stdout.read() if child.stdout is not None else ""
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not all children's
@@ -79,20 +91,26 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def suite_rows(
-    args: argparse.Namespace, size: int, work: Path
-) -> list[tuple[str, list[str], Path]]:
-    """(label, command, directory) of every run for one suite size."""
+#: One run: label, command, directory, extra environment.
+Row = tuple[str, list[str], Path, dict[str, str]]
+
+
+def suite_rows(args: argparse.Namespace, size: int, work: Path) -> list[Row]:
+    """Every run for one suite size."""
     pytest = [args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
     ours, theirs, plain = work / f"perf{size}", work / f"bench{size}", work / f"plain{size}"
     write_suite(ours, size, PERF_TEST)
     write_suite(plain, size, PLAIN_TEST)
     ours_options = ["-p", "no:benchmark"]
-    rows = [
-        ("plain pytest", [*pytest, "-p", "no:benchmark", "-p", "no:perfgate"], plain),
-        ("perfgate refresh", [*pytest, *ours_options, "--perf-update-baselines"], ours),
-        ("perfgate gated run", [*pytest, *ours_options], ours),
-    ]
+    plain_command = [*pytest, "-p", "no:benchmark", "-p", "no:perfgate"]
+    refresh = [*pytest, *ours_options, "--perf-update-baselines"]
+    rows: list[Row] = [("plain pytest", plain_command, plain, {})]
+    if args.before:  # the same runs with an earlier checkout's package first on the path
+        before = {"PYTHONPATH": str(Path(args.before).resolve())}
+        rows.append(("perfgate refresh (before)", refresh, ours, before))
+        rows.append(("perfgate gated run (before)", [*pytest, *ours_options], ours, before))
+    rows.append(("perfgate refresh", refresh, ours, {}))
+    rows.append(("perfgate gated run", [*pytest, *ours_options], ours, {}))
     bench_options = [
         "-p",
         "no:perfgate",
@@ -102,35 +120,35 @@ def suite_rows(
     ]
     if args.has_benchmark:
         write_suite(theirs, size, BENCHMARK_TEST)
-        rows.append(("pytest-benchmark", [*pytest, *bench_options], theirs))
+        rows.append(("pytest-benchmark", [*pytest, *bench_options], theirs, {}))
     if args.xdist:
         xdist = ["-n", str(args.xdist)]
-        rows.append((f"plain pytest -n {args.xdist}", [*rows[0][1], *xdist], plain))
-        rows.append((f"perfgate gated -n {args.xdist}", [*pytest, *ours_options, *xdist], ours))
+        rows.append((f"plain pytest -n {args.xdist}", [*plain_command, *xdist], plain, {}))
+        gated = [*pytest, *ours_options, *xdist]
+        rows.append((f"perfgate gated run -n {args.xdist}", gated, ours, {}))
         if args.has_benchmark:
-            rows.append(
-                (f"pytest-benchmark -n {args.xdist}", [*pytest, *bench_options, *xdist], theirs)
-            )
+            benchmark = [*pytest, *bench_options, *xdist]
+            rows.append((f"pytest-benchmark -n {args.xdist}", benchmark, theirs, {}))
     return rows
 
 
 def run_suites(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="perfgate-scale-"))
     print(
-        f"{'tests':>6} {'tool':<28} {'wall s':>7} {'ms/test':>7} {'over plain':>10} "
+        f"{'tests':>6} {'run':<30} {'wall s':>7} {'ms/test':>7} {'over plain':>10} "
         f"{'cpu s':>7} {'cpu over plain':>14} {'peak MiB':>8}"
     )
     for size in args.sizes:
         floors: dict[bool, tuple[float, float]] = {}  # under xdist or not -> plain's times
-        for label, command, cwd in suite_rows(args, size, work):
-            wall, cpu, peak = timed(command, cwd)
+        for label, command, cwd, env in suite_rows(args, size, work):
+            wall, cpu, peak = timed(command, cwd, env)
             under_xdist = "-n" in command
             if label.startswith("plain pytest"):
                 floors[under_xdist] = (wall, cpu)
             over = (wall - floors[under_xdist][0]) / size * 1000
             cpu_over = (cpu - floors[under_xdist][1]) / size * 1000
             print(
-                f"{size:>6} {label:<28} {wall:>7.2f} {wall / size * 1000:>7.2f} {over:>10.2f} "
+                f"{size:>6} {label:<30} {wall:>7.2f} {wall / size * 1000:>7.2f} {over:>10.2f} "
                 f"{cpu:>7.2f} {cpu_over:>14.2f} {peak:>8.0f}",
                 flush=True,
             )
@@ -248,6 +266,11 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
     parser.add_argument("--xdist", type=int, default=0, help="also run under -n N")
     parser.add_argument("--isolated", type=int, default=0, help="core alone on N baselines")
+    parser.add_argument(
+        "--before",
+        help="a directory holding an earlier pytest_perfgate package (git archive of a "
+        "commit): its refresh and gated run are timed beside the current one's",
+    )
     args = parser.parse_args()
     args.has_benchmark = (
         subprocess.run(
