@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 PER_FILE = 100
+pytest_ok, pytest_tests_failed = 0, 1  #: pytest's exit codes
 
 PERF_TEST = """
 @pytest.mark.perf(rounds=5, loops=1, warmup_time=0, speed_reference=False)
@@ -70,9 +71,10 @@ def write_suite(directory: Path, tests: int, template: str) -> None:
 
 def timed(
     command: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system, the child's own: under xdist the
-    controller's) and peak resident set (MiB) of one run in a child; fails loudly."""
+) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds, peak resident set (MiB) and pytest's last line of one
+    run in a child. Failed tests are allowed (a trivial test's verdict can be noise's on a
+    shared machine: the cost is what is measured); any other failure stops the script."""
     start = time.perf_counter()
     child = subprocess.Popen(
         command,
@@ -86,9 +88,10 @@ def timed(
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not all children's
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+    if child.returncode not in (pytest_ok, pytest_tests_failed):
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    last = output.strip().splitlines()[-1] if output.strip() else ""
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, last
 
 
 #: One run: label, command, directory, extra environment.
@@ -141,7 +144,7 @@ def run_suites(args: argparse.Namespace) -> None:
     for size in args.sizes:
         floors: dict[bool, tuple[float, float]] = {}  # under xdist or not -> plain's times
         for label, command, cwd, env in suite_rows(args, size, work):
-            wall, cpu, peak = timed(command, cwd, env)
+            wall, cpu, peak, last = timed(command, cwd, env)
             under_xdist = "-n" in command
             if label.startswith("plain pytest"):
                 floors[under_xdist] = (wall, cpu)
@@ -149,7 +152,8 @@ def run_suites(args: argparse.Namespace) -> None:
             cpu_over = (cpu - floors[under_xdist][1]) / size * 1000
             print(
                 f"{size:>6} {label:<30} {wall:>7.2f} {wall / size * 1000:>7.2f} {over:>10.2f} "
-                f"{cpu:>7.2f} {cpu_over:>14.2f} {peak:>8.0f}",
+                f"{cpu:>7.2f} {cpu_over:>14.2f} {peak:>8.0f}"
+                + (f"  ({last.strip('= ')})" if "failed" in last else ""),
                 flush=True,
             )
 
