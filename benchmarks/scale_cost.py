@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 PER_FILE = 100
-pytest_ok, pytest_tests_failed = 0, 1  #: pytest's exit codes
+PYTEST_OK, TESTS_FAILED = 0, 1  #: pytest's exit codes
 
 PERF_TEST = """
 @pytest.mark.perf(rounds=5, loops=1, warmup_time=0, speed_reference=False)
@@ -88,7 +88,7 @@ def timed(
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not all children's
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (pytest_ok, pytest_tests_failed):
+    if child.returncode not in (PYTEST_OK, TESTS_FAILED):
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
     last = output.strip().splitlines()[-1] if output.strip() else ""
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, last
