@@ -2,9 +2,10 @@
 call phase, carries results to the controller (pytest-xdist), writes baselines and prints
 the summary.
 
-Measurements ride on the call phase's test report (``report.perfgate``), which pytest-xdist
-serializes like any report attribute; so the controller sees the same results with or
-without xdist, and only the controller writes files.
+On a pytest-xdist worker, measurements ride on the call phase's test report
+(``report.perfgate``, plain JSON data), which pytest-xdist serializes like any report
+attribute; without xdist the session keeps them as they are. Either way the controller
+holds the same results, and only the controller writes files.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ if TYPE_CHECKING:
     from ..sampling import Progress
 
 session_key = pytest.StashKey["PerfSession"]()
-#: After this many perf tests, the heap their results added is frozen (_freeze_heap).
-FREEZE_EVERY = 500
 fixture_key = pytest.StashKey["PerfFixture"]()
 #: ``benchmark.extra_info`` of a test using the ``benchmark`` fixture (benchmark_compat).
 extra_info_key = pytest.StashKey[dict[str, Any]]()
 #: Set when a probe skipped the test: its report then points at the test, not at us.
 probe_skip_key = pytest.StashKey[bool]()
+#: After this many perf tests, the heap their results added is frozen (_freeze_heap).
+FREEZE_EVERY = 500
 
 
 @dataclass(slots=True)
