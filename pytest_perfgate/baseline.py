@@ -12,6 +12,7 @@ few changed lines per measurement.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -235,18 +236,25 @@ def _dump(value: Any, depth: int) -> str:
     if isinstance(value, dict) and value and _all_numbers(value.values()):
         _check_finite(value.values())
         keys = value if isinstance(value, _InOrder) else sorted(value)
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {json.dumps(value[k])}" for k in keys) + "}"
+        return json.dumps({str(k): value[k] for k in keys})  # one call: a line of figures
     if isinstance(value, dict):
         if not value:
             return "{}"
         keys = value if isinstance(value, _InOrder) else sorted(value)
-        items = [f"{pad}{json.dumps(str(k))}: {_dump(value[k], depth + 1)}" for k in keys]
+        items = [f"{pad}{_quoted(str(k))}: {_dump(value[k], depth + 1)}" for k in keys]
         return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
     if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
         items = [pad + _dump(v, depth + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
+    if isinstance(value, str):
+        return _quoted(value)
     _check_finite(value if isinstance(value, list) else [value])
     return json.dumps(value, allow_nan=False)
+
+
+#: What ``json.dumps`` writes for a string, without its per-call overhead (a file of
+#: 10,000 entries has some 200,000 strings and figures).
+_quoted = json.encoder.encode_basestring_ascii
 
 
 def _all_numbers(values: Iterable[Any]) -> bool:
@@ -265,6 +273,10 @@ class BaselineStore:
     def __init__(self, root: Path, generator: str = "pytest-perfgate") -> None:
         self.root = root
         self.generator = generator
+        #: path -> (digest of the file and its sidecar, what they parse to): a file read
+        #: again unchanged (a refresh re-reads each under the lock) is not parsed again.
+        #: The parse is shared between readers, who copy it before changing it.
+        self._parsed: dict[Path, tuple[bytes, dict[str, dict[str, BaselineEntry]]]] = {}
 
     def path_for(self, module: str) -> Path:
         """The file for a test module given relative to the rootdir, e.g. ``tests/test_x.py``."""
@@ -275,11 +287,22 @@ class BaselineStore:
 
     def load(self, module: str) -> BaselineFile:
         """The baselines of a module; an empty file object when none were recorded yet."""
+        return self._read(module)[0]
+
+    def _read(self, module: str) -> tuple[BaselineFile, tuple[str | None, str | None]]:
+        """The module's baselines, and the texts of its file and sidecar (None: absent)."""
         path = self.path_for(module)
         text = _read_if_present(path)
         if text is None:
-            return BaselineFile(path)
-        return BaselineFile(path, parse_document(text, path, _read_if_present(samples_path(path))))
+            return BaselineFile(path), (None, None)
+        samples_text = _read_if_present(samples_path(path))
+        digest = hashlib.blake2b(text.encode())
+        digest.update(b"\0" if samples_text is None else b"\1" + samples_text.encode())
+        key = digest.digest()
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != key:
+            cached = self._parsed[path] = (key, parse_document(text, path, samples_text))
+        return BaselineFile(path, cached[1]), (samples_text, text)
 
     def files(self) -> list[Path]:
         """Every baseline file under the root, sorted."""
@@ -386,8 +409,9 @@ class BaselineStore:
         self, module: str, entries: Mapping[str, Mapping[str, BaselineEntry]]
     ) -> list[tuple[Path, Path]]:
         """The module's merged file and sidecar, staged (sidecar first: renamed in this
-        order, a reader never sees entries whose samples are not there yet)."""
-        current = self.load(module)
+        order, a reader never sees entries whose samples are not there yet); a file
+        whose text would not change is left as it is."""
+        current, texts_now = self._read(module)
         tests = {test: dict(ms) for test, ms in current.tests.items()}
         for test, measurements in entries.items():
             for name, entry in measurements.items():
@@ -402,8 +426,10 @@ class BaselineStore:
             raise BaselineError(f"{current.path}: {error}") from None
         staged: list[tuple[Path, Path]] = []
         try:
-            for path, text in zip((samples_path(current.path), current.path), texts, strict=True):
-                staged.append((stage(path, text), path))
+            paths = (samples_path(current.path), current.path)
+            for path, text, now in zip(paths, texts, texts_now, strict=True):
+                if text != now:
+                    staged.append((stage(path, text), path))
         except BaseException:
             for temp, _ in staged:
                 with contextlib.suppress(FileNotFoundError):

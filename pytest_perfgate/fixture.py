@@ -20,16 +20,18 @@ from .model import BaselineEntry, Comparison, Direction, Environment, Measuremen
 from .probes import ProbeUnavailable
 from .probes.callgrind import TIMING_UNDER_VALGRIND, under_valgrind
 from .probes.cpu import CpuProbe, Setup
-from .probes.gpu import GpuProbe
 from .probes.host import ProbeHost
-from .probes.instructions import InstructionProbe
-from .probes.network import NetProbe
-from .probes.storage import StorageProbe
 from .sampling import Batch, Clock, Progress, SamplingPlan
 from .settings import Measure, Mode, PerfSpec, Settings
 
 if TYPE_CHECKING:
+    # Imported on first use: most perf tests time a call, and these cost a suite's
+    # first perf test some 150 ms of imports.
     from .probes.collective import CollectiveProbe
+    from .probes.gpu import GpuProbe
+    from .probes.instructions import InstructionProbe
+    from .probes.network import NetProbe
+    from .probes.storage import StorageProbe
 
 
 @final
@@ -120,6 +122,8 @@ class PerfFixture:
         """Storage: ``perf.storage.write(dir, size=..., block=..., fsync=True)`` (and
         read, randread, randwrite) runs fio-like workloads on a real file;
         ``with perf.storage.region("save", bytes=n):`` times the test's own I/O."""
+        from .probes.storage import StorageProbe
+
         return StorageProbe(self._probe_host())
 
     @functools.cached_property
@@ -127,6 +131,8 @@ class PerfFixture:
         """Network: ``perf.net.echo_server()`` starts a loopback server in a subprocess
         (stopped when the test ends); ``perf.net.latency(server_or_callable)`` gates
         round-trip percentiles, ``perf.net.throughput(server)`` stream throughput."""
+        from .probes.network import NetProbe
+
         return NetProbe(self._probe_host())
 
     def close(self) -> None:
@@ -140,6 +146,8 @@ class PerfFixture:
     def _cpu(self) -> CpuProbe | InstructionProbe:
         context = self._context
         if self.counts_instructions:
+            from .probes.instructions import InstructionProbe
+
             return InstructionProbe(
                 self._probe_host(), memory=context.spec.memory_for(context.settings)
             )
@@ -283,6 +291,8 @@ class PerfFixture:
         callable with CUDA events; ``with perf.gpu.region("step"):`` times a block.
         Skips the test where there is no GPU."""
         if self._gpu is None:
+            from .probes.gpu import GpuProbe
+
             telemetry_hz = self._context.settings.gpu_telemetry_hz
             self._gpu = GpuProbe(self._probe_host(), telemetry_hz=telemetry_hz)
         return self._gpu

@@ -72,11 +72,14 @@ def _refresh(tests: Iterable[TestResults], context: RefreshContext) -> RefreshRe
     changed: list[str] = []
     skipped: list[str] = []
     short_history = 0
+    files: dict[str, BaselineFile | BaselineError] = {}  # each module's file, read once
     for test in sorted(tests, key=lambda t: t.test_id):
         if test.outcome != "passed":
             skipped.append(test.test_id)
             continue
-        file = context.load(test.module)
+        file = files.get(test.module)
+        if file is None:
+            file = files[test.module] = context.load(test.module)
         old = None if isinstance(file, BaselineError) else file
         for measurement, comparison in test.results:
             previous = None if old is None else old.get(test.test, measurement.name)

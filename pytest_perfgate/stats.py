@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import final
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
 from .model import Direction, Summary, Verdict
 
@@ -66,7 +65,8 @@ def summarize(samples: Sequence[float]) -> Summary:
         raise ValueError("cannot summarize an empty sample set")
     values = np.asarray(samples, dtype=float)
     lo, hi = median_ci(samples)
-    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    ordered = sorted(samples)
+    q1, median, q3 = (percentile_of_sorted(ordered, q) for q in (0.25, 0.5, 0.75))
     return Summary(
         n=len(values),
         median=float(median),
@@ -79,6 +79,18 @@ def summarize(samples: Sequence[float]) -> Summary:
         median_ci_low=float(lo),
         median_ci_high=float(hi),
     )
+
+
+def percentile_of_sorted(ordered: Sequence[float], q: float) -> float:
+    """``np.percentile(ordered, 100 * q)`` to the last bit (its default, linear
+    method), without numpy's fixed cost per call: a summary is taken per test."""
+    position = len(ordered) * q - q  # numpy's virtual index, computed as numpy does
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    fraction = position - below
+    low, high = ordered[below], ordered[above]
+    step = high - low
+    return high - step * (1 - fraction) if fraction >= 0.5 else low + step * fraction
 
 
 def _log_median_se(samples: Sequence[float]) -> float:
@@ -236,8 +248,8 @@ def _decide(
         p_worse = 0.0 if worse > delta else 1.0
         p_better = 0.0 if worse < -delta else 1.0
     else:
-        p_worse = float(_scipy_stats.norm.sf((worse - delta) / se))
-        p_better = float(_scipy_stats.norm.cdf((worse + delta) / se))
+        p_worse = _normal_sf((worse - delta) / se)
+        p_better = _normal_sf(-(worse + delta) / se)
 
     if p_worse < alpha and worse > delta:
         verdict = Verdict.REGRESSED
@@ -251,6 +263,11 @@ def _decide(
     else:
         verdict = Verdict.INCONCLUSIVE
     return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise)
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z: scipy's ``norm.sf``, without importing scipy."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def quantile_of(statistic: str) -> float:
@@ -295,6 +312,8 @@ def quantile_bootstrap(samples: Sequence[float], quantile: float) -> tuple[np.nd
     (and with Monte Carlo error, even with a fixed seed) follow from the binomial
     distribution at once. Returns the sorted values and their probabilities.
     """
+    from scipy import stats as _scipy_stats  # slow to import: only tail statistics need it
+
     ordered = np.sort(np.asarray(samples, dtype=float))
     n = len(ordered)
     k = quantile_rank(n, quantile)

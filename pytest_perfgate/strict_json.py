@@ -43,9 +43,11 @@ def _finite_float(text: str) -> float:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise StrictJSONError(f"duplicate key {key!r} (a later one would hide the first)")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) < len(pairs):  # rare: only then look for the key, in Python
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise StrictJSONError(f"duplicate key {key!r} (a later one would hide the first)")
+            seen.add(key)
     return result

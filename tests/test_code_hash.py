@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
+import io
+import linecache
 import textwrap
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -57,3 +63,110 @@ def test_a_changed_body_changes_the_hash(tmp_path: Path) -> None:
 
 def test_no_source_gives_no_hash() -> None:
     assert code_hash(len) is None
+
+
+TRICKY = '''
+import pytest
+
+
+@pytest.mark.perf(
+    threshold=0.1,  # a comment inside a decorator
+)
+def test_hash_in_strings(perf):
+    """A docstring # with a hash."""
+    perf(len, "a # not a comment")  # a comment
+    perf(len, f"{'#'}é # still a string")  # é a comment after non-ASCII text
+    perf(len, b"#bytes" + b"")
+    text = """
+# inside a string, not a comment
+"""
+    perf(len, text)
+
+
+class TestGroup:
+    @pytest.mark.perf
+    def test_method(self, perf):
+        perf(len, "x")  # measured
+
+    async def test_async(self, perf):
+        perf(len, "#")
+
+    def test_string_at_the_left_margin(self, perf):
+        perf(len, """
+left""")
+
+
+def test_nested(perf):
+    def inner():  # a helper
+        return "#"
+
+    perf(inner)
+'''
+
+
+def reference_hash(function: object) -> str | None:
+    """The hash as first written (tokenize finds the comments, one function at a time):
+    the module-wide parse must give the same, or stored baselines would look changed."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))  # type: ignore[arg-type]
+        node = ast.parse(source).body[0]
+    except (OSError, TypeError, SyntaxError):
+        return None
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    dropped: set[int] = set()
+    for decorator in node.decorator_list:
+        dropped.update(range(decorator.lineno, (decorator.end_lineno or decorator.lineno) + 1))
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        dropped.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    lines = source.splitlines()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, column = token.start
+            lines[row - 1] = lines[row - 1][:column]
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    return hashlib.sha256("".join(kept.split()).encode()).hexdigest()[:16]
+
+
+def load_module(tmp_path: Path, name: str, source: str) -> dict[str, object]:
+    module = tmp_path / f"{name}.py"
+    module.write_text(source, encoding="utf-8")
+    namespace: dict[str, object] = {"__name__": name}
+    exec(compile(source, str(module), "exec"), namespace)
+    return namespace
+
+
+def test_hashes_from_the_module_parse_are_those_of_each_function_alone(tmp_path: Path) -> None:
+    namespace = load_module(tmp_path, "mod_tricky", TRICKY)
+    group = namespace["TestGroup"]
+    functions = [
+        namespace["test_hash_in_strings"],
+        namespace["test_nested"],
+        group.test_method,  # type: ignore[attr-defined]
+        group.test_async,  # type: ignore[attr-defined]
+        group().test_method,  # type: ignore[operator]  # a bound method, as pytest has it
+        group.test_string_at_the_left_margin,  # type: ignore[attr-defined]
+    ]
+    for function in functions:
+        assert code_hash(function) == reference_hash(function), function
+    # Comments and the docstring are out, strings with "#" in them are in.
+    assert code_hash(namespace["test_hash_in_strings"]) is not None
+    assert code_hash(group.test_string_at_the_left_margin) is None  # type: ignore[attr-defined]
+
+
+def test_a_hash_in_a_string_is_code_and_after_it_a_comment_is_not(tmp_path: Path) -> None:
+    base = 'def test_a(perf):\n    perf(len, "a # b")  # one\n'
+    first = load_module(tmp_path, "mod_one", base)["test_a"]
+    second = load_module(tmp_path, "mod_two", base.replace("# one", "# two"))["test_a"]
+    third = load_module(tmp_path, "mod_three", base.replace("# b", "# c"))["test_a"]
+    assert code_hash(first) == code_hash(second) != code_hash(third)
+
+
+def test_an_edited_module_is_hashed_again(tmp_path: Path) -> None:
+    source = "def test_a(perf):\n    perf(len, 'a')\n"
+    before = code_hash(load_module(tmp_path, "mod_edited", source)["test_a"])
+    edited = load_module(tmp_path, "mod_edited", source.replace("'a'", "'bb'"))["test_a"]
+    linecache.checkcache()  # a file of another size or time: linecache reads it again
+    after = code_hash(edited)
+    assert before is not None
+    assert after not in (None, before)

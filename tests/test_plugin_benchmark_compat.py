@@ -163,11 +163,10 @@ def test_extra_info_reaches_the_report(pytester: pytest.Pytester) -> None:
         """
         import json
 
-        def pytest_runtest_logreport(report):
-            payload = getattr(report, "perfgate", None)
-            if payload is not None:
-                with open("extra_info.json", "a") as file:
-                    file.write(json.dumps([report.nodeid, payload["extra_info"]]) + "\\n")
+        def pytest_perfgate_results(config, results):
+            with open("extra_info.json", "a") as file:
+                for test in results.tests:
+                    file.write(json.dumps([test.test_id, dict(test.extra_info)]) + "\\n")
         """
     )
     pytester.makepyfile(

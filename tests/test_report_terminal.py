@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_perfgate.model import Comparison, Direction, Verdict
-from pytest_perfgate.report.terminal import CI_HEADER, render_table
+from pytest_perfgate.report.terminal import CI_HEADER, MAX_TABLE_ROWS, render_table
 from pytest_perfgate.stats import summarize
 
 
@@ -86,3 +86,18 @@ def test_an_empty_run_is_a_header_alone() -> None:
         "95%",
         "CI",
     ]
+
+
+def test_a_long_table_lists_the_rows_that_matter_and_counts_the_rest() -> None:
+    unchanged = [
+        comparison(f"t.py::test_{i:05d}", Verdict.UNCHANGED) for i in range(MAX_TABLE_ROWS)
+    ]
+    regressed = [comparison("t.py::test_slow", Verdict.REGRESSED)]
+    text = render_table([*unchanged, comparison("t.py::test_new", Verdict.NEW), *regressed])
+    lines = text.splitlines()
+    assert len(lines) == 1 + MAX_TABLE_ROWS + 1  # header, the rows, the count of the rest
+    assert lines[1].split()[:2] == ["t.py::test_slow", "REGRESSED"]  # never left out first
+    assert lines[2].split()[:2] == ["t.py::test_new", "NEW"]
+    assert lines[-1] == "... and 2 more not listed: 2 UNCHANGED"
+    assert "t.py::test_00197" in text
+    assert "t.py::test_00198" not in text

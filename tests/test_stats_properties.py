@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_perfgate.model import Direction, Verdict
-from pytest_perfgate.stats import compare, median_ci, summarize, thin
+from pytest_perfgate.stats import compare, median_ci, percentile_of_sorted, summarize, thin
 
 positive = st.floats(min_value=1e-7, max_value=1e3, allow_nan=False, allow_infinity=False)
 samples = st.lists(positive, min_size=3, max_size=60)
@@ -26,6 +27,15 @@ def test_summary_is_ordered(values: list[float]) -> None:
     assert s.min <= s.q1 <= s.median <= s.q3 <= s.max
     assert s.median_ci_low <= s.median <= s.median_ci_high
     assert (s.median_ci_low, s.median_ci_high) == median_ci(values)
+
+
+@COMMON
+@given(st.lists(positive, min_size=1, max_size=60))
+def test_quartiles_are_numpys_to_the_last_bit(values: list[float]) -> None:
+    # Stored summaries must not move when the quartiles are taken without numpy.
+    ordered = sorted(values)
+    for q in (0.25, 0.5, 0.75):
+        assert percentile_of_sorted(ordered, q) == float(np.percentile(ordered, 100 * q))
 
 
 @COMMON

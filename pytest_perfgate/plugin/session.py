@@ -2,13 +2,15 @@
 call phase, carries results to the controller (pytest-xdist), writes baselines and prints
 the summary.
 
-Measurements ride on the call phase's test report (``report.perfgate``), which pytest-xdist
-serializes like any report attribute; so the controller sees the same results with or
-without xdist, and only the controller writes files.
+On a pytest-xdist worker, measurements ride on the call phase's test report
+(``report.perfgate``, plain JSON data), which pytest-xdist serializes like any report
+attribute; without xdist the session keeps them as they are. Either way the controller
+holds the same results, and only the controller writes files.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +39,8 @@ fixture_key = pytest.StashKey["PerfFixture"]()
 extra_info_key = pytest.StashKey[dict[str, Any]]()
 #: Set when a probe skipped the test: its report then points at the test, not at us.
 probe_skip_key = pytest.StashKey[bool]()
+#: After this many perf tests, the heap their results added is frozen (_freeze_heap).
+FREEZE_EVERY = 500
 
 
 @dataclass(slots=True)
@@ -52,6 +56,19 @@ class _TestRecord:
     #: measurements refresh its baselines or say which stored ones are stale.
     outcome: str = "passed"
     location: tuple[str, int] | None = None  #: (file, 1-based line) of the test
+
+    def to_payload(self) -> dict[str, Any]:
+        """The record as plain JSON data, for a pytest-xdist worker's report."""
+        return {
+            "module": self.module,
+            "test": self.test,
+            "code_hash": self.code_hash,
+            "extra_info": self.extra_info,
+            "location": None if self.location is None else list(self.location),
+            "results": [
+                {"measurement": m.to_dict(), "comparison": c.to_dict()} for m, c in self.results
+            ],
+        }
 
     def to_results(self, test_id: str) -> TestResults:
         from ..results import TestResults
@@ -122,6 +139,12 @@ class PerfSession:
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
+        self._froze_heap = False
+        self._done = 0  #: perf tests finished in this process
+        # Registered now, so it runs after the cleanups of plugins configured later
+        # (last in, first out): pytest's own full collections at exit still skip the
+        # frozen heap, and it is unfrozen once nothing else will walk it.
+        config.add_cleanup(self._unfreeze_heap)
 
     @property
     def store(self) -> BaselineStore:
@@ -197,6 +220,8 @@ class PerfSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.perf_tests = sum(1 for item in session.items if self.is_perf_item(item))
+        if self.perf_tests and self.settings.mode is not Mode.OFF:
+            self._freeze_heap()
         if self.is_worker:
             # Under pytest-xdist only workers collect: tell the controller what they saw
             # (the summary's count of perf tests, and which baselines are stale).
@@ -220,6 +245,26 @@ class PerfSession:
 
     def is_perf_item(self, item: pytest.Item) -> bool:
         return is_perf_item(item, benchmark=self.benchmark)
+
+    def _freeze_heap(self) -> None:
+        """Keep what is alive now (after collection: modules, items; later: the results
+        so far) out of the collector's full passes until the session ends. Each full
+        pass walks the whole heap, and with thousands of tests they cost more than the
+        tests themselves (docs/performance.md)."""
+        gc.collect()  # what is garbage now is not kept for the whole run
+        gc.freeze()
+        self._froze_heap = True
+
+    def _perf_test_done(self) -> None:
+        """Every FREEZE_EVERY perf tests, freeze what their results added to the heap."""
+        self._done += 1
+        if self._done % FREEZE_EVERY == 0 and self.settings.mode is not Mode.OFF:
+            self._freeze_heap()
+
+    def _unfreeze_heap(self) -> None:
+        if self._froze_heap:
+            gc.unfreeze()  # back to the oldest generation: collectable again
+            self._froze_heap = False
 
     # -- one test --------------------------------------------------------------------
     def fixture_for(self, item: pytest.Item, *, spec: PerfSpec | None = None) -> PerfFixture:
@@ -361,33 +406,32 @@ class PerfSession:
             report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
         fixture = item.stash.get(fixture_key, None)
         if fixture is not None and report.when == "call":
-            module, test = split_nodeid(item.nodeid)
-            extra_info: dict[str, Any] | None = item.stash.get(extra_info_key, None)
-            # Plain JSON data: pytest-xdist carries report attributes to the controller.
-            report.perfgate = {  # type: ignore[attr-defined]
-                "module": module,
-                "test": test,
-                "code_hash": fixture.code_hash,
-                "extra_info": dict(extra_info or {}),
-                "location": [item.location[0], (item.location[1] or 0) + 1],
-                "results": [
-                    {"measurement": r.measurement.to_dict(), "comparison": r.comparison.to_dict()}
-                    for r in fixture.results
-                ],
-            }
+            record = _record_of(item, fixture)
+            if self.is_worker:
+                # Plain JSON data: pytest-xdist carries report attributes to the controller.
+                report.perfgate = record.to_payload()  # type: ignore[attr-defined]
+            else:  # the controller itself: no round trip through JSON data
+                self.records[item.nodeid] = record
             # Read by --junitxml from the teardown report, which copies the item's list
             # (so they travel with it under pytest-xdist too).
             from ..report.junit import junit_properties
 
             item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
+        if fixture is not None and report.when == "teardown":
+            # Items live as long as the session: the fixture, its probes and their
+            # closures would be kept (and walked by every full collection) per test.
+            del item.stash[fixture_key]
+            self._perf_test_done()
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
         payload = getattr(report, "perfgate", None)
-        if payload is not None:
+        if payload is not None:  # from a pytest-xdist worker
             self.records[report.nodeid] = _record_from(payload)
+            del report.perfgate  # the report is kept to the end; the record has it all
+            self._perf_test_done()
         record = self.records.get(report.nodeid)
         if record is not None and not report.passed and record.outcome != "failed":
             record.outcome = report.outcome
@@ -517,10 +561,25 @@ class PerfSession:
             return 0
 
 
+def _record_of(item: pytest.Item, fixture: PerfFixture) -> _TestRecord:
+    """A test's record, from its fixture at the end of its call."""
+    module, test = split_nodeid(item.nodeid)
+    extra_info: dict[str, Any] | None = item.stash.get(extra_info_key, None)
+    return _TestRecord(
+        module=module,
+        test=test,
+        code_hash=fixture.code_hash,
+        results=[(r.measurement, r.comparison) for r in fixture.results],
+        extra_info=dict(extra_info or {}),
+        location=(item.location[0], (item.location[1] or 0) + 1),
+    )
+
+
 def _record_from(payload: dict[str, Any]) -> _TestRecord:
     """A test's record from what its call report carried (``report.perfgate``)."""
     from ..model import Comparison, Measurement
 
+    location = payload.get("location")
     return _TestRecord(
         module=payload["module"],
         test=payload["test"],
@@ -530,7 +589,7 @@ def _record_from(payload: dict[str, Any]) -> _TestRecord:
             (Measurement.from_dict(r["measurement"]), Comparison.from_dict(r["comparison"]))
             for r in payload["results"]
         ],
-        location=(str(payload["location"][0]), int(payload["location"][1])),
+        location=None if location is None else (str(location[0]), int(location[1])),
     )
 
 

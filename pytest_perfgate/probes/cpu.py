@@ -9,17 +9,19 @@ with the sampling layer and hands the measurement to its :class:`~.host.ProbeHos
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import Direction, Measurement
 from ..sampling import Batch, BatchTime, Clock, Sampler, SampleSet, SamplingPlan
 from .host import ProbeHost
 from .memory import peak_memory
+
+if TYPE_CHECKING:
+    import asyncio  # imported where an async callable is measured: most never are
 
 #: Per-sample setup: returns None (the call gets the given arguments) or an
 #: ``(args, kwargs)`` pair for the call, as pytest-benchmark's ``pedantic`` does.
@@ -129,6 +131,8 @@ class CallProbe:
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio
+
             try:
                 asyncio.get_running_loop()
             except RuntimeError:

@@ -31,6 +31,11 @@ VERDICT_ORDER = [
 ]
 
 
+#: Rows the table lists at most: the first in table order (regressions first), the rest
+#: counted by verdict in one line below it. Nobody reads ten thousand rows, and rendering
+#: them took longer than a test; the results file (``--perf-json``) has every one.
+MAX_TABLE_ROWS = 200
+
 #: Each measurement's own 95% interval (the verdict's level is corrected for the number of
 #: perf tests; the header says which level this is).
 CI_HEADER = "95% CI"
@@ -44,8 +49,13 @@ def render_table(
 
     Never wider than ``width``, and never cutting a verdict or a figure: where the table
     does not fit, the CI column goes first, then each test id moves onto its own line
-    above its figures (folded only where the id alone is wider than the line)."""
+    above its figures (folded only where the id alone is wider than the line). Beyond
+    ``MAX_TABLE_ROWS`` rows, the rest are counted, not listed."""
     ordered = sorted(comparisons, key=lambda c: (VERDICT_ORDER.index(c.verdict), c.label))
+    ordered, left_out = ordered[:MAX_TABLE_ROWS], ordered[MAX_TABLE_ROWS:]
+    more = (
+        f"... and {len(left_out)} more not listed: {verdict_counts(left_out)}\n" if left_out else ""
+    )
     rows = [_cells(c) for c in ordered]
     label_width = max([len("test"), *(len(c.label) for c in ordered)])
     widths = _widths(rows, _headers(with_ci=True))
@@ -53,8 +63,8 @@ def render_table(
         shown = widths if with_ci else widths[: len(_FIGURES)]
         natural = label_width + sum(shown) + 2 * len(shown)  # two spaces between columns
         if natural <= width:
-            return _rich_table(ordered, rows, with_ci, width, color)
-    return _folded_table(ordered, rows, width, color)
+            return _rich_table(ordered, rows, with_ci, width, color) + more
+    return _folded_table(ordered, rows, width, color) + more
 
 
 def _widths(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> list[int]:
