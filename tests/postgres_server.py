@@ -67,8 +67,20 @@ def running_server(*, fsync: bool = False) -> Iterator[str]:
     try:
         subprocess.run(
             _as_server_user(
-                [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "perfgate"]
-                + ["--no-sync", "-E", "UTF8", "--locale", "C"]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "perfgate",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale",
+                    "C",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -76,8 +88,19 @@ def running_server(*, fsync: bool = False) -> Iterator[str]:
         options = f"-k {root} -c listen_addresses='' -c fsync={'on' if fsync else 'off'}"
         subprocess.run(
             _as_server_user(
-                [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options]
-                + ["-w", "-t", "60", "start"]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
             ),
             check=True,
             capture_output=True,

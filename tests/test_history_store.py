@@ -22,7 +22,7 @@ from pytest_perfgate.history.store import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postgres_server import fresh_schema_url, missing_reason, running_server  # noqa: E402
+from postgres_server import fresh_schema_url, missing_reason, running_server
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -97,7 +97,8 @@ def test_series_group_by_machine_class_test_and_name_in_time_order(history_url: 
     assert time_m1.values == (1.0, 2.0, 3.0)
     assert [p.commit for p in time_m1.points] == ["c1", "c2", "c3"]
     assert time_m1.budget is None  # the latest run declared none
-    assert time_m1.unit == "s" and time_m1.lower_is_better
+    assert time_m1.unit == "s"
+    assert time_m1.lower_is_better
     assert [s.values for s in later] == [(2.0, 3.0), (9.0,), (7.0,)]
 
 
