@@ -19,7 +19,7 @@ from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
 from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
-from .model import Comparison, format_quantity
+from .model import Comparison, format_quantity, printable
 from .report import github
 from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
@@ -77,7 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--markdown or --html, print the Markdown report.",
         )
     )
+    _history_arguments(
+        commands.add_parser(
+            "history",
+            help="the run history: import results files, list runs",
+            description="The run history (an SQLite file or a PostgreSQL URL): --history, "
+            "else [tool.perfgate] history_db, else .perfgate/history.sqlite.",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "history":
+        return _history(args)
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
@@ -414,6 +424,131 @@ def output_problem(path: Path) -> str | None:
     if path.exists() and not os.access(path, os.W_OK):
         return "the file is not writable"
     return None
+
+
+# -- history import | list -------------------------------------------------------------------
+
+#: ``perfgate history`` sub-commands of this block; the analysis block adds its own.
+HistoryRunner = Callable[[argparse.Namespace], int]
+
+
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="history_command", metavar="COMMAND")
+    runners: dict[str, HistoryRunner] = {"import": _history_import, "list": _history_list}
+    importer = commands.add_parser(
+        "import",
+        help="record results files (--perf-json, CI artifacts) as runs",
+        description="Record each results file as a run. A file imported before (same "
+        "content) is skipped; a bad file is named and the others still imported (exit 2).",
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar="RESULTS.json")
+    importer.add_argument(
+        "--kind",
+        choices=[kind.value for kind in _run_kinds()],
+        default="gate",
+        help="what produced the files (default: gate)",
+    )
+    importer.add_argument("--branch", help="the branch the files measured (default: none)")
+    lister = commands.add_parser("list", help="print the recorded runs, oldest first")
+    lister.add_argument("--since", metavar="DAYS", type=_days, help="only the last DAYS days")
+    runners.update(_history_analysis_commands(commands))
+    for command in commands.choices.values():
+        command.add_argument("--history", metavar="PATH|URL", help="the history to use")
+    parser.set_defaults(history_runners=runners)
+
+
+def _history_analysis_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> dict[str, HistoryRunner]:
+    """The analysis block's ``perfgate history changes|forecast``: it adds their parsers
+    to ``commands`` and returns the runner of each by name."""
+    return {}
+
+
+def _run_kinds() -> list[Any]:
+    from .history.model import RunKind
+
+    return list(RunKind)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text.removesuffix("d"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of days, got {text!r}") from None
+    if not 0 < days < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}")
+    return days
+
+
+def history_location(given: str | None) -> str:
+    """The history a command uses: given, else [tool.perfgate] history_db (relative to
+    pyproject.toml's directory), else .perfgate/history.sqlite."""
+    from .history.store import DEFAULT_HISTORY
+
+    if given:
+        return given
+    configured = read_pyproject(Path("pyproject.toml")).get("history_db")
+    return str(configured) if configured else str(DEFAULT_HISTORY)
+
+
+def _history(args: argparse.Namespace) -> int:
+    runner = args.history_runners.get(args.history_command)
+    if runner is None:
+        print("perfgate history: error: say which: " + ", ".join(args.history_runners))
+        return 2
+    from .history.store import HistoryError
+
+    try:
+        return int(runner(args))
+    except (HistoryError, SettingsError) as error:
+        print(f"perfgate history: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _history_import(args: argparse.Namespace) -> int:
+    from .history.model import RunKind
+    from .history.record import import_results_files
+    from .history.store import open_history
+
+    with open_history(history_location(args.history)) as history:
+        report = import_results_files(history, args.paths, RunKind(args.kind), branch=args.branch)
+        where = history.location
+    for path, run_id in report.imported:
+        print(f"imported {path} as run {run_id}")
+    for path, run_id in report.skipped:
+        print(f"skipped {path}: already imported as run {run_id}")
+    for error in report.errors:
+        print(f"perfgate history import: error: {error}", file=sys.stderr)
+    print(
+        f"perfgate history import: {len(report.imported)} imported, {len(report.skipped)} "
+        f"already there, {len(report.errors)} bad, into {where}"
+    )
+    return 2 if report.errors else 0
+
+
+def _history_list(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from .history.store import open_history
+
+    since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
+    with open_history(history_location(args.history)) as history:
+        runs, tallies = history.runs(since), history.tallies()
+        where = history.location
+    if not runs:
+        print(f"perfgate history: no runs recorded in {where}")
+        return 0
+    print("run  started (UTC)        kind      commit      branch           machine class")
+    for run in runs:
+        measured, regressed = tallies.get(run.run_id or 0, (0, 0))
+        print(
+            f"{run.run_id:<4} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind.value:<9} "
+            f"{(run.commit or '-')[:10]:<11} {printable(run.branch or '-')[:16]:<16} "
+            f"{run.machine_class}  {measured} measurements"
+            + (f", {regressed} REGRESSED" if regressed else "")
+        )
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

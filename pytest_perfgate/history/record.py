@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from ..model import Comparison, Direction, Measurement
 from ..results import RunResults
 from .model import RecordedMeasurement, RecordedRun, RunKind
+
+if TYPE_CHECKING:
+    from .store import History
 
 #: Environment variables that name the branch a CI job runs for, most specific first:
 #: a pull request's head branch, then the pushed branch (GitHub Actions, GitLab CI).
@@ -171,12 +174,50 @@ def record_results(
     return Recording(True, f"recorded as run {run_id} in {shown}")
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What ``import_results_files`` did with each file."""
+
+    imported: tuple[tuple[Path, int], ...]  #: each file recorded, with its run id
+    skipped: tuple[tuple[Path, int], ...]  #: each file recorded before, with that run's id
+    errors: tuple[str, ...]  #: each file that could not be read, its name and why
+
+
+def import_results_files(
+    history: History, paths: Sequence[Path], kind: RunKind, *, branch: str | None = None
+) -> ImportReport:
+    """Record each results file (a CI artifact) as a run; a file whose content was
+    imported before is skipped, a bad file reported by name and the rest still imported."""
+    from ..results import ResultsError, read_results
+    from .store import AlreadyRecorded
+
+    imported, skipped, errors = [], [], []
+    for path in paths:
+        try:
+            content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            results = read_results(path)
+            run, measurements = recorded_from(results, kind, branch=branch, source=str(path))
+            imported.append((path, history.record(run, measurements, content_hash=content_hash)))
+        except AlreadyRecorded as already:
+            skipped.append((path, already.run_id))
+        except OSError as error:
+            errors.append(f"{path}: cannot read ({error.strerror or error})")
+        except ResultsError as error:
+            errors.append(str(error))
+        except ValueError as error:
+            errors.append(f"{path}: {error}")
+    return ImportReport(tuple(imported), tuple(skipped), tuple(errors))
+
+
 __all__: Sequence[str] = (
     "BRANCH_VARIABLES",
+    "ImportReport",
     "Recording",
     "budget_of",
     "created_at_of",
     "current_branch",
+    "import_results_files",
     "machine_class",
     "record_results",
     "recorded_from",
