@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -325,6 +326,11 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write the judged results file here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
     parser.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="record the judged run in this run history (default: [tool.perfgate] history_db)",
+    )
+    parser.add_argument(
         "pytest_command",
         nargs=argparse.REMAINDER,
         help="after --: the pytest command to run on both sides (default: python -m pytest)",
@@ -361,7 +367,9 @@ def _ab(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
+    args.history = args.history or settings.history_db or None
     candidate_dir = Path.cwd()
+    started = time.monotonic()
     try:
         with (
             ab.base_worktree(candidate_dir, args.base) as base_dir,
@@ -384,10 +392,10 @@ def _ab(args: argparse.Namespace) -> int:
     except ab.ABError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
-    return _ab_report(outcome, args)
+    return _ab_report(outcome, args, wall_seconds=time.monotonic() - started)
 
 
-def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
+def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace, *, wall_seconds: float) -> int:
     comparisons = outcome.comparisons
     print(render_table(comparisons, width=shutil.get_terminal_size().columns))
     print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
@@ -396,6 +404,8 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
         print(f"perfgate ab: {problem}")
     candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
     written = True
+    if candidate is not None and args.history:
+        _ab_history(replace(candidate, tests=tuple(outcome.tests)), args.history, wall_seconds)
     if candidate is not None and (args.json or args.markdown):
         judged = replace(candidate, tests=tuple(outcome.tests))
         if args.json:
@@ -406,6 +416,22 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     if not written:
         return 2
     return 1 if outcome.regressed else 0
+
+
+def _ab_history(judged: RunResults, where: str, wall_seconds: float) -> None:
+    """Record the judged A/B run; a history that cannot be written is said, not fatal."""
+    from .history.model import RunKind
+    from .history.record import current_branch, history_target, record_results
+
+    recording = record_results(
+        history_target(where, Path.cwd()),
+        judged,
+        RunKind.AB,
+        branch=current_branch(Path.cwd()),
+        wall_seconds=wall_seconds,
+        source="perfgate ab",
+    )
+    print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
 
 
 def output_problem(path: Path) -> str | None:

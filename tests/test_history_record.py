@@ -159,3 +159,54 @@ def test_the_branch_comes_from_ci_first_then_git(tmp_path: Path) -> None:
         check=True,
     )
     assert current_branch(tmp_path, {}) == "trunk"
+
+
+# -- recording from pytest runs ------------------------------------------------------------
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    from plugin_support import WORK_SUITE, write_settings
+
+    write_settings(pytester, history_db=".perfgate/history.sqlite")
+    pytester.makepyfile(test_work=WORK_SUITE)
+    return pytester
+
+
+def test_refreshes_and_gated_runs_are_recorded(suite: pytest.Pytester) -> None:
+    from pytest_perfgate.history.store import open_history
+
+    suite.runpytest("--perf-update-baselines").assert_outcomes(passed=2)
+    result = suite.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["perfgate: run recorded in the history *history.sqlite as run 2"])
+    suite.makepyfile(test_other="def test_plain():\n    pass\n")
+    suite.runpytest("test_other.py").assert_outcomes(passed=1)  # no perf test: nothing to record
+    with open_history(suite.path / ".perfgate" / "history.sqlite") as history:
+        runs = history.runs()
+        assert [r.kind for r in runs] == [RunKind.REFRESH, RunKind.GATE]
+        assert all(r.source == "pytest" and (r.wall_seconds or 0) > 0 for r in runs)
+        gated = history.measurements(runs[1].run_id or 0)
+    assert [(m.test_id, m.verdict in ("UNCHANGED", "IMPROVED", "INCONCLUSIVE")) for m in gated] == [
+        ("test_work.py::test_slow", True),
+        ("test_work.py::test_steady", True),
+    ]
+
+
+def test_a_history_that_cannot_be_written_warns_and_fails_nothing(suite: pytest.Pytester) -> None:
+    (suite.path / "taken").write_text("a file where a directory should be")
+    result = suite.runpytest("--perf-history-db=taken/history.sqlite")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["perfgate: warning: run not recorded in the history: *taken*"])
+
+
+def test_under_xdist_the_controller_records_one_run(suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    from pytest_perfgate.history.store import open_history
+
+    result = suite.runpytest_subprocess("-n", "2", "-p", "xdist", timeout=300)
+    result.assert_outcomes(passed=2)
+    with open_history(suite.path / ".perfgate" / "history.sqlite") as history:
+        (run,) = history.runs()
+        assert len(history.measurements(run.run_id or 0)) == 2

@@ -149,6 +149,25 @@ class Recording:
     message: str
 
 
+def history_target(setting: str, rootdir: Path) -> str | Path:
+    """Where a configured history is: a URL as given, a file relative to ``rootdir``."""
+    return setting if "://" in setting else rootdir / setting
+
+
+def record_session(
+    results: RunResults, where: str | Path, *, refresh: bool, rootdir: Path, wall_seconds: float
+) -> Recording:
+    """Record a pytest session's results (a gated run, or a refresh)."""
+    return record_results(
+        where,
+        results,
+        RunKind.REFRESH if refresh else RunKind.GATE,
+        branch=current_branch(rootdir),
+        wall_seconds=wall_seconds,
+        source="pytest",
+    )
+
+
 def record_results(
     where: str | Path,
     results: RunResults,
@@ -170,8 +189,8 @@ def record_results(
         with open_history(where) as history:
             run_id = history.record(run, measurements)
     except (HistoryError, ValueError, OSError) as error:
-        return Recording(False, f"not recorded in the history: {error}")
-    return Recording(True, f"recorded as run {run_id} in {shown}")
+        return Recording(False, f"perfgate: warning: run not recorded in the history: {error}")
+    return Recording(True, f"perfgate: run recorded in the history {shown} as run {run_id}")
 
 
 @final
@@ -217,9 +236,11 @@ __all__: Sequence[str] = (
     "budget_of",
     "created_at_of",
     "current_branch",
+    "history_target",
     "import_results_files",
     "machine_class",
     "record_results",
+    "record_session",
     "recorded_from",
     "recorded_measurement",
 )
