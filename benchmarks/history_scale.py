@@ -71,15 +71,18 @@ def populate(url: str, runs: int, count: int) -> float:
     return statistics.median(took)
 
 
-def timed(url: str, work: Callable[..., object], repeat: int) -> tuple[float, float]:
-    """(best, median) seconds of opening the history and doing ``work`` on it."""
-    took = []
+def timed(url: str, work: Callable[..., object], repeat: int) -> tuple[float, float, float]:
+    """(best, median) wall seconds of opening the history and doing ``work`` on it, and
+    the median CPU seconds of this process (the client's share; on a loaded machine the
+    wall time waits for a core, the CPU time does not)."""
+    took, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with open_history(url) as history:
             work(history)
         took.append(time.perf_counter() - start)
-    return min(took), statistics.median(took)
+        cpu.append(time.process_time() - start_cpu)
+    return min(took), statistics.median(took), statistics.median(cpu)
 
 
 @contextmanager
@@ -112,8 +115,11 @@ def measure(name: str, runs: int, count: int, repeat: int) -> None:
             ("series(since=last tenth)", lambda h: h.series(since=since)),
         ]
         for label, work in checks:
-            best, median = timed(url, work, repeat)
-            print(f"{name}: {label}: best {best:.2f} s, median {median:.2f} s")
+            best, median, cpu = timed(url, work, repeat)
+            print(
+                f"{name}: {label}: best {best:.2f} s, median {median:.2f} s "
+                f"(client CPU {cpu:.2f} s), load {os.getloadavg()[0]:.1f}"
+            )
 
 
 def _check(series: list[object], count: int, runs: int) -> None:
