@@ -596,7 +596,8 @@ def history_location(given: str | None) -> str:
 def _history(args: argparse.Namespace) -> int:
     runner = args.history_runners.get(args.history_command)
     if runner is None:
-        print("perfgate history: error: say which: " + ", ".join(args.history_runners))
+        which = ", ".join(args.history_runners)
+        print(f"perfgate history: error: say which command: {which}", file=sys.stderr)
         return 2
     from .history.store import HistoryError
 
