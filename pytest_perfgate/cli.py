@@ -511,13 +511,13 @@ def _merge(args: argparse.Namespace) -> int:
         )
     if args.history:
         from .history.model import RunKind
-        from .history.record import record_results
+        from .history.record import current_branch, record_results
 
         recording = record_results(
             args.history,
             results,
             RunKind.MERGED,
-            branch=None,
+            branch=current_branch(Path.cwd()),
             wall_seconds=None,
             source=f"perfgate merge of {len(shards)} shards",
         )
