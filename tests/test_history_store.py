@@ -280,3 +280,12 @@ def test_series_keys_are_added_once(history_url: str) -> None:
             cursor.execute("SELECT count(*), max(key_id) FROM series_keys")
             assert tuple(cursor.fetchone()) == (21, 21)
         assert [len(s.points) for s in history.series()] == [1] + [4] * 20
+
+
+def test_a_server_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    url = f"postgresql://perf:s3cret@/history?host={tmp_path}&connect_timeout=5"
+    with pytest.raises(HistoryError, match="cannot connect") as caught:
+        open_history(url)
+    assert "postgresql://perf:***@/history" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
