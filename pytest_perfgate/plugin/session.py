@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,7 @@ class PerfSession:
     ) -> None:
         self.config = config
         self.settings = settings
+        self._started = time.monotonic()  #: for the run's wall time in the history
         #: perfgate provides the ``benchmark`` fixture (pytest-benchmark is not loaded).
         self.benchmark = benchmark
         self.is_worker = hasattr(config, "workerinput")
@@ -460,6 +462,17 @@ class PerfSession:
                 interrupted=interrupted,
                 refresh_command=refresh_command(self.config.invocation_params.args),
             )
+        if self.settings.history_db and self.records and not interrupted:
+            from ..history.record import history_target, record_session
+
+            recording = record_session(
+                self.final_results(),
+                history_target(self.settings.history_db, self.config.rootpath),
+                refresh=self.settings.update_baselines,
+                rootdir=self.config.rootpath,
+                wall_seconds=time.monotonic() - self._started,
+            )
+            self._report_lines.append(recording.message)
         if self.records:
             self.config.hook.pytest_perfgate_results(
                 config=self.config, results=self.final_results()
