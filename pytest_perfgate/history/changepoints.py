@@ -78,7 +78,7 @@ def change_points(
 
 
 def change_indices(
-    values: Sequence[float],
+    values: Sequence[float] | FloatArray,
     *,
     significance: float = 0.001,
     min_segment: int = 5,
