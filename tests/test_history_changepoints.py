@@ -4,10 +4,12 @@ pure noise left alone. Every series is seeded: the outcomes are fixed, not proba
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pytest_perfgate import cli
 from pytest_perfgate.history.changepoints import change_indices, change_points
 from pytest_perfgate.history.model import Point, Series
 
@@ -97,3 +99,46 @@ def test_the_interval_holds_the_true_size_on_seeded_series() -> None:
     # 95% nominal; a change found one point off biases a few intervals: 88% is a floor
     # that the seeded figure (printed on failure) clears by a margin.
     assert inside / found >= 0.88, (inside, found)
+
+
+def recorded_history(path: Path, values: np.ndarray, *, budget: float | None = None) -> str:
+    """A real SQLite history: one run a day up to yesterday, one measurement each."""
+    from pytest_perfgate.history.model import RecordedMeasurement, RecordedRun, RunKind
+    from pytest_perfgate.history.store import open_history
+
+    first = datetime.now(timezone.utc) - timedelta(days=len(values))
+    with open_history(path) as history:
+        for day, value in enumerate(values):
+            run = RecordedRun(
+                RunKind.GATE, first + timedelta(days=day), f"c{day:04d}", "main", "m", 60.0
+            )
+            measurement = RecordedMeasurement(
+                "tests/test_x.py::test_parse",
+                "time",
+                "s",
+                True,
+                "median",
+                float(value),
+                budget=budget,
+            )
+            history.record(run, [measurement])
+    return str(path)
+
+
+def test_history_changes_prints_each_change_with_its_commits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = noisy(4, [(60, 0.010), (60, 0.0110)])
+    where = recorded_history(tmp_path / "history.sqlite", values)
+    assert cli.main(["history", "changes", "--history", where]) == 0
+    out = capsys.readouterr().out
+    (line,) = [text for text in out.splitlines() if "test_parse" in text]
+    index = int(line.split("..c", 1)[1][:4])
+    assert abs(index - 60) <= 2
+    assert f"c{index - 1:04d}..c{index:04d}" in line
+    assert "+10." in line or "+9." in line or "+11." in line
+    assert " ms -> 11 ms" in line
+    assert line.endswith("slower")
+    assert "1 change(s) in 1 series" in out
+    assert cli.main(["history", "changes", "--history", where, "--since", "30d"]) == 0
+    assert "0 change(s) in the last 30 days in 1 series" in capsys.readouterr().out

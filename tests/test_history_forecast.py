@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pytest_perfgate import cli
 from pytest_perfgate.history.forecast import (
     QUARTER_DAYS,
     Quarter,
@@ -180,3 +182,26 @@ def test_capacity_runs_out_when_the_grown_load_needs_more_than_there_is() -> Non
     assert served.runs_out == Quarter.of(full)
     with pytest.raises(ValueError, match="capacity and load must be positive"):
         capacity_outlook(rate, 0.15, 0.0, load=300.0)
+
+
+def test_history_forecast_prints_budget_outlooks_and_capacity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_history_changepoints import recorded_history
+
+    where = recorded_history(
+        tmp_path / "h.sqlite", drifting(3, 90, 0.05, noise=0.01), budget=0.0125
+    )
+    command = ["history", "forecast", "--history", where]
+    assert cli.main([*command, "--growth", "0.15", "--load", "500", "--capacity", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "tests/test_x.py::test_parse (m)" in out
+    assert "budget 12.5 ms: level 11." in out
+    assert "chance of a breach: " in out
+    assert "; expected breach: " in out
+    assert "capacity at 15% more load a quarter: " in out
+    assert "1 of 1 series have a budget" in out
+    assert cli.main([*command, "--growth", "0.15"]) == 2
+    assert "--growth, --load and --capacity go together" in capsys.readouterr().out
+    assert cli.main([*command, "--test", "nothing-like-it"]) == 0
+    assert "0 of 0 series have a budget" in capsys.readouterr().out
