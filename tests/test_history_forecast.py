@@ -61,15 +61,28 @@ def test_quarters_are_calendar_quarters() -> None:
     assert Quarter.of(datetime(2027, 4, 1)) == Quarter(2027, 2)  # naive times read as UTC
 
 
-def test_a_noiseless_line_is_fitted_exactly() -> None:
-    line = trend(history([0.010 + 0.0001 * i for i in range(10)]))
-    assert line.level == pytest.approx(0.0109)
-    assert line.slope_per_day == pytest.approx(0.0001 / 3)
-    assert line.residual_scale == pytest.approx(0.0, abs=1e-12)
+def test_a_noiseless_growth_is_fitted_exactly() -> None:
+    line = trend(history([0.010 * 1.01**i for i in range(10)]))  # +1% a run, a run in 3 days
+    assert line.level == pytest.approx(0.010 * 1.01**9)
+    assert line.log_slope_per_day == pytest.approx(math.log(1.01) / 3)
+    assert line.log_residual_scale == pytest.approx(0.0, abs=1e-12)
     band = line.predict(START + timedelta(days=57), 0.95)
-    assert band.expected == pytest.approx(0.0119)
+    assert band.expected == pytest.approx(0.010 * 1.01**19)
     assert band.low == pytest.approx(band.high)
-    assert line.change_per_quarter == pytest.approx(0.0001 / 3 * QUARTER_DAYS / 0.0109)
+    assert line.change_per_quarter == pytest.approx(1.01 ** (QUARTER_DAYS / 3) - 1)
+
+
+def test_the_interval_is_relative_to_the_level() -> None:
+    noise = np.random.default_rng(8).standard_normal(40)
+    low = trend(history(0.010 * (1 + 0.02 * noise)), since_index=0)
+    high = trend(history(1.0 * (1 + 0.02 * noise)), since_index=0)
+    at = START + timedelta(days=200)
+    assert high.predict(at).high / high.predict(at).expected == pytest.approx(
+        low.predict(at).high / low.predict(at).expected
+    )
+    with pytest.raises(ValueError, match="a trend needs positive values"):
+        trend(history([1.0, 0.0, 1.0]))
+    assert budget_outlook(history([1.0, 0.0, 1.0, 1.0], budget=2.0)) is None
 
 
 def test_the_trend_restarts_after_a_step_but_not_inside_a_drift() -> None:
@@ -82,8 +95,10 @@ def test_the_trend_restarts_after_a_step_but_not_inside_a_drift() -> None:
     # 10% a quarter over 300 days: the change-point detector cuts it into steps, the
     # trend keeps it whole.
     assert trend(history(drifting(5, 100, 0.10))).since_index == 0
+    # From 1.0 to 1.33 in 3.25 quarters: a steady growth of 9% a quarter.
+    growth = 1.33 ** (QUARTER_DAYS / 297) - 1
     assert trend(history(drifting(5, 100, 0.10))).change_per_quarter == pytest.approx(
-        0.10 / 1.33, rel=0.15
+        growth, rel=0.15
     )
 
 

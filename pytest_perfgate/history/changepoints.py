@@ -59,7 +59,7 @@ SPLIT_LOOSENESS = 10.0
 def change_points(
     series: Series,
     *,
-    significance: float = 0.001,
+    significance: float = 0.0005,
     min_segment: int = 5,
     window: int = WINDOW,
 ) -> list[ChangePoint]:
@@ -80,7 +80,7 @@ def change_points(
 def change_indices(
     values: Sequence[float] | FloatArray,
     *,
-    significance: float = 0.001,
+    significance: float = 0.0005,
     min_segment: int = 5,
     window: int = WINDOW,
 ) -> list[int]:

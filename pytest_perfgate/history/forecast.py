@@ -1,10 +1,11 @@
 """Trends, budget outlooks and capacity projections of one measurement's history.
 
-The trend is a least-squares line over time through the points since the series' last
-change point, with the classical prediction interval of one new run (Student's t on the
+The trend is a least-squares line over time through the logarithms of the points since the
+series' last step (run-to-run noise is relative: a tenth slower at twice the level is the
+same noise), with the classical prediction interval of one new run (Student's t on the
 residuals, widening with the distance from the fitted points); the outlooks read that line
-forward over calendar quarters. A change point restarts the trend, so a step is never read
-as a slope. The model and its measured coverage are in docs/explanation/history-analysis.md.
+forward over calendar quarters. A step restarts the trend, so it is never read as a slope.
+The model and its measured coverage are in docs/explanation/history-analysis.md.
 """
 
 from __future__ import annotations
@@ -75,22 +76,23 @@ class Prediction:
 @final
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """A straight line over time through a series' points since its last change point."""
+    """A straight line over time through the logarithms of a series' points since its
+    last step: a steady relative growth (or decline) and relative noise around it."""
 
     since_index: int  #: the first point the line was fitted to, in ``series.points``
     since: datetime  #: that point's time
     origin: datetime  #: where time is 0 in the fit (the last point's time)
-    level: float  #: the line's value at ``origin``, in the series' unit
-    slope_per_day: float  #: change of the level per day, in the series' unit
-    residual_scale: float  #: the residuals' standard deviation, in the series' unit
+    level: float  #: the line's value at ``origin``, in the series' unit (a run's median)
+    log_slope_per_day: float  #: the level's logarithm's change per day (+0.001 is ~0.1%)
+    log_residual_scale: float  #: the residuals' standard deviation, in log units (~relative)
     points: int  #: how many points the line was fitted to
     mean_days: float  #: the mean of the fitted points' time (days from ``origin``)
     spread_days: float  #: the sum of squared deviations of those times (days squared)
 
     @property
     def change_per_quarter(self) -> float:
-        """The slope as a fraction of the level per 91.3 days (+0.02 is 2% a quarter)."""
-        return self.slope_per_day * QUARTER_DAYS / self.level if self.level else 0.0
+        """The growth of the level per 91.3 days (+0.02 is 2% a quarter)."""
+        return math.expm1(self.log_slope_per_day * QUARTER_DAYS)
 
     @property
     def freedom(self) -> int:
@@ -98,17 +100,17 @@ class Trend:
         return self.points - (2 if self.spread_days > 0.0 else 1)
 
     def expected(self, at: datetime) -> float:
-        """The line's value at ``at``."""
-        return self.level + self.slope_per_day * _days(at, self.origin)
+        """The line's value at ``at``: the median of a run there."""
+        return self.level * math.exp(self.log_slope_per_day * _days(at, self.origin))
 
     def scale_at(self, at: datetime) -> float:
-        """The standard error of one new run at ``at``: the residuals' spread, widened by
-        the uncertainty of the fitted level and slope there."""
+        """The standard error of one new run's logarithm at ``at``: the residuals' spread,
+        widened by the uncertainty of the fitted level and slope there."""
         days = _days(at, self.origin)
         leverage = 1.0 / self.points
         if self.spread_days > 0.0:
             leverage += (days - self.mean_days) ** 2 / self.spread_days
-        return self.residual_scale * math.sqrt(1.0 + leverage)
+        return self.log_residual_scale * math.sqrt(1.0 + leverage)
 
     def predict(self, at: datetime, coverage: float = 0.8) -> Prediction:
         """The trend's expectation of one run at ``at`` and its prediction interval."""
@@ -116,14 +118,18 @@ class Trend:
 
         expected = self.expected(at)
         half = float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at)
-        return Prediction(at, expected, expected - half, expected + half, coverage)
+        return Prediction(
+            at, expected, expected * math.exp(-half), expected * math.exp(half), coverage
+        )
 
     def probability_above(self, at: datetime, threshold: float) -> float:
         """The chance that one run at ``at`` measures more than ``threshold``."""
         from scipy.special import stdtr
 
+        if threshold <= 0.0:
+            return 1.0
         scale = self.scale_at(at)
-        distance = threshold - self.expected(at)
+        distance = math.log(threshold / self.expected(at))
         if scale == 0.0:
             return 1.0 if distance < 0.0 else 0.0
         return float(1.0 - stdtr(self.freedom, distance / scale))
@@ -194,28 +200,27 @@ def trend(
             f"{series.test_id} {series.name}: a trend needs {MIN_TREND_POINTS} points, "
             f"has {len(fitted)}"
         )
+    values = np.array([point.value for point in fitted])
+    if not np.all(values > 0.0):
+        raise ValueError(f"{series.test_id} {series.name}: a trend needs positive values")
     origin = points[-1].at
     days = np.array([_days(point.at, origin) for point in fitted])
-    values = np.array([point.value for point in fitted])
+    logs = np.log(values)
     mean_days = float(days.mean())
     spread = float(((days - mean_days) ** 2).sum())
-    # Runs a few seconds apart make a spread of rounding noise: read them as one instant.
-    slope = (
-        float(((days - mean_days) * (values - values.mean())).sum() / spread)
-        if spread > 1e-9
-        else 0.0
-    )
-    spread = spread if spread > 1e-9 else 0.0
-    level = float(values.mean()) - slope * mean_days
-    residuals = values - (level + slope * days)
+    if spread <= 1e-9:  # runs seconds apart make a spread of rounding noise: one instant
+        spread = 0.0
+    slope = float(((days - mean_days) * (logs - logs.mean())).sum() / spread) if spread else 0.0
+    intercept = float(logs.mean()) - slope * mean_days
+    residuals = logs - (intercept + slope * days)
     freedom = len(fitted) - (2 if spread else 1)
     return Trend(
         since_index=since_index,
         since=fitted[0].at,
         origin=origin,
-        level=level,
-        slope_per_day=slope,
-        residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
+        level=math.exp(intercept),
+        log_slope_per_day=slope,
+        log_residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
         points=len(fitted),
         mean_days=mean_days,
         spread_days=spread,
@@ -257,7 +262,7 @@ def _is_step(series: Series, start: int, change: int) -> bool:
     days = np.array([_days(point.at, origin) for point in fitted])
     after = (np.arange(len(fitted)) >= change - start).astype(np.float64)
     design = np.column_stack((np.ones(len(fitted)), days, after))
-    values = np.array([point.value for point in fitted])
+    values = np.log(np.maximum([point.value for point in fitted], 1e-300))
     freedom = len(fitted) - 3
     if freedom < 1 or np.linalg.matrix_rank(design) < 3:
         return True
@@ -293,7 +298,10 @@ def budget_outlook(
     if series.budget is None or len(series.points) < MIN_TREND_POINTS:
         return None
     budget = series.budget
-    line = line or trend(series)
+    try:
+        line = line or trend(series)
+    except ValueError:  # a point that is not positive: no trend on a log scale
+        return None
     outlooks = []
     for quarter in _quarters(now or series.points[-1].at, quarters):
         above = line.probability_above(quarter.end, budget)
@@ -343,7 +351,10 @@ def capacity_outlook(
             "capacity and load must be positive and growth above -100%, got "
             f"capacity={capacity}, load={load}, growth_per_quarter={growth_per_quarter}"
         )
-    line = trend(series)
+    try:
+        line = trend(series)
+    except ValueError:  # a point that is not positive: no trend on a log scale
+        return None
     start = now or series.points[-1].at
 
     def utilisation(at: datetime, factor: float) -> float:
