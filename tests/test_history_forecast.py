@@ -66,9 +66,15 @@ def test_a_noiseless_growth_is_fitted_exactly() -> None:
     assert line.level == pytest.approx(0.010 * 1.01**9)
     assert line.log_slope_per_day == pytest.approx(math.log(1.01) / 3)
     assert line.log_residual_scale == pytest.approx(0.0, abs=1e-12)
-    band = line.predict(START + timedelta(days=57), 0.95)
-    assert band.expected == pytest.approx(0.010 * 1.01**19)
-    assert band.low == pytest.approx(band.high)
+    at = START + timedelta(days=57)
+    compounding, straight = line.centres(at)
+    assert compounding == pytest.approx(0.010 * 1.01**19)
+    assert straight < compounding  # the straight line through a compounding growth
+    band = line.predict(at, 0.95)
+    assert straight <= band.low <= band.expected <= band.high <= compounding
+    flat = trend(history([0.010] * 10))
+    assert flat.centres(at) == pytest.approx((0.010, 0.010))
+    assert flat.predict(at).low == pytest.approx(flat.predict(at).high)
     assert line.change_per_quarter == pytest.approx(1.01 ** (QUARTER_DAYS / 3) - 1)
 
 

@@ -76,15 +76,25 @@ class Prediction:
 @final
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """A straight line over time through the logarithms of a series' points since its
-    last step: a steady relative growth (or decline) and relative noise around it."""
+    """A straight line over time through a series' points since its last step, read two
+    ways: through their logarithms (a steady relative growth, compounding) and through the
+    values themselves (a steady absolute growth); the noise around it is relative.
+
+    Which of the two a measurement follows, a history of a few quarters cannot tell; a
+    forecast as far ahead as the history is long can tell them apart by more than the
+    noise. So the prediction interval spans both lines' intervals, and a breach's chance
+    is the average of both: where the lines agree (a flat or slow trend, a near horizon)
+    that is the classical interval, and where they part it widens by what is not known.
+    """
 
     since_index: int  #: the first point the line was fitted to, in ``series.points``
     since: datetime  #: that point's time
     origin: datetime  #: where time is 0 in the fit (the last point's time)
-    level: float  #: the line's value at ``origin``, in the series' unit (a run's median)
+    level: float  #: the log line's value at ``origin``, in the series' unit
     log_slope_per_day: float  #: the level's logarithm's change per day (+0.001 is ~0.1%)
     log_residual_scale: float  #: the residuals' standard deviation, in log units (~relative)
+    linear_level: float  #: the straight line's value at ``origin``, in the series' unit
+    linear_slope_per_day: float  #: the straight line's change per day, in the series' unit
     points: int  #: how many points the line was fitted to
     mean_days: float  #: the mean of the fitted points' time (days from ``origin``)
     spread_days: float  #: the sum of squared deviations of those times (days squared)
@@ -99,9 +109,18 @@ class Trend:
         """Degrees of freedom of the residuals: a line costs two, a flat level one."""
         return self.points - (2 if self.spread_days > 0.0 else 1)
 
+    def centres(self, at: datetime) -> tuple[float, ...]:
+        """Each line's value at ``at``: the compounding one, and the straight one while it
+        stays positive."""
+        days = _days(at, self.origin)
+        compounding = self.level * math.exp(self.log_slope_per_day * days)
+        straight = self.linear_level + self.linear_slope_per_day * days
+        return (compounding, straight) if straight > 0.0 else (compounding,)
+
     def expected(self, at: datetime) -> float:
-        """The line's value at ``at``: the median of a run there."""
-        return self.level * math.exp(self.log_slope_per_day * _days(at, self.origin))
+        """The trend's value at ``at``: the geometric mean of the lines' values."""
+        centres = self.centres(at)
+        return math.exp(sum(math.log(c) for c in centres) / len(centres))
 
     def scale_at(self, at: datetime) -> float:
         """The standard error of one new run's logarithm at ``at``: the residuals' spread,
@@ -113,26 +132,57 @@ class Trend:
         return self.log_residual_scale * math.sqrt(1.0 + leverage)
 
     def predict(self, at: datetime, coverage: float = 0.8) -> Prediction:
-        """The trend's expectation of one run at ``at`` and its prediction interval."""
+        """The trend's expectation of one run at ``at`` and its prediction interval: the
+        quantiles of the two lines' predictions mixed half and half."""
         from scipy.special import stdtrit
 
-        expected = self.expected(at)
-        half = float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at)
-        return Prediction(
-            at, expected, expected * math.exp(-half), expected * math.exp(half), coverage
+        half = math.exp(float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at))
+        centres = self.centres(at)
+        low, high = min(centres) / half, max(centres) * half
+        if len(centres) > 1 and low < high and self.scale_at(at) > 0.0:
+            tail = (1.0 - coverage) / 2.0
+            low, high = self._quantiles(at, (1.0 - tail, tail), low, high)
+        return Prediction(at, self.expected(at), low, high, coverage)
+
+    def _quantiles(
+        self, at: datetime, aboves: tuple[float, float], low: float, high: float
+    ) -> tuple[float, float]:
+        """The values with chances ``aboves`` of a run above them, between ``low`` and
+        ``high`` (where each line's own quantile lies): the mixed chance on a grid of the
+        log scale, read between its 33 nodes (the chance is smooth there: a tenth of a
+        standard error apart, a straight line between nodes is off by far less)."""
+        import numpy as np
+        from scipy.special import stdtr
+
+        grid = np.geomspace(low, high, 33)
+        scale = self.scale_at(at)
+        chances = np.mean(
+            [
+                1.0 - stdtr(self.freedom, np.log(grid / centre) / scale)
+                for centre in self.centres(at)
+            ],
+            axis=0,
         )
+        # The chance falls along the grid; np.interp wants its x rising.
+        found = np.exp(np.interp(-np.asarray(aboves), -chances, np.log(grid)))
+        return float(found[0]), float(found[1])
 
     def probability_above(self, at: datetime, threshold: float) -> float:
-        """The chance that one run at ``at`` measures more than ``threshold``."""
+        """The chance that one run at ``at`` measures more than ``threshold``: the mean
+        of the chances under each line."""
         from scipy.special import stdtr
 
         if threshold <= 0.0:
             return 1.0
         scale = self.scale_at(at)
-        distance = math.log(threshold / self.expected(at))
-        if scale == 0.0:
-            return 1.0 if distance < 0.0 else 0.0
-        return float(1.0 - stdtr(self.freedom, distance / scale))
+        chances = []
+        for centre in self.centres(at):
+            distance = math.log(threshold / centre)
+            if scale == 0.0:
+                chances.append(1.0 if distance < 0.0 else 0.0)
+            else:
+                chances.append(float(1.0 - stdtr(self.freedom, distance / scale)))
+        return sum(chances) / len(chances)
 
 
 @final
@@ -210,7 +260,9 @@ def trend(
     spread = float(((days - mean_days) ** 2).sum())
     if spread <= 1e-9:  # runs seconds apart make a spread of rounding noise: one instant
         spread = 0.0
-    slope = float(((days - mean_days) * (logs - logs.mean())).sum() / spread) if spread else 0.0
+    centred = days - mean_days
+    slope = float((centred * (logs - logs.mean())).sum() / spread) if spread else 0.0
+    linear_slope = float((centred * (values - values.mean())).sum() / spread) if spread else 0.0
     intercept = float(logs.mean()) - slope * mean_days
     residuals = logs - (intercept + slope * days)
     freedom = len(fitted) - (2 if spread else 1)
@@ -221,6 +273,8 @@ def trend(
         level=math.exp(intercept),
         log_slope_per_day=slope,
         log_residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
+        linear_level=float(values.mean()) - linear_slope * mean_days,
+        linear_slope_per_day=linear_slope,
         points=len(fitted),
         mean_days=mean_days,
         spread_days=spread,
