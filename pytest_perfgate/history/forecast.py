@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, final
 from .model import Series
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from .changepoints import ChangePoint
+
+    FloatArray = npt.NDArray[np.float64]
 
 #: Days in an average calendar quarter: what "per quarter" means for a slope or a growth.
 QUARTER_DAYS = 365.25 / 4
@@ -242,8 +247,10 @@ def trend(
     import numpy as np
 
     points = series.points
+    stamps = np.array([point.at.timestamp() for point in points])
+    all_days = (stamps - stamps[-1]) / 86400.0 if len(stamps) else stamps
     if since_index is None:
-        since_index = _trend_start(series, changes)
+        since_index = _trend_start(series, changes, all_days)
     fitted = points[since_index:]
     if len(fitted) < MIN_TREND_POINTS:
         raise ValueError(
@@ -254,7 +261,7 @@ def trend(
     if not np.all(values > 0.0):
         raise ValueError(f"{series.test_id} {series.name}: a trend needs positive values")
     origin = points[-1].at
-    days = np.array([_days(point.at, origin) for point in fitted])
+    days = all_days[since_index:]
     logs = np.log(values)
     mean_days = float(days.mean())
     spread = float(((days - mean_days) ** 2).sum())
@@ -281,7 +288,7 @@ def trend(
     )
 
 
-def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -> int:
+def _trend_start(series: Series, changes: Sequence[ChangePoint] | None, days: FloatArray) -> int:
     """Where the current regime starts: after the last change point that is a step.
 
     A slow drift reaches a change-point detector as steps; reading each as a restart would
@@ -295,7 +302,7 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -
     current = len(bounds) - 1
     while current > 0:
         if len(series.points) - bounds[current] >= MIN_TREND_POINTS and _is_step(
-            series, bounds[current - 1], bounds[current]
+            series, bounds[current - 1], bounds[current], days
         ):
             return bounds[current]
         current -= 1
@@ -306,14 +313,13 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -
 STEP_SIGNIFICANCE = 0.001
 
 
-def _is_step(series: Series, start: int, change: int) -> bool:
+def _is_step(series: Series, start: int, change: int, all_days: FloatArray) -> bool:
     """Is a step at ``change`` significant over one line through ``points[start:]``?"""
     import numpy as np
     from scipy.special import stdtr
 
     fitted = series.points[start:]
-    origin = series.points[-1].at
-    days = np.array([_days(point.at, origin) for point in fitted])
+    days = all_days[start:]
     after = (np.arange(len(fitted)) >= change - start).astype(np.float64)
     design = np.column_stack((np.ones(len(fitted)), days, after))
     values = np.log(np.maximum([point.value for point in fitted], 1e-300))
