@@ -251,3 +251,13 @@ def test_an_unknown_budget_unit_in_the_marker_errors_at_setup(pytester: pytest.P
     result.stdout.fnmatch_lines(
         ["*@pytest.mark.perf on test_m.py::test_latency: budget 'soon' is not a number*"]
     )
+
+
+def test_the_history_records_the_budget_the_run_declared(pytester: pytest.Pytester) -> None:
+    from pytest_perfgate.history.model import RunKind
+    from pytest_perfgate.history.record import recorded_from
+    from pytest_perfgate.results import read_results
+
+    _run(pytester, {"latency": "4 ms"}).assert_outcomes(passed=1)
+    _, measurements = recorded_from(read_results(pytester.path / "results.json"), RunKind.GATE)
+    assert [(m.name, m.budget) for m in measurements] == [("latency", pytest.approx(0.004))]
