@@ -77,7 +77,13 @@ def merge_shards(shards: Sequence[Shard]) -> MergedRun:
                 downgraded.append(judged.label)
             pairs.append((measurement, judged))
         corrected.append(replace(test, results=tuple(pairs)))
-    settings = {**first.results.settings, DECISIONS_KEY: decisions, "shards": len(shards)}
+    # The merge is the gate (shards typically ran in warn mode): its file says so.
+    settings = {
+        **first.results.settings,
+        "mode": "gate",
+        DECISIONS_KEY: decisions,
+        "shards": len(shards),
+    }
     results = replace(
         first.results,
         tests=tests_from(corrected),

@@ -23,7 +23,7 @@ from pytest_perfgate.results import RunResults, TestResults, read_results, write
 from pytest_perfgate.stats import summarize
 
 SAMPLES = tuple(0.01 * (1 + 0.001 * i) for i in range(20))
-SETTINGS = {"mode": "gate", "threshold": 0.02, "alpha": 0.05, "run_noise": 0.02}
+SETTINGS = {"mode": "warn", "threshold": 0.02, "alpha": 0.05, "run_noise": 0.02}
 
 
 def judged(name: str, verdict: Verdict, p: float | None, decisions: int) -> TestResults:
@@ -47,6 +47,7 @@ def judged(name: str, verdict: Verdict, p: float | None, decisions: int) -> Test
 
 
 def shard(name: str, *tests: TestResults, machine: str = "cpu-a", **settings: object) -> Shard:
+    """A shard's results, run in warn mode (the merge is the gate)."""
     results = RunResults(
         environment=Environment({"cpu": machine}),
         tests=tests,
@@ -89,6 +90,7 @@ def test_shards_join_and_regressions_are_rejudged_for_the_whole_suite() -> None:
     assert by_test["test_fine"].q_value == pytest.approx(1.0)  # min(1, 0.4 x 5)
     assert by_test["test_new"].q_value is None
     assert merged.results.settings[DECISIONS_KEY] == 5
+    assert merged.results.settings["mode"] == "gate"
     assert merged.results.created_at == "2026-11-28T10:06:00Z"  # the earliest shard's
     assert merged.regressed
 
