@@ -66,7 +66,7 @@ class TrendPlot:
     lines: tuple[PlottedLine, ...]
     changes: tuple[PlottedChange, ...] = ()
     budget: float | None = None
-    band: PlottedBand | None = None
+    bands: tuple[PlottedBand, ...] = ()  #: one per machine class that has a forecast
     width: int = 760
     height: int = 300
 
@@ -107,8 +107,8 @@ def render_trend_svg(plot: TrendPlot) -> str:
         parts.append(f'<text x="10" y="{plot.height / 2}">no points</text></svg>')
         return "".join(parts)
     parts += _axes(frame, plot.unit)
-    if plot.band is not None:
-        parts += _band(frame, plot.band)
+    for band in plot.bands:
+        parts += _band(frame, band)
     if plot.budget is not None:
         y = _r(frame.y(plot.budget))
         parts.append(
@@ -130,9 +130,9 @@ def _frame(plot: TrendPlot) -> _Frame | None:
     values = [value for line in plot.lines for _, value in line.points]
     if not times:
         return None
-    if plot.band is not None:
-        times += [at.timestamp() for at in plot.band.at]
-        values += [*plot.band.low, *plot.band.high]
+    for band in plot.bands:
+        times += [at.timestamp() for at in band.at]
+        values += [*band.low, *band.high]
     if plot.budget is not None:
         values.append(plot.budget)
     t0, t1 = min(times), max(times)
@@ -216,12 +216,12 @@ def _axes(frame: _Frame, unit: str) -> list[str]:
 
 
 def _band(frame: _Frame, band: PlottedBand) -> list[str]:
-    upper = " ".join(f"{_r(frame.x(at))},{_r(frame.y(v))}" for at, v in zip(band.at, band.high))
-    lower = " ".join(
-        f"{_r(frame.x(at))},{_r(frame.y(v))}"
-        for at, v in reversed(list(zip(band.at, band.low)))
-    )
-    middle = " ".join(f"{_r(frame.x(at))},{_r(frame.y(v))}" for at, v in zip(band.at, band.middle))
+    def xy(at: datetime, value: float) -> str:
+        return f"{_r(frame.x(at))},{_r(frame.y(value))}"
+
+    upper = " ".join(map(xy, band.at, band.high))
+    lower = " ".join(reversed(list(map(xy, band.at, band.low))))
+    middle = " ".join(map(xy, band.at, band.middle))
     return [
         f'<polygon class="band" points="{upper} {lower}" fill="{BAND_COLOR}" '
         f'fill-opacity="0.45" stroke="none"><title>{escape(band.label)}</title></polygon>',
@@ -250,13 +250,11 @@ def _dots(frame: _Frame, line: PlottedLine, color: str) -> str:
 
 
 def _legend(plot: TrendPlot, frame: _Frame) -> str:
-    items = [
-        (LINE_COLORS[i % len(LINE_COLORS)], line.label) for i, line in enumerate(plot.lines)
-    ]
+    items = [(LINE_COLORS[i % len(LINE_COLORS)], line.label) for i, line in enumerate(plot.lines)]
     if plot.budget is not None:
         items.append((BUDGET_COLOR, "budget"))
-    if plot.band is not None:
-        items.append(("#2563eb", plot.band.label))
+    if plot.bands:
+        items.append(("#2563eb", plot.bands[0].label))
     parts = ['<g class="legend">']
     x = frame.left + 6
     for color, label in items:
@@ -275,25 +273,11 @@ def _r(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def quarter_starts(after: datetime, count: int) -> list[datetime]:
-    """The starts of the ``count`` calendar quarters after ``after`` (UTC)."""
-    month = (after.month - 1) // 3 * 3 + 1
-    year = after.year
-    starts = []
-    for _ in range(count):
-        month += 3
-        if month > 12:
-            month, year = month - 12, year + 1
-        starts.append(datetime(year, month, 1, tzinfo=timezone.utc))
-    return starts
-
-
 __all__: Sequence[str] = (
     "PlottedBand",
     "PlottedChange",
     "PlottedLine",
     "TrendPlot",
     "nice_ticks",
-    "quarter_starts",
     "render_trend_svg",
 )

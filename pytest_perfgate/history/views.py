@@ -1,0 +1,140 @@
+"""What the renderers show of one series: its change points, trend, forecast and budget.
+
+The dashboard and the brief read the same analyses, so they are computed once per series
+here, and both renderers describe changes in the same words (``describe_change``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import final
+
+from ..model import format_quantity
+from .changepoints import ChangePoint, change_points
+from .forecast import BudgetOutlook, Prediction, budget_outlook, trend
+from .model import Point, Series
+
+#: Quarters the forecast band and the budget outlook look ahead.
+QUARTERS_AHEAD = 4
+#: Points a trend needs before it is drawn forward: fewer say nothing about a slope.
+MIN_TREND_POINTS = 5
+#: The "change vs N days ago" column of the dashboard's index.
+LOOKBACK = timedelta(days=30)
+#: Coverage of the drawn forecast band.
+BAND_COVERAGE = 0.8
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SeriesView:
+    """One series with what the analyses found in it."""
+
+    series: Series
+    changes: tuple[ChangePoint, ...]  #: change points, oldest first
+    forecast: tuple[Prediction, ...]  #: from the last point to the end of the horizon
+    outlook: BudgetOutlook | None  #: None without a budget
+    change_since: float | None  #: latest / the value LOOKBACK before it - 1; None if no such
+
+    @property
+    def latest(self) -> Point:
+        return self.series.points[-1]
+
+    @property
+    def label(self) -> str:
+        """``test_id`` and, when it is not the default "time", the measurement's name."""
+        series = self.series
+        return series.test_id if series.name == "time" else f"{series.test_id} [{series.name}]"
+
+
+def view_of(series: Series, *, now: datetime) -> SeriesView:
+    """Analyse ``series`` (which has at least one point) for the renderers."""
+    changes = tuple(change_points(series)) if len(series.points) >= 2 else ()
+    return SeriesView(
+        series=series,
+        changes=changes,
+        forecast=_forecast(series, now),
+        outlook=budget_outlook(series, QUARTERS_AHEAD, now=now) if series.budget else None,
+        change_since=_change_since(series.points),
+    )
+
+
+def _forecast(series: Series, now: datetime) -> tuple[Prediction, ...]:
+    """The trend read forward from the last point to the end of the QUARTERS_AHEAD-th
+    quarter after ``now``, at the last point and at each quarter's end."""
+    if len(series.points) < MIN_TREND_POINTS:
+        return ()
+    fitted = trend(series)
+    if fitted.points < MIN_TREND_POINTS:  # a change point just before the end
+        return ()
+    last = series.points[-1].at
+    times = [last, *(end for end in quarter_ends(now, QUARTERS_AHEAD) if end > last)]
+    return tuple(fitted.predict(at, BAND_COVERAGE) for at in times)
+
+
+def _change_since(points: Sequence[Point]) -> float | None:
+    latest = points[-1]
+    cutoff = latest.at - LOOKBACK
+    earlier = [p for p in points if p.at <= cutoff]
+    if not earlier or earlier[-1].value == 0:
+        return None
+    return latest.value / earlier[-1].value - 1.0
+
+
+def quarter_ends(now: datetime, count: int) -> list[datetime]:
+    """The ends of the quarter holding ``now`` and of the ``count - 1`` after it (UTC):
+    the first instant of each following quarter."""
+    month = (now.month - 1) // 3 * 3 + 1
+    year = now.year
+    ends = []
+    for _ in range(count):
+        month += 3
+        if month > 12:
+            month, year = month - 12, year + 1
+        ends.append(datetime(year, month, 1, tzinfo=timezone.utc))
+    return ends
+
+
+def short_commit(commit: str | None) -> str:
+    return "?" if not commit else commit[:8]
+
+
+def commit_range(change: ChangePoint) -> str:
+    """``a1b2c3d4..e5f6a7b8``: the last commit before the change and the first after."""
+    return f"{short_commit(change.commit_before)}..{short_commit(change.commit_after)}"
+
+
+def describe_change(change: ChangePoint, unit: str) -> str:
+    """``+20.1% (95% CI +18.0..+22.3%), 1.20 ms -> 1.44 ms``."""
+    return (
+        f"{change.change * 100:+.1f}% (95% CI {change.change_low * 100:+.1f}.."
+        f"{change.change_high * 100:+.1f}%), {format_quantity(change.before, unit)} -> "
+        f"{format_quantity(change.after, unit)}"
+    )
+
+
+def budget_status(outlook: BudgetOutlook | None) -> str:
+    """A few words on a budget: "over budget", "at risk: 2027 Q2 (64%)", "ok"."""
+    if outlook is None:
+        return "-"
+    if outlook.over_budget:
+        return "over budget"
+    if outlook.first_breach is not None:
+        probability = next(
+            q.breach_probability for q in outlook.quarters if q.quarter == outlook.first_breach
+        )
+        return f"at risk: {outlook.first_breach.label} ({probability:.0%})"
+    worst = max((q.breach_probability for q in outlook.quarters), default=0.0)
+    return f"ok ({worst:.0%} risk in {len(outlook.quarters)} quarters)"
+
+
+__all__: Sequence[str] = (
+    "SeriesView",
+    "budget_status",
+    "commit_range",
+    "describe_change",
+    "quarter_ends",
+    "short_commit",
+    "view_of",
+)
