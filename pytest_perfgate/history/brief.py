@@ -11,9 +11,13 @@ each escaping the text its own way.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import final
 
 from ..model import format_quantity
@@ -380,6 +384,49 @@ footer { margin-top: 2em; color: #6b7280; font-size: 0.85em; }
 """
 
 
+#: Browsers that print a page to PDF headless, in the order tried.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+class PdfError(Exception):
+    """The brief could not be printed to PDF (no browser, or the browser failed)."""
+
+
+def print_pdf(page: str, pdf: Path, *, timeout: float = 120.0) -> None:
+    """Print the HTML ``page`` to ``pdf`` with a headless Chromium (``--print-to-pdf``)."""
+    browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        raise PdfError(
+            "no Chromium found for --format pdf (Debian: apt-get install chromium); "
+            "--format html writes the same page"
+        )
+    with tempfile.TemporaryDirectory(prefix="perfgate-brief-") as scratch:
+        source = Path(scratch) / "brief.html"
+        source.write_text(page, encoding="utf-8")
+        target = pdf.resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        completed = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",  # as root in a container, Chromium's sandbox refuses to start
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={Path(scratch) / 'profile'}",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={target}",
+                source.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if completed.returncode != 0 or not target.is_file():
+        raise PdfError(f"{browser} failed ({completed.returncode}): {completed.stderr[-500:]}")
+
+
 def _count(n: int, noun: str) -> str:
     plural = noun if n == 1 or noun.endswith("s") else noun + "s"
     return f"{n} {plural}"
@@ -390,11 +437,13 @@ __all__: Sequence[str] = (
     "BriefChange",
     "BudgetRisk",
     "MachineCost",
+    "PdfError",
     "Section",
     "StoppedRegression",
     "brief_sections",
     "brief_title",
     "make_brief",
+    "print_pdf",
     "render_brief_html",
     "render_brief_markdown",
 )

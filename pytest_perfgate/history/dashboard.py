@@ -406,6 +406,18 @@ _INDEX_SCRIPT = r"""
   });
   filter.addEventListener("input", apply);
   onlyBad.addEventListener("change", apply);
+  // A link can carry a view: #filter=words&sort=3 (a column, from 0; -3 sorts descending).
+  var wanted = new URLSearchParams(location.hash.slice(1));
+  if (wanted.has("filter")) { filter.value = wanted.get("filter"); }
+  if (wanted.has("bad")) { onlyBad.checked = true; }
+  if (wanted.has("sort")) {
+    var column = parseInt(wanted.get("sort"), 10);
+    var th = table.tHead.rows[0].cells[Math.abs(column)];
+    if (th) {
+      sortBy(th, Math.abs(column));
+      if (wanted.get("sort").charAt(0) === "-") { sortBy(th, Math.abs(column)); }
+    }
+  }
   apply();
   root.setAttribute("data-perfgate-rows", String(rows.length));
 })();

@@ -6,15 +6,17 @@ here, and both renderers describe changes in the same words (``describe_change``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import final
 
 from ..model import format_quantity
 from .changepoints import ChangePoint, change_points
 from .forecast import BudgetOutlook, Prediction, budget_outlook, trend
-from .model import Point, Series
+from .model import Point, RecordedRun, Series
 
 #: Quarters the forecast band and the budget outlook look ahead.
 QUARTERS_AHEAD = 4
@@ -82,6 +84,51 @@ def _change_since(points: Sequence[Point]) -> float | None:
     return latest.value / earlier[-1].value - 1.0
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    """A history as the renderers read it: every series analysed, and the runs."""
+
+    views: tuple[SeriesView, ...]
+    runs: tuple[RecordedRun, ...]  #: oldest first
+
+
+def read_history(where: str | Path, *, since: datetime | None = None, now: datetime) -> HistoryView:
+    """Read the history at ``where`` (a path, ``sqlite:///PATH`` or ``postgresql://...``)
+    and analyse each series that has points since ``since`` (all of them without it)."""
+    from .store import open_history  # the store pulls in a database driver: only when asked
+
+    if isinstance(where, Path) or "://" not in where or where.startswith("sqlite:///"):
+        path = Path(str(where).removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise FileNotFoundError(f"no history at {path}")
+    with open_history(where) as history:
+        series = history.series(since)
+        runs = history.runs(since)
+    return HistoryView(
+        views=tuple(view_of(s, now=now) for s in series if s.points), runs=tuple(runs)
+    )
+
+
+_AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
+_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def parse_since(text: str, *, now: datetime) -> datetime:
+    """``90d``, ``12w``, ``6m`` (30 days each), ``1y`` before ``now``, or a date
+    (``2026-09-01``, UTC) or an ISO time; ValueError with the forms otherwise."""
+    match = _AGE.match(text)
+    if match:
+        return now - timedelta(days=int(match[1]) * _DAYS[match[2]])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an age (90d, 12w, 6m, 1y) or a date (2026-09-01)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def quarter_ends(now: datetime, count: int) -> list[datetime]:
     """The ends of the quarter holding ``now`` and of the ``count - 1`` after it (UTC):
     the first instant of each following quarter."""
@@ -130,11 +177,14 @@ def budget_status(outlook: BudgetOutlook | None) -> str:
 
 
 __all__: Sequence[str] = (
+    "HistoryView",
     "SeriesView",
     "budget_status",
     "commit_range",
     "describe_change",
+    "parse_since",
     "quarter_ends",
+    "read_history",
     "short_commit",
     "view_of",
 )

@@ -1,0 +1,155 @@
+"""The dashboard (perfgate dashboard): what its pages hold, and that they work in a browser.
+
+The pure tests render in-memory series and analysis results; the browser tests open the
+written site from file:// in Debian's headless chromium (they skip, saying so, without
+it) and read the DOM after the index's script ran. Every page's Content-Security-Policy
+allows no load and runs only its own scripts; the watchdog script records anything it
+blocked on the root element, so a blocked load or injected code shows up there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from history_render_support import (
+    NOW,
+    Page,
+    browse,
+    flat_view,
+    needs_chromium,
+    stepped_view,
+)
+
+from pytest_perfgate.history.dashboard import (
+    page_name,
+    render_index,
+    render_measurement_page,
+    write_dashboard,
+)
+from pytest_perfgate.history.svg import (
+    PlottedLine,
+    TrendPlot,
+    nice_ticks,
+    render_trend_svg,
+)
+
+HOSTILE = "tests/test_x.py::test_x[<img src=x onerror=document.title='INJECTED'>]"
+
+
+def parsed(text: str) -> Page:
+    page = Page()
+    page.feed(text)
+    return page
+
+
+def test_the_plot_draws_points_changes_budget_and_band() -> None:
+    view = stepped_view()
+    svg = render_measurement_page([view], generated_at=NOW)
+    plot = svg[svg.index("<svg") : svg.index("</svg>")]
+    # One path of dots for the machine class, with one dot per run.
+    assert plot.count('class="points"') == 1
+    assert len(re.findall(r"h0", plot)) == len(view.series.points)
+    assert plot.count('class="change"') == 1
+    assert "+20.0% c0000024..c0000025" in plot
+    assert plot.count('class="budget"') == 1
+    assert plot.count('class="band"') == 1
+
+
+def test_every_machine_class_gets_its_own_points_and_band() -> None:
+    views = [flat_view("t::a", "x86_64-4c-linux"), flat_view("t::a", "aarch64-8c-linux")]
+    page = render_measurement_page(views, generated_at=NOW)
+    assert page.count('class="points"') == 2
+    assert page.count('class="band"') == 2
+    assert "On x86_64-4c-linux" in page
+    assert "On aarch64-8c-linux" in page
+
+
+def test_a_plot_of_one_run_or_none_still_renders() -> None:
+    view = stepped_view()
+    one = replace(view.series, points=view.series.points[:1])
+    svg = render_trend_svg(
+        TrendPlot("one", "s", (PlottedLine("m", tuple((p.at, p.value) for p in one.points)),))
+    )
+    assert svg.count("h0") == 1
+    assert "no points" in render_trend_svg(TrendPlot("none", "s", ()))
+
+
+def test_ticks_are_round_and_cover_the_range() -> None:
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0.00093, 0.00131) == [0.001, 0.0011, 0.0012, 0.0013]
+    assert nice_ticks(5.0, 5.0) == [5.0]
+
+
+def test_the_index_has_a_row_per_series_with_its_figures() -> None:
+    views = [stepped_view(), flat_view("t::b"), flat_view("t::b", "aarch64-8c-linux")]
+    page = render_index(views, generated_at=NOW, source="history.sqlite")
+    seen = parsed(page)
+    assert len(seen.rows) == 1 + 3  # the header and a row per series
+    assert [r.get("class") for r in seen.rows[1:]].count("bad") == 1
+    assert "1.2 ms" in page
+    assert "+20.0% at 2026-09-09 (c0000024..c0000025)" in page
+    assert "at risk: 2027 Q1 (70%)" in page
+    # Both classes of t::b link to the same measurement page.
+    assert seen.links.count(f"m/{page_name(('t::b', 'time'))}") == 2
+
+
+def test_text_from_the_history_is_escaped_everywhere() -> None:
+    view = flat_view(HOSTILE, machine_class="<b>box</b>")
+    for page in (
+        render_index([view], generated_at=NOW, source="<i>src</i>"),
+        render_measurement_page([view], generated_at=NOW),
+    ):
+        seen = parsed(page)
+        assert "img" not in seen.tags
+        assert "b" not in seen.tags
+        assert "i" not in seen.tags
+        assert "&lt;img src=x" in page
+
+
+def test_page_names_are_hashes_not_test_ids(tmp_path: Path) -> None:
+    views = [flat_view(HOSTILE), flat_view("../../etc/passwd")]
+    site = write_dashboard(views, tmp_path / "site", generated_at=NOW, source="h")
+    names = sorted(p.name for p in (tmp_path / "site" / "m").iterdir())
+    assert len(names) == site.pages == 2
+    assert all(re.fullmatch(r"[0-9a-f]{16}\.html", name) for name in names)
+    assert site.index.read_text(encoding="utf-8").count('href="m/') == 2
+
+
+def test_an_empty_history_renders_an_empty_index(tmp_path: Path) -> None:
+    site = write_dashboard([], tmp_path, generated_at=NOW, source="h")
+    assert "The history holds no measurements." in site.index.read_text(encoding="utf-8")
+
+
+@needs_chromium
+def test_the_site_works_from_file_in_a_browser(tmp_path: Path) -> None:
+    views = [stepped_view(), flat_view(HOSTILE), flat_view("t::b", "aarch64-8c-linux")]
+    site = write_dashboard(views, tmp_path / "site", generated_at=NOW, source="h")
+    index = browse(site.index.as_uri(), tmp_path)
+    assert index.root.get("data-perfgate-rows") == "3"
+    assert index.root.get("data-perfgate-errors") is None
+    assert index.root.get("data-perfgate-blocked") is None
+    assert "img" not in index.tags
+    assert "INJECTED" not in index.title
+    page = browse((site.index.parent / "m" / page_name(views[0].series.key)).as_uri(), tmp_path)
+    assert page.root.get("data-perfgate-blocked") is None
+    for drawn in ("trend", "points", "change", "budget", "band"):
+        assert drawn in page.classes, drawn
+
+
+@needs_chromium
+def test_the_index_filters_and_sorts_from_its_link(tmp_path: Path) -> None:
+    views = [flat_view(f"t::case{i}") for i in range(5)]
+    views = [
+        replace(v, change_since=c) for v, c in zip(views, (0.03, -0.1, 0.2, 0.0, None), strict=True)
+    ]
+    site = write_dashboard(views, tmp_path / "site", generated_at=NOW, source="h")
+    # Descending by the change column (4): +20%, +3%, 0, -10%, and the row without last.
+    seen = browse(site.index.as_uri() + "#sort=-4", tmp_path)
+    order = re.findall(r"t::case(\d)", seen.dom)
+    assert order == ["2", "0", "3", "1", "4"]
+    filtered = browse(site.index.as_uri() + "#filter=case3", tmp_path)
+    hidden = [row for row in filtered.rows[1:] if "hidden" in row]
+    assert len(hidden) == 4
+    assert "1 of 5 shown" in filtered.dom
