@@ -1,0 +1,80 @@
+"""The history's schema, as an ordered list of migrations.
+
+A history records in ``perfgate_schema`` every migration applied to it; its version is the
+highest. Opening an older history applies the missing migrations in order, in one
+transaction; a newer one is refused (store.py). A migration only ever adds (tables,
+columns, indexes): nothing recorded is dropped or rewritten.
+
+Schema history (append a migration, never edit one that has shipped):
+2 - measurements.budget: the absolute budget declared for a measurement, in its unit
+1 - first version: runs, measurements, the indexes that series() and import need
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import final
+
+
+class Dialect(enum.Enum):
+    """The SQL a history speaks: where the two databases differ, the store asks this."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgresql"
+
+
+def _id_column(dialect: Dialect) -> str:
+    if dialect is Dialect.SQLITE:
+        return "run_id INTEGER PRIMARY KEY AUTOINCREMENT"  # ids never reused
+    return "run_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+
+def _real(dialect: Dialect) -> str:
+    return "REAL" if dialect is Dialect.SQLITE else "DOUBLE PRECISION"
+
+
+def _first_version(dialect: Dialect) -> list[str]:
+    real = _real(dialect)
+    return [
+        "CREATE TABLE perfgate_schema (version INTEGER NOT NULL PRIMARY KEY, "
+        "applied_at TEXT NOT NULL)",
+        # Times are ISO 8601 text in UTC with microseconds: text order is time order, and
+        # both databases store and compare them alike.
+        f"CREATE TABLE runs ({_id_column(dialect)}, kind TEXT NOT NULL, "
+        "started_at TEXT NOT NULL, commit_id TEXT, branch TEXT, machine_class TEXT NOT NULL, "
+        f"wall_seconds {real}, source TEXT NOT NULL, content_hash TEXT UNIQUE, "
+        "recorded_at TEXT NOT NULL)",
+        "CREATE INDEX runs_by_start ON runs (started_at, run_id)",
+        # The key leads with run_id: one run's rows sit together, and series(since) finds
+        # them from the runs it selected.
+        "CREATE TABLE measurements (run_id BIGINT NOT NULL REFERENCES runs (run_id), "
+        "test_id TEXT NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, "
+        "lower_is_better INTEGER NOT NULL, statistic TEXT NOT NULL, "
+        f"value {real} NOT NULL, ci_low {real}, ci_high {real}, samples INTEGER NOT NULL, "
+        f"verdict TEXT, ratio {real}, PRIMARY KEY (run_id, test_id, name))",
+        "CREATE INDEX measurements_by_test ON measurements (test_id, name)",
+    ]
+
+
+def _budgets(dialect: Dialect) -> list[str]:
+    return [f"ALTER TABLE measurements ADD COLUMN budget {_real(dialect)}"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The statements that take a history from ``version - 1`` to ``version``."""
+
+    version: int
+    statements: Callable[[Dialect], list[str]]
+
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, _first_version),
+    Migration(2, _budgets),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+__all__: Sequence[str] = ("MIGRATIONS", "SCHEMA_VERSION", "Dialect", "Migration")

@@ -1,0 +1,184 @@
+"""From a results file to what the history records: one run, its measurements.
+
+``recorded_from`` is pure (the results and what the caller knows in, values out), so the
+plugin, ``perfgate ab``, ``perfgate merge`` and ``perfgate history import`` record alike.
+``record_results`` is the one call they make: it opens the history, records, and says
+what it did or why it could not, never raising for a history it cannot write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, final
+
+from ..model import Comparison, Direction, Measurement
+from ..results import RunResults
+from .model import RecordedMeasurement, RecordedRun, RunKind
+
+#: Environment variables that name the branch a CI job runs for, most specific first:
+#: a pull request's head branch, then the pushed branch (GitHub Actions, GitLab CI).
+BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME")
+
+
+def recorded_from(
+    results: RunResults,
+    kind: RunKind,
+    *,
+    branch: str | None = None,
+    wall_seconds: float | None = None,
+    source: str = "",
+    started_at: datetime | None = None,
+) -> tuple[RecordedRun, list[RecordedMeasurement]]:
+    """The run and measurements a results file records. ``started_at`` defaults to the
+    file's ``created_at``; a file without one needs it given."""
+    run = RecordedRun(
+        kind=kind,
+        started_at=started_at or created_at_of(results),
+        commit=results.commit,
+        branch=branch,
+        machine_class=machine_class(results.environment.machine),
+        wall_seconds=wall_seconds,
+        source=source,
+    )
+    measurements = [
+        recorded_measurement(test.test_id, measurement, comparison)
+        for test in results.tests
+        for measurement, comparison in test.results
+    ]
+    return run, measurements
+
+
+def recorded_measurement(
+    test_id: str, measurement: Measurement, comparison: Comparison
+) -> RecordedMeasurement:
+    """One measurement's level (the statistic it is gated on), interval and verdict."""
+    low, high = _interval(measurement, comparison)
+    return RecordedMeasurement(
+        test_id=test_id,
+        name=measurement.name,
+        unit=measurement.unit,
+        lower_is_better=measurement.direction is Direction.LOWER_IS_BETTER,
+        statistic=comparison.statistic,
+        value=comparison.now,
+        ci_low=low,
+        ci_high=high,
+        samples=comparison.current.n,
+        verdict=comparison.verdict.value,
+        ratio=comparison.ratio,
+        budget=budget_of(measurement.details),
+    )
+
+
+def _interval(measurement: Measurement, comparison: Comparison) -> tuple[float, float]:
+    """95% interval of the level from this run's samples: the median's distribution-free
+    interval, or for a tail quantile a log-normal one from its bootstrap standard error."""
+    if comparison.statistic == "median":
+        return comparison.current.median_ci_low, comparison.current.median_ci_high
+    from ..stats import Z95, log_quantile_se, quantile_of
+
+    se = log_quantile_se(measurement.samples, quantile_of(comparison.statistic))
+    level = comparison.now
+    return level * math.exp(-Z95 * se), level * math.exp(Z95 * se)
+
+
+def budget_of(details: Mapping[str, Any]) -> float | None:
+    """The absolute budget a measurement declared (``details["budget"]``, in its unit)."""
+    budget = details.get("budget")
+    if isinstance(budget, bool) or not isinstance(budget, int | float):
+        return None
+    return float(budget) if math.isfinite(budget) else None
+
+
+def machine_class(machine: Mapping[str, str]) -> str:
+    """A short, stable label of a machine-class fingerprint: readable parts and a hash of
+    all fields, e.g. ``Linux-x86_64-2cpu-3f2a9c1b``. Equal fingerprints, equal labels."""
+    digest = hashlib.sha256(json.dumps(dict(machine), sort_keys=True).encode()).hexdigest()
+    parts = [machine.get("os", ""), machine.get("arch", "")]
+    if machine.get("cpus"):
+        parts.append(f"{machine['cpus']}cpu")
+    return "-".join([*(part for part in parts if part), digest[:8]])
+
+
+def created_at_of(results: RunResults) -> datetime:
+    """The results file's ``created_at`` as a UTC time (a time without a zone is UTC)."""
+    text = results.created_at.strip()
+    if not text:
+        raise ValueError("the results file has no created_at time")
+    moment = datetime.fromisoformat(text.removesuffix("Z") + ("+00:00" if text[-1:] == "Z" else ""))
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def current_branch(directory: Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """The branch being measured: from CI's variables, else git's checked-out branch."""
+    environ = os.environ if environ is None else environ
+    for variable in BRANCH_VARIABLES:
+        if environ.get(variable):
+            return environ[variable]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    branch = result.stdout.strip()
+    return branch if result.returncode == 0 and branch and branch != "HEAD" else None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """What recording a run into the history did, in a line a person reads."""
+
+    ok: bool
+    message: str
+
+
+def record_results(
+    where: str | Path,
+    results: RunResults,
+    kind: RunKind,
+    *,
+    branch: str | None,
+    wall_seconds: float | None,
+    source: str,
+) -> Recording:
+    """Record ``results`` into the history at ``where``; never raises for a history it
+    cannot open or write (a run must not fail because its history is away)."""
+    from .store import HistoryError, open_history, redacted
+
+    shown = redacted(str(where))
+    try:
+        run, measurements = recorded_from(
+            results, kind, branch=branch, wall_seconds=wall_seconds, source=source
+        )
+        with open_history(where) as history:
+            run_id = history.record(run, measurements)
+    except (HistoryError, ValueError, OSError) as error:
+        return Recording(False, f"not recorded in the history: {error}")
+    return Recording(True, f"recorded as run {run_id} in {shown}")
+
+
+__all__: Sequence[str] = (
+    "BRANCH_VARIABLES",
+    "Recording",
+    "budget_of",
+    "created_at_of",
+    "current_branch",
+    "machine_class",
+    "record_results",
+    "recorded_from",
+    "recorded_measurement",
+)
