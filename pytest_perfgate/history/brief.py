@@ -261,7 +261,7 @@ def _change_item(item: BriefChange) -> str:
     return (
         f"{item.label} on {item.machine_class}: {size:.1f}% {what} "
         f"(between {low:.1f}% and {high:.1f}%), "
-        f"{format_quantity(c.before, item.unit)} -> {format_quantity(c.after, item.unit)}, "
+        f"{format_quantity(c.before, item.unit)} → {format_quantity(c.after, item.unit)}, "
         f"since {c.at:%Y-%m-%d}, commits {commit_range(c)}."
     )
 
@@ -272,9 +272,9 @@ def _stopped_section(brief: Brief) -> Section:
         return Section(title, ("No gated run failed on a regression in this period.",))
     shown = brief.stopped[:TOP_STOPPED]
     sentences = [
-        f"{_count(len(brief.stopped), 'time')} a gated run failed because a measurement "
-        "got slower than its baseline allows; each one kept a slowdown out of the main branch "
-        "or made someone look at it."
+        f"Gated runs failed {_count(len(brief.stopped), 'time')} because a measurement got "
+        "slower than its baseline allows: each time, a slowdown was kept out of the main "
+        "branch or someone had to look at it."
     ]
     if len(brief.stopped) > len(shown):
         sentences.append(f"The {len(shown)} most recent:")

@@ -153,10 +153,10 @@ def commit_range(change: ChangePoint) -> str:
 
 
 def describe_change(change: ChangePoint, unit: str) -> str:
-    """``+20.1% (95% CI +18.0..+22.3%), 1.20 ms -> 1.44 ms``."""
+    """``+20.1% (95% CI +18.0..+22.3%), 1.20 ms → 1.44 ms``."""
     return (
         f"{change.change * 100:+.1f}% (95% CI {change.change_low * 100:+.1f}.."
-        f"{change.change_high * 100:+.1f}%), {format_quantity(change.before, unit)} -> "
+        f"{change.change_high * 100:+.1f}%), {format_quantity(change.before, unit)} → "
         f"{format_quantity(change.after, unit)}"
     )
 
