@@ -1,18 +1,27 @@
 """Trends, budget outlooks and capacity projections of one measurement's history.
 
-The trend is a straight line over time through the points since the series' last change
-point, with a prediction interval from the residuals; the outlooks read that line forward
-over calendar quarters.
+The trend is a least-squares line over time through the points since the series' last
+change point, with the classical prediction interval of one new run (Student's t on the
+residuals, widening with the distance from the fitted points); the outlooks read that line
+forward over calendar quarters. A change point restarts the trend, so a step is never read
+as a slope. The model and its measured coverage are in docs/explanation/history-analysis.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import final
 
 from .model import Series
+
+#: Days in an average calendar quarter: what "per quarter" means for a slope or a growth.
+QUARTER_DAYS = 365.25 / 4
+
+#: Fewest points a trend is fitted to: a line and a residual spread need three.
+MIN_TREND_POINTS = 3
 
 
 @final
@@ -27,14 +36,25 @@ class Quarter:
     def label(self) -> str:
         return f"{self.year} Q{self.number}"
 
+    @classmethod
+    def of(cls, at: datetime) -> Quarter:
+        """The quarter ``at`` falls in (read in UTC)."""
+        at = at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return cls(at.year, (at.month - 1) // 3 + 1)
+
     @property
     def start(self) -> datetime:
-        raise NotImplementedError
+        return datetime(self.year, 3 * self.number - 2, 1, tzinfo=timezone.utc)
 
     @property
     def end(self) -> datetime:
         """The first instant of the next quarter."""
-        raise NotImplementedError
+        return self.following().start
+
+    def following(self) -> Quarter:
+        return (
+            Quarter(self.year + 1, 1) if self.number == 4 else Quarter(self.year, self.number + 1)
+        )
 
 
 @final
@@ -67,11 +87,43 @@ class Trend:
     @property
     def change_per_quarter(self) -> float:
         """The slope as a fraction of the level per 91.3 days (+0.02 is 2% a quarter)."""
-        raise NotImplementedError
+        return self.slope_per_day * QUARTER_DAYS / self.level if self.level else 0.0
+
+    @property
+    def freedom(self) -> int:
+        """Degrees of freedom of the residuals: a line costs two, a flat level one."""
+        return self.points - (2 if self.spread_days > 0.0 else 1)
+
+    def expected(self, at: datetime) -> float:
+        """The line's value at ``at``."""
+        return self.level + self.slope_per_day * _days(at, self.origin)
+
+    def scale_at(self, at: datetime) -> float:
+        """The standard error of one new run at ``at``: the residuals' spread, widened by
+        the uncertainty of the fitted level and slope there."""
+        days = _days(at, self.origin)
+        leverage = 1.0 / self.points
+        if self.spread_days > 0.0:
+            leverage += (days - self.mean_days) ** 2 / self.spread_days
+        return self.residual_scale * math.sqrt(1.0 + leverage)
 
     def predict(self, at: datetime, coverage: float = 0.8) -> Prediction:
         """The trend's expectation of one run at ``at`` and its prediction interval."""
-        raise NotImplementedError
+        from scipy.special import stdtrit
+
+        expected = self.expected(at)
+        half = float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at)
+        return Prediction(at, expected, expected - half, expected + half, coverage)
+
+    def probability_above(self, at: datetime, threshold: float) -> float:
+        """The chance that one run at ``at`` measures more than ``threshold``."""
+        from scipy.special import stdtr
+
+        scale = self.scale_at(at)
+        distance = threshold - self.expected(at)
+        if scale == 0.0:
+            return 1.0 if distance < 0.0 else 0.0
+        return float(1.0 - stdtr(self.freedom, distance / scale))
 
 
 @final
@@ -121,15 +173,141 @@ class CapacityOutlook:
 
 
 def trend(series: Series, *, since_index: int | None = None) -> Trend:
-    """The trend of ``series`` from ``since_index`` (by default its last change point)."""
-    raise NotImplementedError
+    """The trend of ``series`` from ``since_index`` (by default its last change point, or
+    the first point when too few points follow it). A ValueError under three points."""
+    import numpy as np
+
+    points = series.points
+    if since_index is None:
+        since_index = _trend_start(series)
+    fitted = points[since_index:]
+    if len(fitted) < MIN_TREND_POINTS:
+        raise ValueError(
+            f"{series.test_id} {series.name}: a trend needs {MIN_TREND_POINTS} points, "
+            f"has {len(fitted)}"
+        )
+    origin = points[-1].at
+    days = np.array([_days(point.at, origin) for point in fitted])
+    values = np.array([point.value for point in fitted])
+    mean_days = float(days.mean())
+    spread = float(((days - mean_days) ** 2).sum())
+    # Runs a few seconds apart make a spread of rounding noise: read them as one instant.
+    slope = (
+        float(((days - mean_days) * (values - values.mean())).sum() / spread)
+        if spread > 1e-9
+        else 0.0
+    )
+    spread = spread if spread > 1e-9 else 0.0
+    level = float(values.mean()) - slope * mean_days
+    residuals = values - (level + slope * days)
+    freedom = len(fitted) - (2 if spread else 1)
+    return Trend(
+        since_index=since_index,
+        since=fitted[0].at,
+        origin=origin,
+        level=level,
+        slope_per_day=slope,
+        residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
+        points=len(fitted),
+        mean_days=mean_days,
+        spread_days=spread,
+    )
+
+
+def _trend_start(series: Series) -> int:
+    """Where the current regime starts: after the last change point that is a step.
+
+    A slow drift reaches a change-point detector as steps; reading each as a restart would
+    hide the very slope a forecast needs. So a change point restarts the trend only when a
+    step, added to one line through the points on both of its sides, is significant."""
+    from .changepoints import change_points
+
+    changes = change_points(series)
+    bounds = [0, *(change.index for change in changes)]
+    current = len(bounds) - 1
+    while current > 0:
+        if len(series.points) - bounds[current] >= MIN_TREND_POINTS and _is_step(
+            series, bounds[current - 1], bounds[current]
+        ):
+            return bounds[current]
+        current -= 1
+    return 0
+
+
+#: A change point is a step, not part of a drift, when the step's p-value is below this.
+STEP_SIGNIFICANCE = 0.001
+
+
+def _is_step(series: Series, start: int, change: int) -> bool:
+    """Is a step at ``change`` significant over one line through ``points[start:]``?"""
+    import numpy as np
+    from scipy.special import stdtr
+
+    fitted = series.points[start:]
+    origin = series.points[-1].at
+    days = np.array([_days(point.at, origin) for point in fitted])
+    after = (np.arange(len(fitted)) >= change - start).astype(np.float64)
+    design = np.column_stack((np.ones(len(fitted)), days, after))
+    values = np.array([point.value for point in fitted])
+    freedom = len(fitted) - 3
+    if freedom < 1 or np.linalg.matrix_rank(design) < 3:
+        return True
+    coefficients, _, _, _ = np.linalg.lstsq(design, values, rcond=None)
+    residuals = values - design @ coefficients
+    variance = float(residuals @ residuals) / freedom
+    error = math.sqrt(variance * float(np.linalg.inv(design.T @ design)[2, 2]))
+    if error == 0.0:
+        return bool(coefficients[2] != 0.0)
+    p_value = 2.0 * float(stdtr(freedom, -abs(float(coefficients[2])) / error))
+    return p_value <= STEP_SIGNIFICANCE
+
+
+def _days(at: datetime, origin: datetime) -> float:
+    return (at - origin) / timedelta(days=1)
+
+
+def _quarters(now: datetime, count: int) -> list[Quarter]:
+    """``count`` calendar quarters, the one ``now`` falls in first."""
+    quarters = [Quarter.of(now)]
+    while len(quarters) < count:
+        quarters.append(quarters[-1].following())
+    return quarters
 
 
 def budget_outlook(
     series: Series, quarters: int = 4, *, now: datetime | None = None
 ) -> BudgetOutlook | None:
-    """The outlook of ``series`` against its budget; None without a budget or points."""
-    raise NotImplementedError
+    """The outlook of ``series`` against its budget; None without a budget or without
+    enough points for a trend. ``now`` (by default the last point's time) picks the
+    first quarter. A breach is a run above the budget for a cost (lower is better),
+    below it for a rate."""
+    if series.budget is None or len(series.points) < MIN_TREND_POINTS:
+        return None
+    budget = series.budget
+    line = trend(series)
+    outlooks = []
+    for quarter in _quarters(now or series.points[-1].at, quarters):
+        above = line.probability_above(quarter.end, budget)
+        outlooks.append(
+            QuarterOutlook(
+                quarter=quarter,
+                expected=line.expected(quarter.end),
+                breach_probability=above if series.lower_is_better else 1.0 - above,
+            )
+        )
+    latest = series.points[-1].value
+    room = budget - line.level if series.lower_is_better else line.level - budget
+    return BudgetOutlook(
+        budget=budget,
+        current=line.level,
+        headroom=room / budget if budget else math.inf,
+        over_budget=latest > budget if series.lower_is_better else latest < budget,
+        quarters=tuple(outlooks),
+        first_breach=next(
+            (item.quarter for item in outlooks if item.breach_probability >= 0.5), None
+        ),
+        trend=line,
+    )
 
 
 def capacity_outlook(
@@ -146,8 +324,36 @@ def capacity_outlook(
     For a cost (lower is better, e.g. seconds per request) the capacity is in the units of
     ``load`` times the measurement (e.g. requests/s x s = busy cores); for a throughput
     (higher is better, e.g. requests/s one instance serves) it is the number of instances.
+    The load compounds continuously at the quarterly rate; the measurement follows its
+    trend. None without enough points for a trend.
     """
-    raise NotImplementedError
+    if len(series.points) < MIN_TREND_POINTS:
+        return None
+    if capacity <= 0.0 or load <= 0.0 or growth_per_quarter <= -1.0:
+        raise ValueError(
+            "capacity and load must be positive and growth above -100%, got "
+            f"capacity={capacity}, load={load}, growth_per_quarter={growth_per_quarter}"
+        )
+    line = trend(series)
+    start = now or series.points[-1].at
+
+    def utilisation(at: datetime, factor: float) -> float:
+        value = line.expected(at)
+        if series.lower_is_better:
+            return load * factor * value / capacity
+        return math.inf if value <= 0.0 else load * factor / (value * capacity)
+
+    projected = []
+    for quarter in _quarters(start, quarters):
+        factor = (1.0 + growth_per_quarter) ** (_days(quarter.end, start) / QUARTER_DAYS)
+        projected.append(CapacityQuarter(quarter, factor, utilisation(quarter.end, factor)))
+    return CapacityOutlook(
+        growth_per_quarter=growth_per_quarter,
+        utilisation_now=utilisation(start, 1.0),
+        quarters=tuple(projected),
+        runs_out=next((item.quarter for item in projected if item.utilisation >= 1.0), None),
+        trend=line,
+    )
 
 
 __all__: Sequence[str] = (
