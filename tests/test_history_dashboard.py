@@ -69,9 +69,8 @@ def test_every_machine_class_gets_its_own_points_and_band() -> None:
 def test_a_plot_of_one_run_or_none_still_renders() -> None:
     view = stepped_view()
     one = replace(view.series, points=view.series.points[:1])
-    svg = render_trend_svg(
-        TrendPlot("one", "s", (PlottedLine("m", tuple((p.at, p.value) for p in one.points)),))
-    )
+    line = PlottedLine("m", (one.points[0].at.timestamp(),), one.values)
+    svg = render_trend_svg(TrendPlot("one", "s", (line,)))
     assert svg.count("h0") == 1
     assert "no points" in render_trend_svg(TrendPlot("none", "s", ()))
 

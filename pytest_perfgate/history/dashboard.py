@@ -191,7 +191,8 @@ def trend_plot(views: Sequence[SeriesView]) -> TrendPlot:
         lines=tuple(
             PlottedLine(
                 label=view.series.machine_class,
-                points=tuple((p.at, p.value) for p in view.series.points),
+                times=tuple([p.at.timestamp() for p in view.series.points]),
+                values=view.series.values,
             )
             for view in views
         ),
