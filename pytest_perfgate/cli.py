@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
 from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
-from .model import Comparison, format_quantity
+from .model import Comparison, format_quantity, printable
 from .report import github
 from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
@@ -82,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--markdown or --html, print the Markdown report.",
         )
     )
+    _history_arguments(
+        commands.add_parser(
+            "history",
+            help="the run history: import results files, list runs",
+            description="The run history (an SQLite file or a PostgreSQL URL): --history, "
+            "else [tool.perfgate] history_db, else .perfgate/history.sqlite.",
+        )
+    )
     _dashboard_arguments(
         commands.add_parser(
             "dashboard",
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     args = parser.parse_args(argv)
+    if args.command == "history":
+        return _history(args)
     if args.command == "dashboard":
         return _dashboard(args)
     if args.command == "brief":
@@ -340,6 +351,11 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write the judged results file here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
     parser.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="record the judged run in this run history (default: [tool.perfgate] history_db)",
+    )
+    parser.add_argument(
         "pytest_command",
         nargs=argparse.REMAINDER,
         help="after --: the pytest command to run on both sides (default: python -m pytest)",
@@ -376,7 +392,9 @@ def _ab(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
+    args.history = args.history or settings.history_db or None
     candidate_dir = Path.cwd()
+    started = time.monotonic()
     try:
         with (
             ab.base_worktree(candidate_dir, args.base) as base_dir,
@@ -399,10 +417,10 @@ def _ab(args: argparse.Namespace) -> int:
     except ab.ABError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
-    return _ab_report(outcome, args)
+    return _ab_report(outcome, args, wall_seconds=time.monotonic() - started)
 
 
-def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
+def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace, *, wall_seconds: float) -> int:
     comparisons = outcome.comparisons
     print(render_table(comparisons, width=shutil.get_terminal_size().columns))
     print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
@@ -411,6 +429,8 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
         print(f"perfgate ab: {problem}")
     candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
     written = True
+    if candidate is not None and args.history:
+        _ab_history(replace(candidate, tests=tuple(outcome.tests)), args.history, wall_seconds)
     if candidate is not None and (args.json or args.markdown):
         judged = replace(candidate, tests=tuple(outcome.tests))
         if args.json:
@@ -423,16 +443,31 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     return 1 if outcome.regressed else 0
 
 
+def _ab_history(judged: RunResults, where: str, wall_seconds: float) -> None:
+    """Record the judged A/B run; a history that cannot be written is said, not fatal."""
+    from .history.model import RunKind
+    from .history.record import current_branch, history_target, record_results
+
+    recording = record_results(
+        history_target(where, Path.cwd()),
+        judged,
+        RunKind.AB,
+        branch=current_branch(Path.cwd()),
+        wall_seconds=wall_seconds,
+        source="perfgate ab",
+    )
+    print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
+
+
 # -- perfgate dashboard, perfgate brief (history/dashboard.py, history/brief.py) -----------
 
 
 def _history_location_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
-        default=".perfgate/history.sqlite",
-        metavar="URL",
-        help="the run history: a path, sqlite:///PATH or postgresql://... "
-        "(default: .perfgate/history.sqlite)",
+        metavar="PATH|URL",
+        help="the run history: a path, sqlite:///PATH or postgresql://... (default: "
+        "[tool.perfgate] history_db, else .perfgate/history.sqlite)",
     )
 
 
@@ -486,14 +521,16 @@ def _read_history_for(
     now = datetime.now(timezone.utc)
     try:
         start = None if since is None else parse_since(since, now=now)
-        return read_history(args.history, since=None if command == "brief" else start, now=now)
-    except (ValueError, OSError, HistoryError) as error:
+        where = history_location(args.history)
+        return read_history(where, since=None if command == "brief" else start, now=now)
+    except (ValueError, OSError, HistoryError, SettingsError) as error:
         print(f"perfgate {command}: error: {error}", file=sys.stderr)
         return None
 
 
 def _dashboard(args: argparse.Namespace) -> int:
     from .history.dashboard import write_dashboard
+    from .history.store import redacted
 
     history = _read_history_for(args, "dashboard", args.since)
     if history is None:
@@ -503,7 +540,7 @@ def _dashboard(args: argparse.Namespace) -> int:
             history.views,
             args.out,
             generated_at=datetime.now(timezone.utc),
-            source=str(args.history),
+            source=redacted(history_location(args.history)),  # no password on the page
         )
     except OSError as error:
         print(f"perfgate dashboard: error: cannot write {args.out} ({error})", file=sys.stderr)
@@ -563,6 +600,131 @@ def output_problem(path: Path) -> str | None:
     if path.exists() and not os.access(path, os.W_OK):
         return "the file is not writable"
     return None
+
+
+# -- history import | list -------------------------------------------------------------------
+
+#: ``perfgate history`` sub-commands of this block; the analysis block adds its own.
+HistoryRunner = Callable[[argparse.Namespace], int]
+
+
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="history_command", metavar="COMMAND")
+    runners: dict[str, HistoryRunner] = {"import": _history_import, "list": _history_list}
+    importer = commands.add_parser(
+        "import",
+        help="record results files (--perf-json, CI artifacts) as runs",
+        description="Record each results file as a run. A file imported before (same "
+        "content) is skipped; a bad file is named and the others still imported (exit 2).",
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar="RESULTS.json")
+    importer.add_argument(
+        "--kind",
+        choices=[kind.value for kind in _run_kinds()],
+        default="gate",
+        help="what produced the files (default: gate)",
+    )
+    importer.add_argument("--branch", help="the branch the files measured (default: none)")
+    lister = commands.add_parser("list", help="print the recorded runs, oldest first")
+    lister.add_argument("--since", metavar="DAYS", type=_days, help="only the last DAYS days")
+    runners.update(_history_analysis_commands(commands))
+    for command in commands.choices.values():
+        command.add_argument("--history", metavar="PATH|URL", help="the history to use")
+    parser.set_defaults(history_runners=runners)
+
+
+def _history_analysis_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> dict[str, HistoryRunner]:
+    """The analysis block's ``perfgate history changes|forecast``: it adds their parsers
+    to ``commands`` and returns the runner of each by name."""
+    return {}
+
+
+def _run_kinds() -> list[Any]:
+    from .history.model import RunKind
+
+    return list(RunKind)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text.removesuffix("d"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of days, got {text!r}") from None
+    if not 0 < days < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text!r}")
+    return days
+
+
+def history_location(given: str | None) -> str:
+    """The history a command uses: given, else [tool.perfgate] history_db (relative to
+    pyproject.toml's directory), else .perfgate/history.sqlite."""
+    from .history.store import DEFAULT_HISTORY
+
+    if given:
+        return given
+    configured = read_pyproject(Path("pyproject.toml")).get("history_db")
+    return str(configured) if configured else str(DEFAULT_HISTORY)
+
+
+def _history(args: argparse.Namespace) -> int:
+    runner = args.history_runners.get(args.history_command)
+    if runner is None:
+        print("perfgate history: error: say which: " + ", ".join(args.history_runners))
+        return 2
+    from .history.store import HistoryError
+
+    try:
+        return int(runner(args))
+    except (HistoryError, SettingsError) as error:
+        print(f"perfgate history: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _history_import(args: argparse.Namespace) -> int:
+    from .history.model import RunKind
+    from .history.record import import_results_files
+    from .history.store import open_history
+
+    with open_history(history_location(args.history)) as history:
+        report = import_results_files(history, args.paths, RunKind(args.kind), branch=args.branch)
+        where = history.location
+    for path, run_id in report.imported:
+        print(f"imported {path} as run {run_id}")
+    for path, run_id in report.skipped:
+        print(f"skipped {path}: already imported as run {run_id}")
+    for error in report.errors:
+        print(f"perfgate history import: error: {error}", file=sys.stderr)
+    print(
+        f"perfgate history import: {len(report.imported)} imported, {len(report.skipped)} "
+        f"already there, {len(report.errors)} bad, into {where}"
+    )
+    return 2 if report.errors else 0
+
+
+def _history_list(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from .history.store import open_history
+
+    since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
+    with open_history(history_location(args.history)) as history:
+        runs, tallies = history.runs(since), history.tallies()
+        where = history.location
+    if not runs:
+        print(f"perfgate history: no runs recorded in {where}")
+        return 0
+    print("run  started (UTC)        kind      commit      branch           machine class")
+    for run in runs:
+        measured, regressed = tallies.get(run.run_id or 0, (0, 0))
+        print(
+            f"{run.run_id:<4} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind.value:<9} "
+            f"{(run.commit or '-')[:10]:<11} {printable(run.branch or '-')[:16]:<16} "
+            f"{run.machine_class}  {measured} measurements"
+            + (f", {regressed} REGRESSED" if regressed else "")
+        )
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -329,6 +329,13 @@ OPTIONS: tuple[Option, ...] = (
         "HZ",
     ),
     Option("history", _count, "run-level medians kept per baseline (default: 10)", "N"),
+    Option(
+        "history_db",
+        _path,
+        "record every gated run and refresh in this run history: an SQLite file (relative "
+        "to the rootdir) or a postgresql:// URL (default: none)",
+        "PATH|URL",
+    ),
     Option("max_stored_samples", _count, "raw samples kept per baseline entry (default: 400)", "N"),
     Option(
         "on_mismatch",
@@ -375,6 +382,7 @@ class Settings:
     max_looks: int = 2
     gpu_telemetry_hz: float = 50.0
     history: int = 10
+    history_db: str = ""  #: run history to record into (file or URL); "" for none
     max_stored_samples: int = 400
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
     normalize_margin: float = 0.5

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 
 def postgres_bin() -> Path | None:
     """The newest installed PostgreSQL's bin directory, or None."""
@@ -125,3 +127,22 @@ def fresh_schema_url(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{name}"')
     return f"{server_url}&options=-csearch_path%3D{name}"
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[str]:
+    """One server for a test module; skipped, with the reason, where none can run."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(f"no PostgreSQL server: {reason}")
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty history of each kind: an SQLite file, a schema on the server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sub" / "history.sqlite")
+    server: str = request.getfixturevalue("postgres_server")
+    return fresh_schema_url(server, f"t_{tmp_path.name.lower().replace('-', '_')}")

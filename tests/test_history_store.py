@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,27 +21,13 @@ from pytest_perfgate.history.store import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postgres_server import fresh_schema_url, missing_reason, running_server
+import postgres_server as pg
+
+# The fixtures, shared with test_history_store_cli.py: an SQLite file and a PostgreSQL
+# server (one per module, skipped where none can run) for every test.
+postgres_server, history_url = pg.postgres_server, pg.history_url
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[str]:
-    reason = missing_reason()
-    if reason:
-        pytest.skip(f"no PostgreSQL server: {reason}")
-    with running_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty history of each kind."""
-    if request.param == "sqlite":
-        return str(tmp_path / "sub" / "history.sqlite")
-    server: str = request.getfixturevalue("postgres_server")
-    return fresh_schema_url(server, f"t_{tmp_path.name.lower().replace('-', '_')}")
 
 
 def a_run(day: int, *, commit: str = "c", machine: str = "m1", kind: RunKind = RunKind.GATE):

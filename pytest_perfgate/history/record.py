@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from ..model import Comparison, Direction, Measurement
 from ..results import RunResults
 from .model import RecordedMeasurement, RecordedRun, RunKind
+
+if TYPE_CHECKING:
+    from .store import History
 
 #: Environment variables that name the branch a CI job runs for, most specific first:
 #: a pull request's head branch, then the pushed branch (GitHub Actions, GitLab CI).
@@ -146,6 +149,25 @@ class Recording:
     message: str
 
 
+def history_target(setting: str, rootdir: Path) -> str | Path:
+    """Where a configured history is: a URL as given, a file relative to ``rootdir``."""
+    return setting if "://" in setting else rootdir / setting
+
+
+def record_session(
+    results: RunResults, where: str | Path, *, refresh: bool, rootdir: Path, wall_seconds: float
+) -> Recording:
+    """Record a pytest session's results (a gated run, or a refresh)."""
+    return record_results(
+        where,
+        results,
+        RunKind.REFRESH if refresh else RunKind.GATE,
+        branch=current_branch(rootdir),
+        wall_seconds=wall_seconds,
+        source="pytest",
+    )
+
+
 def record_results(
     where: str | Path,
     results: RunResults,
@@ -167,18 +189,58 @@ def record_results(
         with open_history(where) as history:
             run_id = history.record(run, measurements)
     except (HistoryError, ValueError, OSError) as error:
-        return Recording(False, f"not recorded in the history: {error}")
-    return Recording(True, f"recorded as run {run_id} in {shown}")
+        return Recording(False, f"perfgate: warning: run not recorded in the history: {error}")
+    return Recording(True, f"perfgate: run recorded in the history {shown} as run {run_id}")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What ``import_results_files`` did with each file."""
+
+    imported: tuple[tuple[Path, int], ...]  #: each file recorded, with its run id
+    skipped: tuple[tuple[Path, int], ...]  #: each file recorded before, with that run's id
+    errors: tuple[str, ...]  #: each file that could not be read, its name and why
+
+
+def import_results_files(
+    history: History, paths: Sequence[Path], kind: RunKind, *, branch: str | None = None
+) -> ImportReport:
+    """Record each results file (a CI artifact) as a run; a file whose content was
+    imported before is skipped, a bad file reported by name and the rest still imported."""
+    from ..results import ResultsError, read_results
+    from .store import AlreadyRecorded
+
+    imported, skipped, errors = [], [], []
+    for path in paths:
+        try:
+            content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            results = read_results(path)
+            run, measurements = recorded_from(results, kind, branch=branch, source=str(path))
+            imported.append((path, history.record(run, measurements, content_hash=content_hash)))
+        except AlreadyRecorded as already:
+            skipped.append((path, already.run_id))
+        except OSError as error:
+            errors.append(f"{path}: cannot read ({error.strerror or error})")
+        except ResultsError as error:
+            errors.append(str(error))
+        except ValueError as error:
+            errors.append(f"{path}: {error}")
+    return ImportReport(tuple(imported), tuple(skipped), tuple(errors))
 
 
 __all__: Sequence[str] = (
     "BRANCH_VARIABLES",
+    "ImportReport",
     "Recording",
     "budget_of",
     "created_at_of",
     "current_branch",
+    "history_target",
+    "import_results_files",
     "machine_class",
     "record_results",
+    "record_session",
     "recorded_from",
     "recorded_measurement",
 )

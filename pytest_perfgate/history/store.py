@@ -224,6 +224,16 @@ class History:
         )
         return [_run_of(row) for row in cursor.fetchall()]
 
+    def tallies(self) -> dict[int, tuple[int, int]]:
+        """Per run id: how many measurements it recorded, and how many REGRESSED."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                "SELECT run_id, count(*), "
+                "sum(CASE WHEN verdict = 'REGRESSED' THEN 1 ELSE 0 END) "
+                "FROM measurements GROUP BY run_id"
+            )
+            return {int(run): (int(n), int(bad)) for run, n, bad in cursor.fetchall()}
+
     def measurements(self, run_id: int) -> list[RecordedMeasurement]:
         """The measurements of one run, by test id and name."""
         with self._transaction() as cursor:

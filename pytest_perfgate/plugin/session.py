@@ -10,6 +10,7 @@ without xdist, and only the controller writes files.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,7 @@ class PerfSession:
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
+        self._started = time.monotonic()  #: for the run's wall time in the history
 
     @property
     def store(self) -> BaselineStore:
@@ -416,6 +418,17 @@ class PerfSession:
                 interrupted=interrupted,
                 refresh_command=refresh_command(self.config.invocation_params.args),
             )
+        if self.settings.history_db and self.records and not interrupted:
+            from ..history.record import history_target, record_session
+
+            recording = record_session(
+                self.final_results(),
+                history_target(self.settings.history_db, self.config.rootpath),
+                refresh=self.settings.update_baselines,
+                rootdir=self.config.rootpath,
+                wall_seconds=time.monotonic() - self._started,
+            )
+            self._report_lines.append(recording.message)
         if self.records:
             self.config.hook.pytest_perfgate_results(
                 config=self.config, results=self.final_results()
