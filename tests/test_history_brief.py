@@ -112,7 +112,7 @@ def test_machine_time_is_summed_per_class_and_priced() -> None:
     assert by_class["x86_64-4c-linux"].hours == pytest.approx(13 * 600 / 3600)
     text = render_brief_markdown(brief)
     assert "x86\\_64-4c-linux: 13 runs, 2.17 machine-hours, \\$5.42." in text
-    assert "The perf jobs used 2.8 machine-hours (\\$7.08)." in text
+    assert "The perf jobs used 2.83 machine-hours (\\$7.08)." in text
 
 
 def test_untimed_runs_are_said_not_guessed() -> None:

@@ -231,7 +231,7 @@ def _headline(brief: Brief) -> str:
         f"{_count(len(brief.risks), 'budget')} at risk in the next year."
         if brief.risks
         else "No budget is at risk in the next year.",
-        f"The perf jobs used {hours:.1f} machine-hours"
+        f"The perf jobs used {hours:.2f} machine-hours"
         + (f" ({_money(brief, hours)})." if brief.price_per_hour is not None else "."),
     ]
     return " ".join(parts)
