@@ -13,9 +13,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from .model import Series
+
+if TYPE_CHECKING:
+    from .changepoints import ChangePoint
 
 #: Days in an average calendar quarter: what "per quarter" means for a slope or a growth.
 QUARTER_DAYS = 365.25 / 4
@@ -172,14 +175,19 @@ class CapacityOutlook:
     trend: Trend
 
 
-def trend(series: Series, *, since_index: int | None = None) -> Trend:
+def trend(
+    series: Series,
+    *,
+    since_index: int | None = None,
+    changes: Sequence[ChangePoint] | None = None,
+) -> Trend:
     """The trend of ``series`` from ``since_index`` (by default its last change point, or
     the first point when too few points follow it). A ValueError under three points."""
     import numpy as np
 
     points = series.points
     if since_index is None:
-        since_index = _trend_start(series)
+        since_index = _trend_start(series, changes)
     fitted = points[since_index:]
     if len(fitted) < MIN_TREND_POINTS:
         raise ValueError(
@@ -214,7 +222,7 @@ def trend(series: Series, *, since_index: int | None = None) -> Trend:
     )
 
 
-def _trend_start(series: Series) -> int:
+def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -> int:
     """Where the current regime starts: after the last change point that is a step.
 
     A slow drift reaches a change-point detector as steps; reading each as a restart would
@@ -222,7 +230,8 @@ def _trend_start(series: Series) -> int:
     step, added to one line through the points on both of its sides, is significant."""
     from .changepoints import change_points
 
-    changes = change_points(series)
+    if changes is None:  # a caller that has them already (the dashboard) passes them
+        changes = change_points(series)
     bounds = [0, *(change.index for change in changes)]
     current = len(bounds) - 1
     while current > 0:
@@ -275,16 +284,16 @@ def _quarters(now: datetime, count: int) -> list[Quarter]:
 
 
 def budget_outlook(
-    series: Series, quarters: int = 4, *, now: datetime | None = None
+    series: Series, quarters: int = 4, *, now: datetime | None = None, line: Trend | None = None
 ) -> BudgetOutlook | None:
     """The outlook of ``series`` against its budget; None without a budget or without
     enough points for a trend. ``now`` (by default the last point's time) picks the
-    first quarter. A breach is a run above the budget for a cost (lower is better),
-    below it for a rate."""
+    first quarter; ``line`` is the series' trend, when the caller has it already. A
+    breach is a run above the budget for a cost (lower is better), below it for a rate."""
     if series.budget is None or len(series.points) < MIN_TREND_POINTS:
         return None
     budget = series.budget
-    line = trend(series)
+    line = line or trend(series)
     outlooks = []
     for quarter in _quarters(now or series.points[-1].at, quarters):
         above = line.probability_above(quarter.end, budget)

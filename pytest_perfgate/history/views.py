@@ -17,7 +17,7 @@ from typing import Any, final
 
 from ..model import format_quantity
 from .changepoints import ChangePoint, change_points
-from .forecast import BudgetOutlook, Prediction, budget_outlook, trend
+from .forecast import BudgetOutlook, Prediction, Trend, budget_outlook, trend
 from .model import Point, RecordedRun, Series
 
 #: Quarters the forecast band and the budget outlook look ahead.
@@ -53,13 +53,18 @@ class SeriesView:
 
 
 def view_of(series: Series, *, now: datetime) -> SeriesView:
-    """Analyse ``series`` (which has at least one point) for the renderers."""
+    """Analyse ``series`` (which has at least one point) for the renderers: its change
+    points once, the trend from them, the forecast and budget outlook from the trend."""
     changes = tuple(change_points(series)) if len(series.points) >= 2 else ()
+    line = trend(series, changes=changes) if len(series.points) >= MIN_TREND_POINTS else None
+    outlook = None
+    if series.budget is not None and line is not None:
+        outlook = budget_outlook(series, QUARTERS_AHEAD, now=now, line=line)
     return SeriesView(
         series=series,
         changes=changes,
-        forecast=_forecast(series, now),
-        outlook=budget_outlook(series, QUARTERS_AHEAD, now=now) if series.budget else None,
+        forecast=_forecast(series, line, now),
+        outlook=outlook,
         change_since=_change_since(series.points),
     )
 
@@ -101,17 +106,14 @@ def _analysed(index: int) -> tuple[Any, ...]:
     return view.changes, view.forecast, view.outlook, view.change_since
 
 
-def _forecast(series: Series, now: datetime) -> tuple[Prediction, ...]:
+def _forecast(series: Series, line: Trend | None, now: datetime) -> tuple[Prediction, ...]:
     """The trend read forward from the last point to the end of the QUARTERS_AHEAD-th
     quarter after ``now``, at the last point and at each quarter's end."""
-    if len(series.points) < MIN_TREND_POINTS:
-        return ()
-    fitted = trend(series)
-    if fitted.points < MIN_TREND_POINTS:  # a change point just before the end
+    if line is None or line.points < MIN_TREND_POINTS:  # a change point just before the end
         return ()
     last = series.points[-1].at
     times = [last, *(end for end in quarter_ends(now, QUARTERS_AHEAD) if end > last)]
-    return tuple(fitted.predict(at, BAND_COVERAGE) for at in times)
+    return tuple(line.predict(at, BAND_COVERAGE) for at in times)
 
 
 def _change_since(points: Sequence[Point]) -> float | None:
