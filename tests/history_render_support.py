@@ -210,3 +210,44 @@ def browse(url: str, tmp_path: Path) -> Page:
     page.dom = completed.stdout
     page.feed(completed.stdout)
     return page
+
+
+def record_stepped_history(path: Path, *, runs: int = 40, step_at: int = 25) -> datetime:
+    """A real SQLite history: ``runs`` gated runs a day apart ending now, of one
+    measurement that gets 20% slower at run ``step_at`` (where the gate said REGRESSED),
+    with a budget. Returns the first run's time."""
+    import random
+
+    from pytest_perfgate.history.model import RecordedMeasurement, RecordedRun, RunKind
+    from pytest_perfgate.history.store import open_history
+
+    rng = random.Random(5)
+    first = datetime.now(timezone.utc) - timedelta(days=runs)
+    with open_history(path) as history:
+        for i in range(runs):
+            level = 1e-3 * (1.2 if i >= step_at else 1.0)
+            history.record(
+                RecordedRun(
+                    kind=RunKind.GATE,
+                    started_at=first + timedelta(days=i),
+                    commit=f"{i:02d}" + "ab" * 19,
+                    branch="main",
+                    machine_class="x86_64-4c-linux",
+                    wall_seconds=900.0,
+                    source="test",
+                ),
+                [
+                    RecordedMeasurement(
+                        test_id="tests/test_parse.py::test_parse",
+                        name="time",
+                        unit="s",
+                        lower_is_better=True,
+                        statistic="median",
+                        value=level * (1 + 0.01 * rng.gauss(0, 1)),
+                        samples=20,
+                        verdict="REGRESSED" if i == step_at else "UNCHANGED",
+                        budget=1.5e-3,
+                    )
+                ],
+            )
+    return first

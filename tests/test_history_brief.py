@@ -15,10 +15,12 @@ from history_render_support import (
     change_at,
     flat_view,
     needs_chromium,
+    record_stepped_history,
     series,
     stepped_view,
 )
 
+from pytest_perfgate.cli import main
 from pytest_perfgate.history.brief import (
     Brief,
     brief_sections,
@@ -157,3 +159,31 @@ def test_the_html_brief_opens_in_a_browser_and_prints_to_pdf(tmp_path: Path) -> 
     pdf = tmp_path / "brief.pdf"
     print_pdf(render_brief_html(a_brief()), pdf)
     assert pdf.read_bytes().startswith(b"%PDF-")
+
+
+def test_perfgate_brief_tells_a_real_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store, the analyses and the brief together, as the command prints it."""
+    history = tmp_path / "history.sqlite"
+    record_stepped_history(history)
+    assert main(["brief", "--history", str(history), "--price-per-hour", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "40 perf runs measured 1 series." in text
+    assert "1 change for the worse and 0 for the better." in text
+    assert "commits 24ababab..25ababab." in text
+    assert "The gate stopped 1 regression before merge." in text
+    # 40 runs of 15 minutes at 2 an hour.
+    assert "The perf jobs used 10.00 machine-hours (\\$20.00)." in text
+
+
+def test_perfgate_brief_writes_html_and_refuses_a_bad_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "history.sqlite"
+    record_stepped_history(history)
+    out = tmp_path / "brief.html"
+    assert main(["brief", "--history", str(history), "--format", "html", "--out", str(out)]) == 0
+    assert "<h2>What got slower</h2>" in out.read_text(encoding="utf-8")
+    assert main(["brief", "--history", str(history), "--since", "last spring"]) == 2
+    assert "'last spring' is not an age (90d, 12w, 6m, 1y)" in capsys.readouterr().err

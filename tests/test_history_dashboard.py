@@ -13,15 +13,18 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from history_render_support import (
     NOW,
     Page,
     browse,
     flat_view,
     needs_chromium,
+    record_stepped_history,
     stepped_view,
 )
 
+from pytest_perfgate.cli import main
 from pytest_perfgate.history.dashboard import (
     page_name,
     render_index,
@@ -152,3 +155,29 @@ def test_the_index_filters_and_sorts_from_its_link(tmp_path: Path) -> None:
     hidden = [row for row in filtered.rows[1:] if "hidden" in row]
     assert len(hidden) == 4
     assert "1 of 5 shown" in filtered.dom
+
+
+def test_perfgate_dashboard_renders_a_real_history(tmp_path: Path) -> None:
+    """The store, the analyses and the dashboard together: the 20% step is found at the
+    commit that made it, and drawn."""
+    record_stepped_history(tmp_path / "history.sqlite")
+    out = tmp_path / "site"
+    assert (
+        main(["dashboard", "--history", str(tmp_path / "history.sqlite"), "--out", str(out)]) == 0
+    )
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "24ababab..25ababab" in index
+    (page,) = (out / "m").iterdir()
+    text = page.read_text(encoding="utf-8")
+    assert text.count('class="change"') == 1
+    assert 'class="band"' in text
+    assert 'class="budget"' in text
+
+
+def test_perfgate_dashboard_says_when_there_is_no_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.sqlite"
+    assert main(["dashboard", "--history", str(missing), "--out", str(tmp_path / "s")]) == 2
+    assert f"no history at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
