@@ -88,7 +88,7 @@ def timed_pass(where: str, out: Path, workers: int | None) -> dict[str, float]:
     views = views_of(series, now=now, workers=workers)
     t2 = time.perf_counter()
     shutil.rmtree(out, ignore_errors=True)
-    site = write_dashboard(views, out, generated_at=now, source=where)
+    site = write_dashboard(views, out, generated_at=now, source=where, workers=workers)
     t3 = time.perf_counter()
     points = sum(len(s.points) for s in series)
     size = sum(p.stat().st_size for p in out.rglob("*.html"))

@@ -37,6 +37,7 @@ from pytest_perfgate.history.svg import (
     nice_ticks,
     render_trend_svg,
 )
+from pytest_perfgate.history.views import PARALLEL_FROM, views_of
 
 HOSTILE = "tests/test_x.py::test_x[<img src=x onerror=document.title='INJECTED'>]"
 
@@ -181,3 +182,18 @@ def test_perfgate_dashboard_says_when_there_is_no_history(
     assert main(["dashboard", "--history", str(missing), "--out", str(tmp_path / "s")]) == 2
     assert f"no history at {missing}" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_many_measurements_are_analysed_and_written_by_worker_processes(tmp_path: Path) -> None:
+    """Past PARALLEL_FROM series the analyses and pages run in forked workers; what
+    comes back is what one process makes."""
+    many = [
+        replace(flat_view(f"t::case{i}").series, points=stepped_view().series.points)
+        for i in range(PARALLEL_FROM + 6)
+    ]
+    alone = views_of(many, now=NOW, workers=1)
+    forked = views_of(many, now=NOW, workers=2)
+    assert forked == alone
+    assert all(len(view.changes) == 1 for view in forked)
+    site = write_dashboard(forked, tmp_path, generated_at=NOW, source="h", workers=2)
+    assert site.pages == len(list((tmp_path / "m").iterdir())) == PARALLEL_FROM + 6

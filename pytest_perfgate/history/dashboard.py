@@ -15,6 +15,7 @@ from the history (test ids, commits, machine classes) is escaped with the report
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from .views import (
     budget_status,
     commit_range,
     describe_change,
+    forked_map,
     short_commit,
 )
 
@@ -51,21 +53,30 @@ class Dashboard:
 
 
 def write_dashboard(
-    views: Sequence[SeriesView], out: Path, *, generated_at: datetime, source: str
+    views: Sequence[SeriesView],
+    out: Path,
+    *,
+    generated_at: datetime,
+    source: str,
+    workers: int | None = None,
 ) -> Dashboard:
-    """Write the site into ``out`` (created if missing; pages there are replaced)."""
+    """Write the site into ``out`` (created if missing; pages there are replaced), the
+    measurement pages spread over ``workers`` processes (``views.forked_map``)."""
     pages_dir = out / "m"
     pages_dir.mkdir(parents=True, exist_ok=True)
-    by_key = _by_measurement(views)
-    for key, group in by_key.items():
-        (pages_dir / page_name(key)).write_text(
-            render_measurement_page(group, generated_at=generated_at), encoding="utf-8"
-        )
+    groups = list(_by_measurement(views).values())
+    write = functools.partial(_write_page, pages_dir=pages_dir, generated_at=generated_at)
+    forked_map(write, groups, workers=workers)
     index = out / "index.html"
     index.write_text(
         render_index(views, generated_at=generated_at, source=source), encoding="utf-8"
     )
-    return Dashboard(index=index, pages=len(by_key), series=len(views))
+    return Dashboard(index=index, pages=len(groups), series=len(views))
+
+
+def _write_page(group: Sequence[SeriesView], *, pages_dir: Path, generated_at: datetime) -> None:
+    page = render_measurement_page(group, generated_at=generated_at)
+    (pages_dir / page_name(group[0].series.key)).write_text(page, encoding="utf-8")
 
 
 def page_name(key: tuple[str, str]) -> str:

@@ -6,19 +6,23 @@ here, and both renderers describe changes in the same words (``describe_change``
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 from ..model import format_quantity
 from .changepoints import ChangePoint, change_points
 from .forecast import BudgetOutlook, Prediction, Trend, budget_outlook, trend
 from .model import Point, RecordedRun, Series
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Quarters the forecast band and the budget outlook look ahead.
 QUARTERS_AHEAD = 4
@@ -69,40 +73,53 @@ def view_of(series: Series, *, now: datetime) -> SeriesView:
     )
 
 
-#: Below this many series, analysing them in worker processes costs more than it saves.
+#: Below this many items, worker processes cost more than they save.
 PARALLEL_FROM = 64
 
-#: The series the forked workers analyse: inherited through fork, never pickled.
-_FORKED: tuple[Sequence[Series], datetime] | None = None
+#: What forked workers work on: inherited through fork, never pickled.
+_FORKED: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
+
+
+def forked_map(
+    function: Callable[[T], R], items: Sequence[T], *, workers: int | None = None
+) -> list[R]:
+    """``[function(item) for item in items]``, on Linux spread over ``workers`` forked
+    processes (default: the CPUs this process may use). The items reach the workers
+    through fork, not pickling (a series of a thousand points pickles slower than it is
+    analysed); only the results travel back, so keep them small."""
+    global _FORKED
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if workers < 2 or len(items) < PARALLEL_FROM or sys.platform != "linux":
+        return [function(item) for item in items]
+    import multiprocessing
+
+    _FORKED = (function, items)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_forked_call, range(len(items)), chunksize=16)
+    finally:
+        _FORKED = None
+
+
+def _forked_call(index: int) -> Any:
+    assert _FORKED is not None
+    function, items = _FORKED
+    return function(items[index])
 
 
 def views_of(
     series: Sequence[Series], *, now: datetime, workers: int | None = None
 ) -> list[SeriesView]:
-    """``view_of`` of each series (with points), in order; on Linux, spread over
-    ``workers`` forked processes (default: the CPUs this process may use)."""
-    global _FORKED
+    """``view_of`` of each series that has points, in order (see ``forked_map``)."""
     series = [s for s in series if s.points]
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if workers < 2 or len(series) < PARALLEL_FROM or sys.platform != "linux":
-        return [view_of(s, now=now) for s in series]
-    import multiprocessing
-
-    _FORKED = (series, now)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            found = pool.map(_analysed, range(len(series)), chunksize=16)
-    finally:
-        _FORKED = None
+    found = forked_map(functools.partial(_analysed, now=now), series, workers=workers)
     return [SeriesView(s, *parts) for s, parts in zip(series, found, strict=True)]
 
 
-def _analysed(index: int) -> tuple[Any, ...]:
-    """In a worker: the analyses of one series, without the series (the parent has it)."""
-    assert _FORKED is not None
-    series, now = _FORKED
-    view = view_of(series[index], now=now)
+def _analysed(series: Series, *, now: datetime) -> tuple[Any, ...]:
+    """The analyses of one series, without the series (the caller has it)."""
+    view = view_of(series, now=now)
     return view.changes, view.forecast, view.outlook, view.change_since
 
 
@@ -221,6 +238,7 @@ __all__: Sequence[str] = (
     "budget_status",
     "commit_range",
     "describe_change",
+    "forked_map",
     "parse_since",
     "quarter_ends",
     "read_history",
