@@ -7,11 +7,15 @@ changes; at each commit it runs the CPU examples with pytest-perfgate (a short
 ``--perf-max-time``), times the job, and records the results file into an SQLite history
 at the commit's date, as a nightly job would have. The changes (``CHANGES``):
 
-- commit 8: ``test_sort_floats`` sorts 20% more values (a slowdown the gate should stop);
-- commit 16: ``test_compress`` compresses at level 9 instead of 6 (a larger slowdown);
-- commit 24: ``test_sort_floats`` is back to its old size (an improvement);
-- every commit: ``test_json_dump`` writes 3 more records (a drift of about 1% a commit, the
-  data growing), against a budget declared at commit 1 that the trend will cross.
+- commit 0 moves three examples onto a small module, ``example_suite/app.py``, the code
+  under test from then on (the tests' own code never changes again: a test whose code
+  changed is INCOMPARABLE to its baseline, by design);
+- commit 8: ``sort_readings`` (``test_sort_floats``) does 20% more work, a slowdown the
+  gate should stop;
+- commit 16: ``pack`` (``test_compress``) compresses at level 9 instead of 6;
+- commit 24: ``sort_readings`` loses the extra work again, an improvement;
+- every commit: ``export`` (``test_json_dump``) writes 3 more records (about 1% a commit:
+  the data growing), against a budget declared at commit 1 that the trend will cross.
 
 Commit 0 is recorded as a refresh (its baselines are what the first gated runs compare
 with); a gated run that stops a regression is followed by a refresh at the same commit
@@ -34,10 +38,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import final
 
 from pytest_perfgate.history.brief import (
     PdfError,
@@ -59,51 +61,73 @@ SUITE = ("example_suite/test_data.py", "example_suite/test_text.py")
 DUMP_TEST = "example_suite/test_text.py::test_json_dump"
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Change:
-    """An edit of one example file at one commit."""
+#: The code under test, added at commit 0: the examples call it, so later commits change
+#: it and not the tests (a test whose own code changed is INCOMPARABLE to its baseline, by
+#: design; a slowdown in the code it calls is what the gate is for).
+APP = '''"""The code the example suite measures (written by benchmarks/real_history.py)."""
 
-    at: int  #: the commit index
-    path: str
-    old: str
-    new: str
-    message: str
+import json
+import zlib
+
+#: Records an export holds: the data grows a little with every commit.
+EXPORT_RECORDS = 300
 
 
+def sort_readings(values):
+    return sorted(values)
+
+
+def pack(payload):
+    return zlib.compress(payload, 6)
+
+
+def export(records):
+    return json.dumps(records[:EXPORT_RECORDS], sort_keys=True)
+'''
+
+#: The examples, moved onto the code under test at commit 0: (path, old, new).
+USES_APP = (
+    (
+        "example_suite/test_data.py",
+        "import pytest\n",
+        "import pytest\nfrom app import pack, sort_readings\n",
+    ),
+    ("example_suite/test_data.py", "perf.call(sorted, setup", "perf.call(sort_readings, setup"),
+    ("example_suite/test_data.py", "perf(zlib.compress, payload, 6)", "perf(pack, payload)"),
+    ("example_suite/test_text.py", "import pytest\n", "import pytest\nfrom app import export\n"),
+    (
+        "example_suite/test_text.py",
+        "perf(json.dumps, records, sort_keys=True)",
+        "perf(export, records)",
+    ),
+)
+
+#: What changes in the code under test, by commit: (commit, old, new, message).
 CHANGES = (
-    Change(
+    (
         8,
-        "example_suite/test_data.py",
-        "values = [rng.random() for _ in range(20_000)]",
-        "values = [rng.random() for _ in range(24_000)]",
-        "sort_floats: sort 20% more values",
+        "    return sorted(values)",
+        "    checked = values + values[: len(values) // 5]  # and a 20% validation sample\n"
+        "    return sorted(checked)[: len(values)]",
+        "sort_readings: sort a validation sample too (20% more work)",
     ),
-    Change(
+    (
         16,
-        "example_suite/test_data.py",
-        "compressed = perf(zlib.compress, payload, 6)",
-        "compressed = perf(zlib.compress, payload, 9)",
-        "compress: level 9 for smaller artifacts",
+        "zlib.compress(payload, 6)",
+        "zlib.compress(payload, 9)",
+        "pack: level 9 for smaller artifacts",
     ),
-    Change(
+    (
         24,
-        "example_suite/test_data.py",
-        "values = [rng.random() for _ in range(24_000)]",
-        "values = [rng.random() for _ in range(20_000)]",
-        "sort_floats: back to 20,000 values",
+        "    checked = values + values[: len(values) // 5]  # and a 20% validation sample\n"
+        "    return sorted(checked)[: len(values)]",
+        "    return sorted(values)",
+        "sort_readings: drop the validation sample again",
     ),
 )
 
-#: test_json_dump dumps the first RECORDS + 3 k records at commit k: the data grows.
-RECORDS = 300
-DUMP_OLD = (
-    "    records = json.loads(document)\n    text = perf(json.dumps, records, sort_keys=True)"
-)
-
-
-def dump_source(k: int) -> str:
-    return DUMP_OLD.replace("json.loads(document)", f"json.loads(document)[: {RECORDS + 3 * k}]")
+#: Records an export holds at commit k: EXPORT_RECORDS + RECORDS_PER_COMMIT * k.
+RECORDS_PER_COMMIT = 3
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -126,17 +150,22 @@ def edit(repo: Path, path: str, old: str, new: str) -> None:
 
 def commit(repo: Path, k: int, at: datetime, budget_of: Callable[[], str | None]) -> str:
     """Write commit ``k`` (dated ``at``); the message says what changed."""
+    app = repo / "example_suite" / "app.py"
     messages = []
     if k == 0:
-        edit(repo, "example_suite/test_text.py", DUMP_OLD, dump_source(0))
-        messages.append(f"json_dump: {RECORDS} records")
+        app.write_text(APP, encoding="utf-8")
+        for path, old, new in USES_APP:
+            edit(repo, path, old, new)
+        git(repo, "add", str(app))
+        messages.append("examples: measure the code in app.py")
     else:
-        edit(repo, "example_suite/test_text.py", dump_source(k - 1), dump_source(k))
-        messages.append(f"json_dump: {RECORDS + 3 * k} records")
-    for change in CHANGES:
-        if change.at == k:
-            edit(repo, change.path, change.old, change.new)
-            messages.append(change.message)
+        records = 300 + RECORDS_PER_COMMIT * k
+        edit(repo, "example_suite/app.py", f"= {records - RECORDS_PER_COMMIT}\n", f"= {records}\n")
+        messages.append(f"export {records} records")
+    for at_commit, old, new, message in CHANGES:
+        if at_commit == k:
+            edit(repo, "example_suite/app.py", old, new)
+            messages.append(message)
     budget = budget_of() if k == 1 else None
     if budget is not None:
         with (repo / "pyproject.toml").open("a", encoding="utf-8") as file:
