@@ -107,7 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "at risk and what the perf jobs cost, in plain words.",
         )
     )
+    _merge_arguments(
+        commands.add_parser(
+            "merge",
+            help="one results file from the shards of a split suite",
+            description="Join the results files of the shards of one suite run (pytest-split, "
+            "a CI matrix) and re-judge their regressions at the level of the whole suite. "
+            "Exit status: 1 if one REGRESSED, 0 otherwise, 2 on bad input.",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        return _merge(args)
     if args.command == "history":
         return _history(args)
     if args.command == "dashboard":
@@ -600,6 +611,70 @@ def output_problem(path: Path) -> str | None:
     if path.exists() and not os.access(path, os.W_OK):
         return "the file is not writable"
     return None
+
+
+# -- merge -----------------------------------------------------------------------------------
+
+
+def _merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", nargs="+", type=Path, metavar="SHARD.json")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="PATH", help="the merged results file"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the Markdown report here"
+    )
+    parser.add_argument(
+        "--history", metavar="PATH|URL", help="also record the merged run in this run history"
+    )
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .merge import MergeError, Shard, merge_shards
+
+    shards = []
+    for path in args.shards:
+        results = _read(path, "merge")
+        if results is None:
+            return 2
+        shards.append(Shard(str(path), results))
+    try:
+        merged = merge_shards(shards)
+    except MergeError as error:
+        print(f"perfgate merge: error: {error}", file=sys.stderr)
+        return 2
+    comparisons = merged.results.comparisons
+    if comparisons:
+        print(render_table(comparisons, width=shutil.get_terminal_size().columns), end="")
+    print(
+        f"perfgate merge: {len(shards)} shards, {len(merged.results.tests)} tests, "
+        f"{merged.decisions} decisions: {verdict_counts(comparisons)}"
+    )
+    for label in merged.downgraded:
+        print(f"  {label}: REGRESSED in its shard, INCONCLUSIVE at the whole suite's level")
+    _print_explanations(comparisons)
+    results = merged.results
+    written = _saved(args.output, lambda: write_results(args.output, results), "merge", "results")
+    if args.markdown:
+        written = _write(args.markdown, render_markdown(results), "merge", "Markdown report") and (
+            written
+        )
+    if args.history:
+        from .history.model import RunKind
+        from .history.record import record_results
+
+        recording = record_results(
+            args.history,
+            results,
+            RunKind.MERGED,
+            branch=None,
+            wall_seconds=None,
+            source=f"perfgate merge of {len(shards)} shards",
+        )
+        print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
+    if not written:
+        return 2
+    return 1 if merged.regressed else 0
 
 
 # -- history import | list -------------------------------------------------------------------

@@ -136,10 +136,17 @@ def _insert_v1_run(history: History) -> None:
         run_id = cursor.fetchone()[0]
         cursor.execute(
             history._sql(
-                "INSERT INTO measurements (run_id, test_id, name, unit, lower_is_better, "
-                "statistic, value, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO series_keys (machine_class, test_id, name, unit, statistic, "
+                "lower_is_better) VALUES (?, ?, ?, ?, ?, ?) RETURNING key_id"
             ),
-            (run_id, "t.py::test_a", "time", "s", 1, "median", 1.5, 20),
+            ("m1", "t.py::test_a", "time", "s", "median", 1),
+        )
+        key_id = cursor.fetchone()[0]
+        cursor.execute(
+            history._sql(
+                "INSERT INTO measurements (run_id, key_id, value, samples) VALUES (?, ?, ?, ?)"
+            ),
+            (run_id, key_id, 1.5, 20),
         )
 
 

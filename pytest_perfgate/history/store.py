@@ -197,15 +197,34 @@ class History:
                 ),
             )
             run_id = int(cursor.fetchone()[0])
+            keys = self._key_ids(cursor, run.machine_class, measurements)
             cursor.executemany(
                 self._sql(
-                    "INSERT INTO measurements (run_id, test_id, name, unit, lower_is_better, "
-                    "statistic, value, ci_low, ci_high, samples, verdict, ratio, budget) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO measurements (run_id, key_id, value, ci_low, ci_high, samples, "
+                    "verdict, ratio, budget) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
-                [_row_of(run_id, m) for m in measurements],
+                [_row_of(run_id, keys[_key_of(run.machine_class, m)], m) for m in measurements],
             )
         return run_id
+
+    def _key_ids(
+        self, cursor: _Cursor, machine_class: str, measurements: Sequence[RecordedMeasurement]
+    ) -> dict[tuple[Any, ...], int]:
+        """The series key id of each measurement, new keys added (a concurrent writer adding
+        the same key is no conflict: the key is added once)."""
+        wanted = {_key_of(machine_class, m) for m in measurements}
+        cursor.executemany(
+            self._sql(
+                "INSERT INTO series_keys (machine_class, test_id, name, unit, statistic, "
+                "lower_is_better) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            sorted(wanted),  # one order for every writer: no deadlock between two
+        )
+        cursor.execute(
+            self._sql(f"SELECT key_id, {_KEY_COLUMNS} FROM series_keys WHERE machine_class = ?"),
+            (machine_class,),
+        )
+        return {tuple(row[1:]): int(row[0]) for row in cursor.fetchall()}
 
     # -- reading ---------------------------------------------------------------------------
     def runs(self, since: datetime | None = None) -> list[RecordedRun]:
@@ -239,8 +258,10 @@ class History:
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql(
-                    f"SELECT {_MEASUREMENT_COLUMNS} FROM measurements WHERE run_id = ? "
-                    "ORDER BY test_id, name"
+                    "SELECT k.test_id, k.name, k.unit, k.lower_is_better, k.statistic, m.value, "
+                    "m.ci_low, m.ci_high, m.samples, m.verdict, m.ratio, m.budget "
+                    "FROM measurements m JOIN series_keys k ON k.key_id = m.key_id "
+                    "WHERE m.run_id = ? ORDER BY k.test_id, k.name"
                 ),
                 (run_id,),
             )
@@ -250,84 +271,71 @@ class History:
         """One series per machine class, test id and measurement name (and unit and
         statistic: a series never mixes them), each oldest point first."""
         with self._transaction() as cursor:  # one snapshot: runs and rows agree
-            runs = {run.run_id: run for run in self._runs(cursor, since)}
+            runs = self._runs(cursor, since)
             if not runs:
                 return []
+            cursor.execute(f"SELECT key_id, {_KEY_COLUMNS} FROM series_keys")
+            keys = {int(row[0]): row[1:] for row in cursor.fetchall()}
+            # Runs in time order (the runs_by_start index), each run's rows by its key:
+            # points arrive in the order the series hold them, with no sort.
             cursor.execute(
                 self._sql(
-                    "SELECT m.run_id, m.test_id, m.name, m.unit, m.lower_is_better, "
-                    "m.statistic, m.value, m.ci_low, m.ci_high, m.verdict, m.budget "
-                    "FROM measurements m JOIN runs r ON r.run_id = m.run_id "
-                    "WHERE r.started_at >= ?"
+                    "SELECT m.run_id, m.key_id, m.value, m.ci_low, m.ci_high, m.verdict, m.budget "
+                    "FROM runs r JOIN measurements m ON m.run_id = r.run_id "
+                    "WHERE r.started_at >= ? ORDER BY r.started_at, r.run_id"
                 ),
                 (_since_text(since),),
             )
             rows = cursor.fetchall()
-        return _series_of(rows, runs)
+        return _series_of(rows, runs, keys)
 
 
-def _series_of(rows: Sequence[Any], runs: dict[int | None, RecordedRun]) -> list[Series]:
-    """Rows grouped into series: points in the order the runs started."""
-    points: dict[tuple[Any, ...], list[tuple[int, Point]]] = {}
-    latest: dict[tuple[Any, ...], tuple[int, Any]] = {}
-    order = {run_id: i for i, run_id in enumerate(runs)}  # runs() is oldest first
-    new_point = Point
-    for run_id, test_id, name, unit, lower, statistic, value, low, high, verdict, budget in rows:
-        run = runs[run_id]
-        key = (run.machine_class, test_id, name, unit, statistic)
-        place = order[run_id]
-        point = new_point(run.started_at, run.commit, value, low, high, verdict, run_id)
-        found = points.get(key)
+def _series_of(
+    rows: Sequence[Any], runs: Sequence[RecordedRun], keys: dict[int, Sequence[Any]]
+) -> list[Series]:
+    """Rows, in run order, grouped into series."""
+    placed = {run.run_id: (run.started_at, run.commit) for run in runs}
+    points: dict[int, list[Point]] = {}
+    budgets: dict[int, float | None] = {}
+    new_point = Point  # a local name: this loop runs once per stored measurement
+    for run_id, key_id, value, low, high, verdict, budget in rows:
+        at, commit = placed[run_id]
+        point = new_point(at, commit, value, low, high, verdict, run_id)
+        found = points.get(key_id)
         if found is None:
-            points[key] = [(place, point)]
-            latest[key] = (place, (bool(lower), budget))
+            points[key_id] = [point]
         else:
-            found.append((place, point))
-            if place > latest[key][0]:
-                latest[key] = (place, (bool(lower), budget))
+            found.append(point)
+        budgets[key_id] = budget  # the latest run's: a budget removed is no budget
     result = []
-    for key, placed in points.items():
-        placed.sort(key=lambda item: item[0])
-        machine_class, test_id, name, unit, statistic = key
-        lower_is_better, budget = latest[key][1]
+    for key_id, series_points in points.items():
+        machine_class, test_id, name, unit, statistic, lower_is_better = keys[key_id]
         result.append(
             Series(
                 test_id=test_id,
                 name=name,
                 unit=unit,
-                lower_is_better=lower_is_better,
+                lower_is_better=bool(lower_is_better),
                 statistic=statistic,
                 machine_class=machine_class,
-                points=tuple(point for _, point in placed),
-                budget=budget,
+                points=tuple(series_points),
+                budget=budgets[key_id],
             )
         )
     result.sort(key=lambda s: (s.machine_class, s.test_id, s.name, s.unit, s.statistic))
     return result
 
 
-_MEASUREMENT_COLUMNS = (
-    "test_id, name, unit, lower_is_better, statistic, value, ci_low, ci_high, samples, "
-    "verdict, ratio, budget"
-)
+#: What names a series, in series_keys' column order.
+_KEY_COLUMNS = "machine_class, test_id, name, unit, statistic, lower_is_better"
 
 
-def _row_of(run_id: int, m: RecordedMeasurement) -> tuple[Any, ...]:
-    return (
-        run_id,
-        m.test_id,
-        m.name,
-        m.unit,
-        int(m.lower_is_better),
-        m.statistic,
-        m.value,
-        m.ci_low,
-        m.ci_high,
-        m.samples,
-        m.verdict,
-        m.ratio,
-        m.budget,
-    )
+def _key_of(machine_class: str, m: RecordedMeasurement) -> tuple[Any, ...]:
+    return (machine_class, m.test_id, m.name, m.unit, m.statistic, int(m.lower_is_better))
+
+
+def _row_of(run_id: int, key_id: int, m: RecordedMeasurement) -> tuple[Any, ...]:
+    return (run_id, key_id, m.value, m.ci_low, m.ci_high, m.samples, m.verdict, m.ratio, m.budget)
 
 
 def _measurement_of(row: Sequence[Any]) -> RecordedMeasurement:
