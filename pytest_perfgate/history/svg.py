@@ -149,6 +149,8 @@ def _frame(plot: TrendPlot) -> _Frame | None:
     t0, t1 = min(times), max(times)
     if t1 - t0 < 1.0:  # one run: give the axis a day around it
         t0, t1 = t0 - 43_200, t1 + 43_200
+    room = (t1 - t0) * 0.02  # dots at the ends stay clear of the frame
+    t0, t1 = t0 - room, t1 + room
     low, high = min(values), max(values)
     y0, y1 = _nice_range(low, high)
     return _Frame(
@@ -213,14 +215,16 @@ def _axes(frame: _Frame, unit: str) -> list[str]:
             f'<line x1="{_r(frame.left)}" x2="{_r(frame.right)}" y1="{y}" y2="{y}" '
             f'stroke="#f3f4f6"/><text x="{_r(frame.left - 4)}" y="{y}" text-anchor="end" '
             f'dominant-baseline="middle" fill="#6b7280">'
-            f"{escape(format_quantity(value, unit))}</text>"
+            f"{escape(format_quantity(value, unit)) if value else '0'}</text>"
         )
     span = frame.t1 - frame.t0
     label = "%Y-%m-%d" if span >= 2 * 86_400 else "%m-%d %H:%M"
     for at in _time_ticks(frame.t0, frame.t1):
-        x = _r(frame.x(at))
+        x = frame.x(at)
+        if x > frame.right - 30:  # a label there would run off the drawing
+            continue
         parts.append(
-            f'<text x="{x}" y="{_r(frame.bottom + 15)}" text-anchor="middle" '
+            f'<text x="{_r(x)}" y="{_r(frame.bottom + 15)}" text-anchor="middle" '
             f'fill="#6b7280">{at.strftime(label)}</text>'
         )
     return parts
