@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from pytest_perfgate.history.brief import (
     render_brief_markdown,
 )
 from pytest_perfgate.history.model import RecordedRun, RunKind
-from pytest_perfgate.history.views import SeriesView
+from pytest_perfgate.history.views import SeriesView, parse_since
 
 
 def runs(count: int = 40, *, kind: RunKind = RunKind.GATE) -> list[RecordedRun]:
@@ -187,3 +187,19 @@ def test_perfgate_brief_writes_html_and_refuses_a_bad_period(
     assert "<h2>What got slower</h2>" in out.read_text(encoding="utf-8")
     assert main(["brief", "--history", str(history), "--since", "last spring"]) == 2
     assert "'last spring' is not an age (90d, 12w, 6m, 1y)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "days"), [("90d", 90), ("12w", 84), ("6m", 180), ("1y", 365), (" 30 d ", 30)]
+)
+def test_a_period_is_an_age(text: str, days: int) -> None:
+    assert parse_since(text, now=NOW) == NOW - timedelta(days=days)
+
+
+def test_a_period_is_a_date_or_a_time() -> None:
+    assert parse_since("2026-09-01", now=NOW) == datetime(2026, 9, 1, tzinfo=timezone.utc)
+    assert parse_since("2026-09-01T12:00:00+02:00", now=NOW) == datetime(
+        2026, 9, 1, 10, tzinfo=timezone.utc
+    )
+    with pytest.raises(ValueError, match="not an age"):
+        parse_since("90 days", now=NOW)

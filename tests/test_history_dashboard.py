@@ -25,6 +25,7 @@ from history_render_support import (
 )
 
 from pytest_perfgate.cli import main
+from pytest_perfgate.history import dashboard
 from pytest_perfgate.history.dashboard import (
     page_name,
     render_index,
@@ -197,3 +198,17 @@ def test_many_measurements_are_analysed_and_written_by_worker_processes(tmp_path
     assert all(len(view.changes) == 1 for view in forked)
     site = write_dashboard(forked, tmp_path, generated_at=NOW, source="h", workers=2)
     assert site.pages == len(list((tmp_path / "m").iterdir())) == PARALLEL_FROM + 6
+
+
+@needs_chromium
+def test_the_browser_check_catches_broken_escaping(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Proof that the browser test has teeth: with the escaping switched off, a test id
+    becomes an element, and the page's policy blocks (and reports) its handler."""
+    monkeypatch.setattr(dashboard, "escape", lambda text: text)
+    site = write_dashboard([flat_view(HOSTILE)], tmp_path / "site", generated_at=NOW, source="h")
+    seen = browse(site.index.as_uri(), tmp_path)
+    assert "img" in seen.tags
+    assert "script-src" in (seen.root.get("data-perfgate-blocked") or "")
+    assert "INJECTED" not in seen.title
