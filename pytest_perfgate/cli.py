@@ -91,22 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "else [tool.perfgate] history_db, else .perfgate/history.sqlite.",
         )
     )
-    _dashboard_arguments(
-        commands.add_parser(
-            "dashboard",
-            help="write the history's static dashboard (trend plots, change points, budgets)",
-            description="Write a static site of the run history into --out: an index of every "
-            "measurement and a page each with its trend plot. It opens from file://.",
-        )
-    )
-    _brief_arguments(
-        commands.add_parser(
-            "brief",
-            help="write a one-page brief of a period of the history, for managers",
-            description="What got slower and faster, the regressions the gate stopped, budgets "
-            "at risk and what the perf jobs cost, in plain words.",
-        )
-    )
+    _dashboard_and_brief_commands(commands)
     _merge_arguments(
         commands.add_parser(
             "merge",
@@ -471,6 +456,26 @@ def _ab_history(judged: RunResults, where: str, wall_seconds: float) -> None:
 
 
 # -- perfgate dashboard, perfgate brief (history/dashboard.py, history/brief.py) -----------
+
+
+def _dashboard_and_brief_commands(commands: Any) -> None:
+    """Add ``perfgate dashboard`` and ``perfgate brief`` to the subcommands."""
+    _dashboard_arguments(
+        commands.add_parser(
+            "dashboard",
+            help="write the history's static dashboard (trend plots, change points, budgets)",
+            description="Write a static site of the run history into --out: an index of every "
+            "measurement and a page each with its trend plot. It opens from file://.",
+        )
+    )
+    _brief_arguments(
+        commands.add_parser(
+            "brief",
+            help="write a one-page brief of a period of the history, for managers",
+            description="What got slower and faster, the regressions the gate stopped, budgets "
+            "at risk and what the perf jobs cost, in plain words.",
+        )
+    )
 
 
 def _history_location_argument(parser: argparse.ArgumentParser) -> None:
