@@ -184,7 +184,9 @@ def commit(repo: Path, k: int, at: datetime, budget_of: Callable[[], str | None]
     return git(repo, "rev-parse", "HEAD")
 
 
-def run_suite(repo: Path, baselines: Path, results: Path, refresh: bool, max_time: float) -> float:
+def run_suite(
+    repo: Path, baselines: Path, results: Path, refresh: bool, args: argparse.Namespace
+) -> float:
     """Run the CPU examples; the job's wall time in seconds."""
     # The venv's pytest script, not ``python -m pytest``: the clone's directory must not
     # come first on sys.path, so the perfgate under test is this checkout's.
@@ -198,8 +200,11 @@ def run_suite(repo: Path, baselines: Path, results: Path, refresh: bool, max_tim
         "no:cacheprovider",
         f"--perf-baseline-dir={baselines}",
         f"--perf-json={results}",
-        f"--perf-max-time={max_time}",
+        f"--perf-max-time={args.max_time}",
+        f"--perf-measure={args.measure}",
     ]
+    if args.tests:
+        command += ["-k", args.tests]
     if refresh:
         command.append("--perf-update-baselines")
     started = time.perf_counter()
@@ -250,14 +255,18 @@ def build_history(args: argparse.Namespace, scratch: Path, where: str) -> None:
 
     def budget() -> str | None:
         # 45% above commit 0's level: a drift of ~1% a commit crosses it within a year.
-        return f"{levels['dump'] * 1.45 * 1e3:.3f} ms" if "dump" in levels else None
+        if "dump" not in levels:
+            return None
+        if args.measure == "instructions":  # a bare number is in the measurement's unit
+            return f"{levels['dump'] * 1.45:.0f}"
+        return f"{levels['dump'] * 1.45 * 1e3:.3f} ms"
 
     for k in range(args.commits):
         at = first + timedelta(days=args.every * k)
         sha = commit(repo, k, at, budget)
         results = scratch / f"results-{k:02d}.json"
         kind = RunKind.REFRESH if k == 0 else RunKind.GATE
-        wall = run_suite(repo, baselines, results, kind is RunKind.REFRESH, args.max_time)
+        wall = run_suite(repo, baselines, results, kind is RunKind.REFRESH, args)
         counts = record(where, results, kind, at, wall, k)
         print(f"commit {k:2d} {sha[:8]} {kind.value:7s} {wall:5.1f} s {counts}", flush=True)
         if k == 0:
@@ -265,7 +274,7 @@ def build_history(args: argparse.Namespace, scratch: Path, where: str) -> None:
         if kind is RunKind.GATE and regressed(results):
             # Reviewed and accepted: the baselines move to the new level, an hour later.
             later = at + timedelta(hours=1)
-            wall = run_suite(repo, baselines, results, True, args.max_time)
+            wall = run_suite(repo, baselines, results, True, args)
             counts = record(where, results, RunKind.REFRESH, later, wall, k)
             print(f"commit {k:2d} {sha[:8]} refresh {wall:5.1f} s {counts}", flush=True)
 
@@ -298,7 +307,7 @@ def screenshot(url: str, png: Path, scratch: Path, height: int) -> None:
 
 
 def render(args: argparse.Namespace, scratch: Path, where: str) -> None:
-    out: Path = args.out
+    out: Path = args.out.resolve()
     now = datetime.now(timezone.utc)
     with open_history(where) as history:
         series = history.series()
@@ -341,6 +350,13 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=32)
     parser.add_argument("--every", type=float, default=4.0, help="days between commits")
     parser.add_argument("--max-time", type=float, default=0.3, help="--perf-max-time per test")
+    parser.add_argument(
+        "--measure",
+        choices=("time", "instructions"),
+        default="time",
+        help="--perf-measure: instruction counts (under Valgrind) do not see the neighbours",
+    )
+    parser.add_argument("-k", dest="tests", help="pytest -k: the examples to run")
     parser.add_argument("--price-per-hour", type=float, default=0.40)
     parser.add_argument("--out", type=Path, default=Path("real-history"))
     parser.add_argument("--images", type=Path, help="where the screenshots go (default: --out)")

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, final
@@ -130,7 +130,12 @@ def _forecast(series: Series, line: Trend | None, now: datetime) -> tuple[Predic
         return ()
     last = series.points[-1].at
     times = [last, *(end for end in quarter_ends(now, QUARTERS_AHEAD) if end > last)]
-    return tuple(line.predict(at, BAND_COVERAGE) for at in times)
+    # Times, sizes, rates and counts are never negative: a band of a noisy line that
+    # reaches below zero is drawn to zero.
+    return tuple(
+        replace(prediction, low=max(prediction.low, 0.0))
+        for prediction in (line.predict(at, BAND_COVERAGE) for at in times)
+    )
 
 
 def _change_since(points: Sequence[Point]) -> float | None:
