@@ -314,9 +314,9 @@ def render(args: argparse.Namespace, scratch: Path, where: str) -> None:
         runs = history.runs()
     views = views_of(series, now=now)
     site = write_dashboard(views, out / "dashboard", generated_at=now, source="real_history.py")
-    facts = make_brief(
-        views, runs, since=now - timedelta(days=90), until=now, price_per_hour=args.price_per_hour
-    )
+    # The brief covers the whole history (about four months), not the default 90 days.
+    since = min((run.started_at for run in runs), default=now) - timedelta(hours=1)
+    facts = make_brief(views, runs, since=since, until=now, price_per_hour=args.price_per_hour)
     (out / "brief.md").write_text(render_brief_markdown(facts), encoding="utf-8")
     page = render_brief_html(facts)
     (out / "brief.html").write_text(page, encoding="utf-8")
@@ -330,11 +330,13 @@ def render(args: argparse.Namespace, scratch: Path, where: str) -> None:
         print(f"brief.pdf not written: {error}", flush=True)
     images: Path = args.images or out
     images.mkdir(parents=True, exist_ok=True)
-    sort_floats = next(v for v in views if v.series.test_id.endswith("test_sort_floats"))
+    # The page to show: the measurement with the largest regression found, if any.
+    regressions = [(abs(c.change), v) for v in views for c in v.changes if c.regression]
+    shown = max(regressions, key=lambda pair: pair[0])[1] if regressions else views[0]
     shots = (
         (site.index.as_uri(), "history-dashboard-index.png", 700),
         (
-            (site.index.parent / "m" / page_name(sort_floats.series.key)).as_uri(),
+            (site.index.parent / "m" / page_name(shown.series.key)).as_uri(),
             "history-dashboard-measurement.png",
             900,
         ),

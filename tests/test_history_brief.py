@@ -203,3 +203,12 @@ def test_a_period_is_a_date_or_a_time() -> None:
     )
     with pytest.raises(ValueError, match="not an age"):
         parse_since("90 days", now=NOW)
+
+
+def test_an_interval_that_includes_no_change_is_shown_with_its_signs() -> None:
+    view = stepped_view()
+    wide = replace(view.changes[0], change_low=-0.5, change_high=0.9)
+    brief = make_brief(
+        [replace(view, changes=(wide,))], runs(), since=NOW - timedelta(days=90), until=NOW
+    )
+    assert "20.0% slower (95% interval -50.0%..+90.0%)" in render_brief_markdown(brief)

@@ -253,14 +253,18 @@ def _changes_section(title: str, changes: Sequence[BriefChange], none: str) -> S
 def _change_item(item: BriefChange) -> str:
     c = item.change
     size = abs(c.change) * 100
-    low, high = sorted((abs(c.change_low) * 100, abs(c.change_high) * 100))
+    if c.change_low * c.change_high > 0:  # the interval is all on one side of no change
+        low, high = sorted((abs(c.change_low) * 100, abs(c.change_high) * 100))
+        interval = f"between {low:.1f}% and {high:.1f}%"
+    else:
+        interval = f"95% interval {c.change_low * 100:+.1f}%..{c.change_high * 100:+.1f}%"
     if item.lower_is_better:
         what = "slower" if c.change > 0 else "faster"
     else:
         what = "higher" if c.change > 0 else "lower"
     return (
         f"{item.label} on {item.machine_class}: {size:.1f}% {what} "
-        f"(between {low:.1f}% and {high:.1f}%), "
+        f"({interval}), "
         f"{format_quantity(c.before, item.unit)} → {format_quantity(c.after, item.unit)}, "
         f"since {c.at:%Y-%m-%d}, commits {commit_range(c)}."
     )
