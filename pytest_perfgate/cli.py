@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from .baseline import BaselineError, BaselineStore, write_atomically
 from .compare import compare_runs, recorded_settings
 from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
-from .model import Comparison, format_quantity, printable
+from .model import Comparison, format_quantity
 from .report import github
 from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
@@ -345,12 +344,12 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         option = OPTIONS_BY_NAME[name]
         parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
     parser.add_argument("--json", type=Path, help="write the judged results file here")
-    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
     parser.add_argument(
         "--history",
         metavar="PATH|URL",
         help="record the judged run in this run history (default: [tool.perfgate] history_db)",
     )
+    parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
     parser.add_argument(
         "pytest_command",
         nargs=argparse.REMAINDER,
@@ -388,9 +387,7 @@ def _ab(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
-    args.history = args.history or settings.history_db or None
     candidate_dir = Path.cwd()
-    started = time.monotonic()
     try:
         with (
             ab.base_worktree(candidate_dir, args.base) as base_dir,
@@ -413,10 +410,10 @@ def _ab(args: argparse.Namespace) -> int:
     except ab.ABError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
-    return _ab_report(outcome, args, wall_seconds=time.monotonic() - started)
+    return _ab_report(outcome, args)
 
 
-def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace, *, wall_seconds: float) -> int:
+def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     comparisons = outcome.comparisons
     print(render_table(comparisons, width=shutil.get_terminal_size().columns))
     print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
@@ -425,8 +422,8 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace, *, wall_seconds:
         print(f"perfgate ab: {problem}")
     candidate = next((r.results for r in outcome.runs if r.side == "candidate" and r.results), None)
     written = True
-    if candidate is not None and args.history:
-        _ab_history(replace(candidate, tests=tuple(outcome.tests)), args.history, wall_seconds)
+    if candidate is not None:  # the run history, when one is named
+        _ab_history(replace(candidate, tests=tuple(outcome.tests)), outcome, args.history)
     if candidate is not None and (args.json or args.markdown):
         judged = replace(candidate, tests=tuple(outcome.tests))
         if args.json:
@@ -439,17 +436,22 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace, *, wall_seconds:
     return 1 if outcome.regressed else 0
 
 
-def _ab_history(judged: RunResults, where: str, wall_seconds: float) -> None:
-    """Record the judged A/B run; a history that cannot be written is said, not fatal."""
+def _ab_history(judged: RunResults, outcome: ab.ABOutcome, given: str | None) -> None:
+    """Record the judged A/B run in ``--history``, else ``[tool.perfgate] history_db``;
+    a history that cannot be written is said, not fatal. Its wall time is the time the
+    pytest runs of both sides took."""
+    where = given or read_pyproject(Path("pyproject.toml")).get("history_db")
+    if not where:
+        return
     from .history.model import RunKind
     from .history.record import current_branch, history_target, record_results
 
     recording = record_results(
-        history_target(where, Path.cwd()),
+        history_target(str(where), Path.cwd()),
         judged,
         RunKind.AB,
         branch=current_branch(Path.cwd()),
-        wall_seconds=wall_seconds,
+        wall_seconds=sum(run.seconds for run in outcome.runs),
         source="perfgate ab",
     )
     print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
@@ -666,13 +668,13 @@ def _merge(args: argparse.Namespace) -> int:
         )
     if args.history:
         from .history.model import RunKind
-        from .history.record import record_results
+        from .history.record import current_branch, record_results
 
         recording = record_results(
             args.history,
             results,
             RunKind.MERGED,
-            branch=None,
+            branch=current_branch(Path.cwd()),
             wall_seconds=None,
             source=f"perfgate merge of {len(shards)} shards",
         )
@@ -751,7 +753,8 @@ def history_location(given: str | None) -> str:
 def _history(args: argparse.Namespace) -> int:
     runner = args.history_runners.get(args.history_command)
     if runner is None:
-        print("perfgate history: error: say which: " + ", ".join(args.history_runners))
+        which = ", ".join(args.history_runners)
+        print(f"perfgate history: error: say which command: {which}", file=sys.stderr)
         return 2
     from .history.store import HistoryError
 
@@ -787,6 +790,7 @@ def _history_list(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta, timezone
 
     from .history.store import open_history
+    from .model import printable
 
     since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
     with open_history(history_location(args.history)) as history:

@@ -7,7 +7,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import postgres_server as pg
 import pytest
+import test_ab as ab_tests
 
 from pytest_perfgate.history.model import RunKind
 from pytest_perfgate.history.record import (
@@ -19,6 +21,9 @@ from pytest_perfgate.history.record import (
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.results import RunResults, TestResults
 from pytest_perfgate.stats import sample_quantile, summarize
+
+postgres_server, history_url = pg.postgres_server, pg.history_url
+repo = ab_tests.repo  # a git repository holding a small perf suite
 
 SAMPLES = tuple(0.010 * (1 + 0.01 * ((i * 7) % 11 - 5)) for i in range(60))
 MACHINE = {"os": "Linux", "arch": "x86_64", "cpus": "2", "cpu": "AMD EPYC", "python": "3.12"}
@@ -173,16 +178,18 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_refreshes_and_gated_runs_are_recorded(suite: pytest.Pytester) -> None:
-    from pytest_perfgate.history.store import open_history
+def test_refreshes_and_gated_runs_are_recorded(suite: pytest.Pytester, history_url: str) -> None:
+    from pytest_perfgate.history.store import open_history, redacted
 
-    suite.runpytest("--perf-update-baselines").assert_outcomes(passed=2)
-    result = suite.runpytest()
+    option = f"--perf-history-db={history_url}"
+    suite.runpytest("--perf-update-baselines", option).assert_outcomes(passed=2)
+    result = suite.runpytest(option)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["perfgate: run recorded in the history *history.sqlite as run 2"])
+    shown = redacted(history_url)
+    result.stdout.fnmatch_lines([f"perfgate: run recorded in the history {shown} as run 2"])
     suite.makepyfile(test_other="def test_plain():\n    pass\n")
-    suite.runpytest("test_other.py").assert_outcomes(passed=1)  # no perf test: nothing to record
-    with open_history(suite.path / ".perfgate" / "history.sqlite") as history:
+    suite.runpytest("test_other.py", option).assert_outcomes(passed=1)  # nothing to record
+    with open_history(history_url) as history:
         runs = history.runs()
         assert [r.kind for r in runs] == [RunKind.REFRESH, RunKind.GATE]
         assert all(r.source == "pytest" and (r.wall_seconds or 0) > 0 for r in runs)
@@ -210,3 +217,20 @@ def test_under_xdist_the_controller_records_one_run(suite: pytest.Pytester) -> N
     with open_history(suite.path / ".perfgate" / "history.sqlite") as history:
         (run,) = history.runs()
         assert len(history.measurements(run.run_id or 0)) == 2
+
+
+def test_perfgate_ab_records_the_judged_run(repo: Path) -> None:
+    from pytest_perfgate.history.store import open_history
+
+    done = ab_tests.perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--history", "h.sqlite")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"perfgate: run recorded in the history {repo / 'h.sqlite'} as run 1" in done.stdout
+    with open_history(repo / "h.sqlite") as history:
+        (run,) = history.runs()
+        assert (run.kind, run.source) == (RunKind.AB, "perfgate ab")
+        assert run.commit is not None
+        assert (run.wall_seconds or 0) > 0
+        assert {m.test_id for m in history.measurements(run.run_id or 0)} == {
+            "test_work.py::test_slow",
+            "test_work.py::test_steady",
+        }

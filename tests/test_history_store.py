@@ -266,3 +266,26 @@ def test_two_processes_recording_at_once_lose_nothing(history_url: str, tmp_path
         assert sorted(r.source for r in recorded) == ["a"] * runs + ["b"] * runs
         assert all(len(history.measurements(r.run_id or 0)) == 50 for r in recorded)
         assert history.schema_version() == SCHEMA_VERSION
+
+
+def test_series_keys_are_added_once(history_url: str) -> None:
+    """Each run of the same tests reuses their keys (PostgreSQL spends an identity value
+    on every insert attempt: only new keys are inserted, so ids stay dense)."""
+    rows = [a_measurement(1.0, test_id=f"t.py::test_{i}") for i in range(20)]
+    with open_history(history_url) as history:
+        for day in range(3):
+            history.record(a_run(day), rows)
+        history.record(a_run(4), [*rows, a_measurement(1.0, test_id="t.py::new")])
+        with history._transaction() as cursor:
+            cursor.execute("SELECT count(*), max(key_id) FROM series_keys")
+            assert tuple(cursor.fetchone()) == (21, 21)
+        assert [len(s.points) for s in history.series()] == [1] + [4] * 20
+
+
+def test_a_server_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    url = f"postgresql://perf:s3cret@/history?host={tmp_path}&connect_timeout=5"
+    with pytest.raises(HistoryError, match="cannot connect") as caught:
+        open_history(url)
+    assert "postgresql://perf:***@/history" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

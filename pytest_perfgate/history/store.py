@@ -108,6 +108,8 @@ class History:
             self._connection.commit()
         else:
             with self._connection.transaction(), self._connection.cursor() as cursor:
+                if not write:  # every statement of a read sees the same runs
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield _PostgresCursor(cursor)
 
     def _sql(self, text: str) -> str:
@@ -117,18 +119,17 @@ class History:
     def migrate(self, *, target: int = SCHEMA_VERSION) -> int:
         """Create the schema, or bring an older one up to ``target``; the version reached.
 
-        Run in one transaction that holds the write lock, so two processes opening a new
-        history at once create it once."""
+        A history already at ``target`` is only read. Otherwise the migrations run in one
+        transaction holding the write lock (and on PostgreSQL an advisory lock), so two
+        processes opening a new history at once create it once."""
+        with self._transaction() as cursor:
+            version = self._checked_version(cursor)
+        if version >= target:
+            return version
         with self._transaction(write=True) as cursor:
             if self._dialect is Dialect.POSTGRES:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            version = self._version(cursor)
-            if version > SCHEMA_VERSION:
-                raise HistoryError(
-                    f"{self.location}: history schema version {version} was written by a newer "
-                    f"pytest-perfgate; this one reads versions up to {SCHEMA_VERSION}: upgrade "
-                    "pytest-perfgate to use it"
-                )
+            version = self._checked_version(cursor)  # another process may have done it
             for migration in MIGRATIONS[version:target]:
                 for statement in migration.statements(self._dialect):
                     cursor.execute(statement)
@@ -137,6 +138,16 @@ class History:
                     (migration.version, _text_of(datetime.now(timezone.utc))),
                 )
             return max(version, target)
+
+    def _checked_version(self, cursor: _Cursor) -> int:
+        version = self._version(cursor)
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"{self.location}: history schema version {version} was written by a newer "
+                f"pytest-perfgate; this one reads versions up to {SCHEMA_VERSION}: upgrade "
+                "pytest-perfgate to use it"
+            )
+        return version
 
     def _version(self, cursor: _Cursor) -> int:
         if self._dialect is Dialect.SQLITE:
@@ -212,14 +223,22 @@ class History:
     ) -> dict[tuple[Any, ...], int]:
         """The series key id of each measurement, new keys added (a concurrent writer adding
         the same key is no conflict: the key is added once)."""
-        wanted = {_key_of(machine_class, m) for m in measurements}
+        known = self._keys_of(cursor, machine_class)
+        missing = {_key_of(machine_class, m) for m in measurements} - known.keys()
+        if not missing:
+            return known
+        # Only new keys are inserted: PostgreSQL spends an identity value on every insert
+        # attempt, and key ids stay dense (series() indexes a list by them).
         cursor.executemany(
             self._sql(
                 "INSERT INTO series_keys (machine_class, test_id, name, unit, statistic, "
                 "lower_is_better) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
-            sorted(wanted),  # one order for every writer: no deadlock between two
+            sorted(missing),  # one order for every writer: no deadlock between two
         )
+        return self._keys_of(cursor, machine_class)
+
+    def _keys_of(self, cursor: _Cursor, machine_class: str) -> dict[tuple[Any, ...], int]:
         cursor.execute(
             self._sql(f"SELECT key_id, {_KEY_COLUMNS} FROM series_keys WHERE machine_class = ?"),
             (machine_class,),
@@ -295,20 +314,17 @@ def _series_of(
 ) -> list[Series]:
     """Rows, in run order, grouped into series."""
     placed = {run.run_id: (run.started_at, run.commit) for run in runs}
-    points: dict[int, list[Point]] = {}
+    # Lists indexed by key id, not a dict: this loop runs once per stored measurement.
+    points: list[list[Point]] = [[] for _ in range(max(keys, default=0) + 1)]
     budgets: dict[int, float | None] = {}
-    new_point = Point  # a local name: this loop runs once per stored measurement
+    new_point = Point
     for run_id, key_id, value, low, high, verdict, budget in rows:
         at, commit = placed[run_id]
-        point = new_point(at, commit, value, low, high, verdict, run_id)
-        found = points.get(key_id)
-        if found is None:
-            points[key_id] = [point]
-        else:
-            found.append(point)
+        points[key_id].append(new_point(at, commit, value, low, high, verdict, run_id))
         budgets[key_id] = budget  # the latest run's: a budget removed is no budget
     result = []
-    for key_id, series_points in points.items():
+    for key_id in budgets:  # the keys with points, each once
+        series_points = points[key_id]
         machine_class, test_id, name, unit, statistic, lower_is_better = keys[key_id]
         result.append(
             Series(
