@@ -143,7 +143,13 @@ def main() -> None:
     parser.add_argument("--spacing", type=int, default=20)
     parser.add_argument("--methods", default="", help="comma-separated; all available by default")
     parser.add_argument("--slow", action="store_true", help="run spa on 1,000 points too")
+    parser.add_argument(
+        "--scale", type=int, default=0, metavar="N", help="only time N series of 1,000 runs"
+    )
     args = parser.parse_args()
+    if args.scale:
+        scale(args.scale, args.seed)
+        return
     methods = available()
     if args.methods:
         methods = {k: v for k, v in methods.items() if k in args.methods.split(",")}
@@ -166,6 +172,38 @@ def main() -> None:
                     tally.matched += len(errors)
                     tally.errors += errors
     report(tallies)
+
+
+def scale(count: int, seed: int) -> None:
+    """The whole analysis of ``count`` series of 1,000 runs (a step in one in three, a
+    budget on each): change points, the trend, the budget outlook, as the dashboard asks."""
+    from datetime import datetime, timedelta, timezone
+
+    from pytest_perfgate.history.changepoints import change_points
+    from pytest_perfgate.history.forecast import budget_outlook, trend
+    from pytest_perfgate.history.model import Point, Series
+
+    rng = np.random.default_rng(seed)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    times = [start + timedelta(hours=12 * i) for i in range(1000)]
+    everything = []
+    for n in range(count):
+        values, _ = history(rng, 1000, 0.05 if n % 3 == 0 else 0.0, 20)
+        points = tuple(
+            Point(at, f"c{i}", float(v))
+            for i, (at, v) in enumerate(zip(times, values, strict=True))
+        )
+        everything.append(Series(f"t.py::test_{n}", "time", "s", True, "median", "m", points, 1.2))
+    started, cpu = time.perf_counter(), time.process_time()
+    for series in everything:
+        changes = change_points(series)
+        line = trend(series, changes=changes)
+        budget_outlook(series, line=line)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(
+        f"{count} series x 1,000 runs: {seconds:.2f} s wall, {cpu:.2f} s CPU "
+        f"({cpu / count * 1e3:.2f} ms CPU a series)"
+    )
 
 
 def report(tallies: dict[tuple[str, float, int], Tally]) -> None:

@@ -76,7 +76,7 @@ def main() -> None:
         f"{'noise':8} {'pts':>4} {'slope/q':>7} {'step':>4} {'horizon':>7} "
         f"{'cover80':>7} {'cover95':>7}"
     )
-    calibration = np.zeros((5, 2))
+    calibration = np.zeros((5, 3))  # per band of predicted chance: runs, breaches, chances
     for tails in ("gaussian", "student4"):
         for points in (30, 120):
             for slope in (0.0, 0.03):
@@ -98,7 +98,7 @@ def main() -> None:
                                 inside[h, c] += band.low <= new <= band.high
                             budget = line.level * 1.05
                             chance = line.probability_above(at, budget)
-                            calibration[min(int(chance * 5), 4)] += (1, new > budget)
+                            calibration[min(int(chance * 5), 4)] += (1, new > budget, chance)
                     for h, quarters in enumerate(HORIZONS):
                         print(
                             f"{tails:8} {points:4} {slope:7.0%} {'yes' if step else 'no':>4} "
@@ -107,11 +107,11 @@ def main() -> None:
                         )
     print("\nbreach chance (budget 5% above the fitted level), predicted vs observed:")
     for b in range(5):
-        count, breached = calibration[b]
+        count, breached, chances = calibration[b]
         if count:
             print(
-                f"  predicted {b * 20:3}-{b * 20 + 20:3}%: observed {breached / count:6.1%} "
-                f"of {int(count)}"
+                f"  predicted {b * 20:3}-{b * 20 + 20:3}% (mean {chances / count:5.1%}): "
+                f"observed {breached / count:6.1%} of {int(count)}"
             )
 
 

@@ -30,7 +30,8 @@ from .report.terminal import render_table, verdict_counts
 from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the history's values, for the history commands' annotations
+    from .history.model import Series
     from .history.views import HistoryView
 
 
@@ -720,7 +721,146 @@ def _history_analysis_commands(
 ) -> dict[str, HistoryRunner]:
     """The analysis block's ``perfgate history changes|forecast``: it adds their parsers
     to ``commands`` and returns the runner of each by name."""
-    return {}
+    changes = commands.add_parser(
+        "changes",
+        help="print the change points of every measurement: when, how much, which commits",
+        description="Change points (E-divisive means) of every measurement over the whole "
+        "history; --since shows only the changes of the last DAYS days.",
+    )
+    changes.add_argument("--since", metavar="DAYS", type=_days, help="only the last DAYS days")
+    forecast = commands.add_parser(
+        "forecast",
+        help="print each budgeted measurement's trend and its chance of a breach by quarter",
+        description="For every measurement with a budget: its trend since the last change "
+        "point and, for this quarter and the next, the chance that a run is past the budget. "
+        "With --growth, --load and --capacity: when the growing load outgrows the capacity.",
+    )
+    forecast.add_argument("--quarters", type=int, default=4, help="quarters ahead (default: 4)")
+    forecast.add_argument(
+        "--growth", type=float, metavar="FRACTION", help="load growth per quarter, 0.15 for 15%%"
+    )
+    forecast.add_argument("--load", type=float, help="today's load, e.g. requests per second")
+    forecast.add_argument(
+        "--capacity",
+        type=float,
+        help="for a cost per unit of load: the capacity in load x unit (e.g. busy cores); "
+        "for a throughput: the number of instances",
+    )
+    forecast.add_argument(
+        "--test", metavar="TEXT", default="", help="only measurements whose id contains TEXT"
+    )
+    return {"changes": _history_changes, "forecast": _history_forecast}
+
+
+def _history_changes(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from .history.changepoints import change_points
+    from .history.store import open_history
+    from .model import format_quantity
+
+    with open_history(history_location(args.history)) as history:
+        everything = history.series()
+    since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
+    found = [
+        (change, series)
+        for series in everything
+        for change in change_points(series)
+        if since is None or change.at >= since
+    ]
+    found.sort(key=lambda pair: pair[0].at, reverse=True)
+    for change, series in found:
+        commits = f"{change.commit_before or '?'}..{change.commit_after or '?'}"
+        print(
+            f"{change.at:%Y-%m-%d}  {_series_label(series)}  {change.change:+.1%} "
+            f"(95% CI {change.change_low:+.1%}..{change.change_high:+.1%})  "
+            f"{format_quantity(change.before, series.unit)} -> "
+            f"{format_quantity(change.after, series.unit)}  {commits}  p={change.p_value:.1g}  "
+            f"{'slower' if change.regression else 'faster'}"
+        )
+    window = "" if args.since is None else f" in the last {args.since:g} days"
+    print(f"perfgate history changes: {len(found)} change(s){window} in {len(everything)} series")
+    return 0
+
+
+def _series_label(series: Series) -> str:
+    name = "" if series.name == "time" else f" [{series.name}]"
+    return f"{series.test_id}{name} ({series.machine_class})"
+
+
+def _history_forecast(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .history.store import open_history
+
+    capacity = (args.growth, args.load, args.capacity)
+    if any(v is not None for v in capacity) and any(v is None for v in capacity):
+        print("perfgate history forecast: error: --growth, --load and --capacity go together")
+        return 2
+    if not 1 <= args.quarters <= 40:
+        print("perfgate history forecast: error: --quarters must be from 1 to 40")
+        return 2
+    with open_history(history_location(args.history)) as history:
+        chosen = [s for s in history.series() if args.test in f"{s.test_id}::{s.name}"]
+    now = datetime.now(timezone.utc)
+    budgeted = 0
+    for series in chosen:
+        lines = _budget_lines(series, args.quarters, now)
+        if args.growth is not None:
+            lines += _capacity_lines(series, args, now)
+        if lines:
+            budgeted += series.budget is not None
+            print(f"{_series_label(series)}")
+            print("\n".join(f"  {line}" for line in lines))
+    print(
+        f"perfgate history forecast: {budgeted} of {len(chosen)} series have a budget "
+        "(declare them with @pytest.mark.perf(budget=...) or [tool.perfgate.budgets])"
+    )
+    return 0
+
+
+def _budget_lines(series: Series, quarters: int, now: datetime) -> list[str]:
+    from .history.forecast import budget_outlook
+    from .model import format_quantity
+
+    outlook = budget_outlook(series, quarters, now=now)
+    if outlook is None:
+        return []
+    unit = series.unit
+    state = "OVER BUDGET in the latest run; " if outlook.over_budget else ""
+    breach = (
+        outlook.first_breach.label if outlook.first_breach else f"not within {quarters} quarters"
+    )
+    return [
+        f"budget {format_quantity(outlook.budget, unit)}: {state}level "
+        f"{format_quantity(outlook.current, unit)} ({outlook.headroom:+.1%} headroom), trend "
+        f"{outlook.trend.change_per_quarter:+.1%} a quarter over {outlook.trend.points} runs",
+        "chance of a breach: "
+        + ", ".join(f"{q.quarter.label} {q.breach_probability:.0%}" for q in outlook.quarters)
+        + f"; expected breach: {breach}",
+    ]
+
+
+def _capacity_lines(series: Series, args: argparse.Namespace, now: datetime) -> list[str]:
+    from .history.forecast import capacity_outlook
+
+    try:
+        outlook = capacity_outlook(
+            series, args.growth, args.capacity, load=args.load, quarters=args.quarters, now=now
+        )
+    except ValueError as error:
+        return [f"capacity: {error}"]
+    if outlook is None:
+        return []
+    runs_out = (
+        outlook.runs_out.label if outlook.runs_out else f"not within {args.quarters} quarters"
+    )
+    return [
+        f"capacity at {args.growth:.0%} more load a quarter: "
+        f"{outlook.utilisation_now:.0%} used now; "
+        + ", ".join(f"{q.quarter.label} {q.utilisation:.0%}" for q in outlook.quarters)
+        + f"; runs out: {runs_out}"
+    ]
 
 
 def _run_kinds() -> list[Any]:

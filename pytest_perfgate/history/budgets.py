@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, final
 
+from ..model import Comparison, Direction, Measurement, format_quantity
 from ..probes.units import SIZE_UNITS
 
 #: Seconds per time unit, by the unit's name.
@@ -184,12 +185,34 @@ def over_budget(level: float, budget: float, lower_is_better: bool) -> float | N
     return excess if excess > 0.0 else None
 
 
+def budget_notes(measured: Iterable[tuple[Measurement, Comparison]]) -> list[str]:
+    """One line per measurement past its budget in this run: what the terminal summary
+    notes, and what ``--perf-fail-over-budget`` fails a test with."""
+    notes = []
+    for measurement, comparison in measured:
+        budget = measurement.details.get(DETAILS_KEY)
+        if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
+            continue
+        lower_is_better = comparison.direction is Direction.LOWER_IS_BETTER
+        excess = over_budget(comparison.now, budget, lower_is_better)
+        if excess is None:
+            continue
+        side = "over" if lower_is_better else "under"
+        notes.append(
+            f"{comparison.label}: {comparison.statistic} "
+            f"{format_quantity(comparison.now, comparison.unit)} is {side} its budget of "
+            f"{format_quantity(budget, comparison.unit)} ({excess:.1%} past it)"
+        )
+    return notes
+
+
 __all__: Sequence[str] = (
     "DETAILS_KEY",
     "Budget",
     "BudgetError",
     "MarkerBudget",
     "budget_for",
+    "budget_notes",
     "dimension_of",
     "over_budget",
     "parse_budget",

@@ -1,10 +1,11 @@
 """Trends, budget outlooks and capacity projections of one measurement's history.
 
-The trend is a least-squares line over time through the points since the series' last
-change point, with the classical prediction interval of one new run (Student's t on the
+The trend is a least-squares line over time through the logarithms of the points since the
+series' last step (run-to-run noise is relative: a tenth slower at twice the level is the
+same noise), with the classical prediction interval of one new run (Student's t on the
 residuals, widening with the distance from the fitted points); the outlooks read that line
-forward over calendar quarters. A change point restarts the trend, so a step is never read
-as a slope. The model and its measured coverage are in docs/explanation/history-analysis.md.
+forward over calendar quarters. A step restarts the trend, so it is never read as a slope.
+The model and its measured coverage are in docs/explanation/history-analysis.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from typing import TYPE_CHECKING, final
 from .model import Series
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from .changepoints import ChangePoint
+
+    FloatArray = npt.NDArray[np.float64]
 
 #: Days in an average calendar quarter: what "per quarter" means for a slope or a growth.
 QUARTER_DAYS = 365.25 / 4
@@ -75,58 +81,113 @@ class Prediction:
 @final
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """A straight line over time through a series' points since its last change point."""
+    """A straight line over time through a series' points since its last step, read two
+    ways: through their logarithms (a steady relative growth, compounding) and through the
+    values themselves (a steady absolute growth); the noise around it is relative.
+
+    Which of the two a measurement follows, a history of a few quarters cannot tell; a
+    forecast as far ahead as the history is long can tell them apart by more than the
+    noise. So the prediction interval spans both lines' intervals, and a breach's chance
+    is the average of both: where the lines agree (a flat or slow trend, a near horizon)
+    that is the classical interval, and where they part it widens by what is not known.
+    """
 
     since_index: int  #: the first point the line was fitted to, in ``series.points``
     since: datetime  #: that point's time
     origin: datetime  #: where time is 0 in the fit (the last point's time)
-    level: float  #: the line's value at ``origin``, in the series' unit
-    slope_per_day: float  #: change of the level per day, in the series' unit
-    residual_scale: float  #: the residuals' standard deviation, in the series' unit
+    level: float  #: the log line's value at ``origin``, in the series' unit
+    log_slope_per_day: float  #: the level's logarithm's change per day (+0.001 is ~0.1%)
+    log_residual_scale: float  #: the residuals' standard deviation, in log units (~relative)
+    linear_level: float  #: the straight line's value at ``origin``, in the series' unit
+    linear_slope_per_day: float  #: the straight line's change per day, in the series' unit
     points: int  #: how many points the line was fitted to
     mean_days: float  #: the mean of the fitted points' time (days from ``origin``)
     spread_days: float  #: the sum of squared deviations of those times (days squared)
 
     @property
     def change_per_quarter(self) -> float:
-        """The slope as a fraction of the level per 91.3 days (+0.02 is 2% a quarter)."""
-        return self.slope_per_day * QUARTER_DAYS / self.level if self.level else 0.0
+        """The growth of the level per 91.3 days (+0.02 is 2% a quarter)."""
+        return math.expm1(self.log_slope_per_day * QUARTER_DAYS)
 
     @property
     def freedom(self) -> int:
         """Degrees of freedom of the residuals: a line costs two, a flat level one."""
         return self.points - (2 if self.spread_days > 0.0 else 1)
 
+    def centres(self, at: datetime) -> tuple[float, ...]:
+        """Each line's value at ``at``: the compounding one, and the straight one while it
+        stays positive."""
+        days = _days(at, self.origin)
+        compounding = self.level * math.exp(self.log_slope_per_day * days)
+        straight = self.linear_level + self.linear_slope_per_day * days
+        return (compounding, straight) if straight > 0.0 else (compounding,)
+
     def expected(self, at: datetime) -> float:
-        """The line's value at ``at``."""
-        return self.level + self.slope_per_day * _days(at, self.origin)
+        """The trend's value at ``at``: the geometric mean of the lines' values."""
+        centres = self.centres(at)
+        return math.exp(sum(math.log(c) for c in centres) / len(centres))
 
     def scale_at(self, at: datetime) -> float:
-        """The standard error of one new run at ``at``: the residuals' spread, widened by
-        the uncertainty of the fitted level and slope there."""
+        """The standard error of one new run's logarithm at ``at``: the residuals' spread,
+        widened by the uncertainty of the fitted level and slope there."""
         days = _days(at, self.origin)
         leverage = 1.0 / self.points
         if self.spread_days > 0.0:
             leverage += (days - self.mean_days) ** 2 / self.spread_days
-        return self.residual_scale * math.sqrt(1.0 + leverage)
+        return self.log_residual_scale * math.sqrt(1.0 + leverage)
 
     def predict(self, at: datetime, coverage: float = 0.8) -> Prediction:
-        """The trend's expectation of one run at ``at`` and its prediction interval."""
+        """The trend's expectation of one run at ``at`` and its prediction interval: the
+        quantiles of the two lines' predictions mixed half and half."""
         from scipy.special import stdtrit
 
-        expected = self.expected(at)
-        half = float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at)
-        return Prediction(at, expected, expected - half, expected + half, coverage)
+        half = math.exp(float(stdtrit(self.freedom, 0.5 + coverage / 2.0)) * self.scale_at(at))
+        centres = self.centres(at)
+        low, high = min(centres) / half, max(centres) * half
+        if len(centres) > 1 and low < high and self.scale_at(at) > 0.0:
+            tail = (1.0 - coverage) / 2.0
+            low, high = self._quantiles(at, (1.0 - tail, tail), low, high)
+        return Prediction(at, self.expected(at), low, high, coverage)
 
-    def probability_above(self, at: datetime, threshold: float) -> float:
-        """The chance that one run at ``at`` measures more than ``threshold``."""
+    def _quantiles(
+        self, at: datetime, aboves: tuple[float, float], low: float, high: float
+    ) -> tuple[float, float]:
+        """The values with chances ``aboves`` of a run above them, between ``low`` and
+        ``high`` (where each line's own quantile lies): the mixed chance on a grid of the
+        log scale, read between its 33 nodes (the chance is smooth there: a tenth of a
+        standard error apart, a straight line between nodes is off by far less)."""
+        import numpy as np
         from scipy.special import stdtr
 
+        grid = np.geomspace(low, high, 33)
         scale = self.scale_at(at)
-        distance = threshold - self.expected(at)
-        if scale == 0.0:
-            return 1.0 if distance < 0.0 else 0.0
-        return float(1.0 - stdtr(self.freedom, distance / scale))
+        chances = np.mean(
+            [
+                1.0 - stdtr(self.freedom, np.log(grid / centre) / scale)
+                for centre in self.centres(at)
+            ],
+            axis=0,
+        )
+        # The chance falls along the grid; np.interp wants its x rising.
+        found = np.exp(np.interp(-np.asarray(aboves), -chances, np.log(grid)))
+        return float(found[0]), float(found[1])
+
+    def probability_above(self, at: datetime, threshold: float) -> float:
+        """The chance that one run at ``at`` measures more than ``threshold``: the mean
+        of the chances under each line."""
+        from scipy.special import stdtr
+
+        if threshold <= 0.0:
+            return 1.0
+        scale = self.scale_at(at)
+        chances = []
+        for centre in self.centres(at):
+            distance = math.log(threshold / centre)
+            if scale == 0.0:
+                chances.append(1.0 if distance < 0.0 else 0.0)
+            else:
+                chances.append(float(1.0 - stdtr(self.freedom, distance / scale)))
+        return sum(chances) / len(chances)
 
 
 @final
@@ -186,43 +247,48 @@ def trend(
     import numpy as np
 
     points = series.points
+    stamps = np.array([point.at.timestamp() for point in points])
+    all_days = (stamps - stamps[-1]) / 86400.0 if len(stamps) else stamps
     if since_index is None:
-        since_index = _trend_start(series, changes)
+        since_index = _trend_start(series, changes, all_days)
     fitted = points[since_index:]
     if len(fitted) < MIN_TREND_POINTS:
         raise ValueError(
             f"{series.test_id} {series.name}: a trend needs {MIN_TREND_POINTS} points, "
             f"has {len(fitted)}"
         )
-    origin = points[-1].at
-    days = np.array([_days(point.at, origin) for point in fitted])
     values = np.array([point.value for point in fitted])
+    if not np.all(values > 0.0):
+        raise ValueError(f"{series.test_id} {series.name}: a trend needs positive values")
+    origin = points[-1].at
+    days = all_days[since_index:]
+    logs = np.log(values)
     mean_days = float(days.mean())
     spread = float(((days - mean_days) ** 2).sum())
-    # Runs a few seconds apart make a spread of rounding noise: read them as one instant.
-    slope = (
-        float(((days - mean_days) * (values - values.mean())).sum() / spread)
-        if spread > 1e-9
-        else 0.0
-    )
-    spread = spread if spread > 1e-9 else 0.0
-    level = float(values.mean()) - slope * mean_days
-    residuals = values - (level + slope * days)
+    if spread <= 1e-9:  # runs seconds apart make a spread of rounding noise: one instant
+        spread = 0.0
+    centred = days - mean_days
+    slope = float((centred * (logs - logs.mean())).sum() / spread) if spread else 0.0
+    linear_slope = float((centred * (values - values.mean())).sum() / spread) if spread else 0.0
+    intercept = float(logs.mean()) - slope * mean_days
+    residuals = logs - (intercept + slope * days)
     freedom = len(fitted) - (2 if spread else 1)
     return Trend(
         since_index=since_index,
         since=fitted[0].at,
         origin=origin,
-        level=level,
-        slope_per_day=slope,
-        residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
+        level=math.exp(intercept),
+        log_slope_per_day=slope,
+        log_residual_scale=math.sqrt(float((residuals**2).sum()) / freedom),
+        linear_level=float(values.mean()) - linear_slope * mean_days,
+        linear_slope_per_day=linear_slope,
         points=len(fitted),
         mean_days=mean_days,
         spread_days=spread,
     )
 
 
-def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -> int:
+def _trend_start(series: Series, changes: Sequence[ChangePoint] | None, days: FloatArray) -> int:
     """Where the current regime starts: after the last change point that is a step.
 
     A slow drift reaches a change-point detector as steps; reading each as a restart would
@@ -236,7 +302,7 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -
     current = len(bounds) - 1
     while current > 0:
         if len(series.points) - bounds[current] >= MIN_TREND_POINTS and _is_step(
-            series, bounds[current - 1], bounds[current]
+            series, bounds[current - 1], bounds[current], days
         ):
             return bounds[current]
         current -= 1
@@ -247,17 +313,16 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None = None) -
 STEP_SIGNIFICANCE = 0.001
 
 
-def _is_step(series: Series, start: int, change: int) -> bool:
+def _is_step(series: Series, start: int, change: int, all_days: FloatArray) -> bool:
     """Is a step at ``change`` significant over one line through ``points[start:]``?"""
     import numpy as np
     from scipy.special import stdtr
 
     fitted = series.points[start:]
-    origin = series.points[-1].at
-    days = np.array([_days(point.at, origin) for point in fitted])
+    days = all_days[start:]
     after = (np.arange(len(fitted)) >= change - start).astype(np.float64)
     design = np.column_stack((np.ones(len(fitted)), days, after))
-    values = np.array([point.value for point in fitted])
+    values = np.log(np.maximum([point.value for point in fitted], 1e-300))
     freedom = len(fitted) - 3
     if freedom < 1 or np.linalg.matrix_rank(design) < 3:
         return True
@@ -293,7 +358,10 @@ def budget_outlook(
     if series.budget is None or len(series.points) < MIN_TREND_POINTS:
         return None
     budget = series.budget
-    line = line or trend(series)
+    try:
+        line = line or trend(series)
+    except ValueError:  # a point that is not positive: no trend on a log scale
+        return None
     outlooks = []
     for quarter in _quarters(now or series.points[-1].at, quarters):
         above = line.probability_above(quarter.end, budget)
@@ -343,7 +411,10 @@ def capacity_outlook(
             "capacity and load must be positive and growth above -100%, got "
             f"capacity={capacity}, load={load}, growth_per_quarter={growth_per_quarter}"
         )
-    line = trend(series)
+    try:
+        line = trend(series)
+    except ValueError:  # a point that is not positive: no trend on a log scale
+        return None
     start = now or series.points[-1].at
 
     def utilisation(at: datetime, factor: float) -> float:
