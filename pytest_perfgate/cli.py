@@ -7,10 +7,12 @@ import importlib.metadata
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +30,9 @@ from .report.terminal import render_table, verdict_counts
 from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
 
-if TYPE_CHECKING:  # the history's values, for the analysis commands' annotations
-    from datetime import datetime
-
+if TYPE_CHECKING:  # the history's values, for the history commands' annotations
     from .history.model import Series
+    from .history.views import HistoryView
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "else [tool.perfgate] history_db, else .perfgate/history.sqlite.",
         )
     )
+    _dashboard_and_brief_commands(commands)
     _merge_arguments(
         commands.add_parser(
             "merge",
@@ -104,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     if args.command == "history":
         return _history(args)
+    if args.command == "dashboard":
+        return _dashboard(args)
+    if args.command == "brief":
+        return _brief(args)
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
@@ -450,6 +456,151 @@ def _ab_history(judged: RunResults, outcome: ab.ABOutcome, given: str | None) ->
         source="perfgate ab",
     )
     print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
+
+
+# -- perfgate dashboard, perfgate brief (history/dashboard.py, history/brief.py) -----------
+
+
+def _dashboard_and_brief_commands(commands: Any) -> None:
+    """Add ``perfgate dashboard`` and ``perfgate brief`` to the subcommands."""
+    _dashboard_arguments(
+        commands.add_parser(
+            "dashboard",
+            help="write the history's static dashboard (trend plots, change points, budgets)",
+            description="Write a static site of the run history into --out: an index of every "
+            "measurement and a page each with its trend plot. It opens from file://.",
+        )
+    )
+    _brief_arguments(
+        commands.add_parser(
+            "brief",
+            help="write a one-page brief of a period of the history, for managers",
+            description="What got slower and faster, the regressions the gate stopped, budgets "
+            "at risk and what the perf jobs cost, in plain words.",
+        )
+    )
+
+
+def _history_location_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="the run history: a path, sqlite:///PATH or postgresql://... (default: "
+        "[tool.perfgate] history_db, else .perfgate/history.sqlite)",
+    )
+
+
+def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    _history_location_argument(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("perfgate-dashboard"),
+        metavar="DIR",
+        help="where to write the site (default: perfgate-dashboard)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="AGE|DATE",
+        help="only runs since then: 90d, 12w, 6m, 1y or a date (default: the whole history)",
+    )
+
+
+def _brief_arguments(parser: argparse.ArgumentParser) -> None:
+    _history_location_argument(parser)
+    parser.add_argument(
+        "--since",
+        default="90d",
+        metavar="AGE|DATE",
+        help="the period's start: 90d, 12w, 6m, 1y or a date (default: 90d)",
+    )
+    parser.add_argument(
+        "--price-per-hour",
+        type=float,
+        metavar="PRICE",
+        help="what one machine-hour of the perf jobs costs, for the cost section",
+    )
+    parser.add_argument("--currency", default="$", help="written before prices (default: $)")
+    parser.add_argument("--format", choices=("md", "html", "pdf"), default="md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="where to write it (default: Markdown to the terminal, brief.html, brief.pdf)",
+    )
+
+
+def _read_history_for(
+    args: argparse.Namespace, command: str, since: str | None
+) -> HistoryView | None:
+    """The analysed history, or None after saying why."""
+    from .history.store import HistoryError
+    from .history.views import parse_since, read_history
+
+    now = datetime.now(timezone.utc)
+    try:
+        start = None if since is None else parse_since(since, now=now)
+        where = history_location(args.history)
+        return read_history(where, since=None if command == "brief" else start, now=now)
+    except (ValueError, OSError, HistoryError, SettingsError) as error:
+        print(f"perfgate {command}: error: {error}", file=sys.stderr)
+        return None
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .history.dashboard import write_dashboard
+    from .history.store import redacted
+
+    history = _read_history_for(args, "dashboard", args.since)
+    if history is None:
+        return 2
+    try:
+        site = write_dashboard(
+            history.views,
+            args.out,
+            generated_at=datetime.now(timezone.utc),
+            source=redacted(history_location(args.history)),  # no password on the page
+        )
+    except OSError as error:
+        print(f"perfgate dashboard: error: cannot write {args.out} ({error})", file=sys.stderr)
+        return 2
+    print(f"perfgate dashboard: {site.series} series, {site.pages} pages; open {site.index}")
+    return 0
+
+
+def _brief(args: argparse.Namespace) -> int:
+    from .history import brief
+    from .history.views import parse_since
+
+    history = _read_history_for(args, "brief", args.since)
+    if history is None:
+        return 2
+    now = datetime.now(timezone.utc)
+    facts = brief.make_brief(
+        history.views,
+        history.runs,
+        since=parse_since(args.since, now=now),
+        until=now,
+        price_per_hour=args.price_per_hour,
+        currency=args.currency,
+    )
+    if args.format == "md":
+        text = brief.render_brief_markdown(facts)
+        if args.out is None:
+            print(text, end="")
+            return 0
+        return 0 if _write(args.out, text, "brief", "brief") else 2
+    if args.format == "html":
+        path = args.out or Path("brief.html")
+        return 0 if _write(path, brief.render_brief_html(facts), "brief", "brief") else 2
+    path = args.out or Path("brief.pdf")
+    try:
+        brief.print_pdf(brief.render_brief_html(facts), path)
+    except (brief.PdfError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"perfgate brief: error: {error}", file=sys.stderr)
+        return 2
+    print(f"perfgate brief: brief written to {path}")
+    return 0
 
 
 def output_problem(path: Path) -> str | None:
