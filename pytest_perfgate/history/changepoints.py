@@ -56,6 +56,13 @@ WINDOW = 50
 #: Otava does: a change tested inside a window has fewer points on each side.
 SPLIT_LOOSENESS = 10.0
 
+#: A run further than this many robust standard deviations (on the log scale) from the
+#: median of the runs around it is a spike (a CI hiccup): it is pulled back to that
+#: distance before any analysis, so one run cannot make or hide a change or bend a trend.
+SPIKE_LIMIT = 5.0
+#: How many runs the median a spike is judged against spans (the run in the middle).
+SPIKE_WINDOW = 11
+
 
 def change_points(
     series: Series,
@@ -68,7 +75,7 @@ def change_points(
     p-value kept; a segment shorter than ``min_segment`` points is never split off."""
     import numpy as np
 
-    values = np.asarray(series.values, dtype=np.float64)
+    values = despiked(np.asarray(series.values, dtype=np.float64))
     kept = _detect(values, significance, min_segment, window)
     moments = _Moments(values)
     bounds = [0, *kept, len(values)]
@@ -89,7 +96,32 @@ def change_indices(
     alone, for benchmarks and callers without a :class:`Series`."""
     import numpy as np
 
-    return _detect(np.asarray(values, dtype=np.float64), significance, min_segment, window)
+    return _detect(
+        despiked(np.asarray(values, dtype=np.float64)), significance, min_segment, window
+    )
+
+
+def despiked(values: FloatArray) -> FloatArray:
+    """``values`` with each spike pulled back to SPIKE_LIMIT robust standard deviations
+    from the median of the SPIKE_WINDOW runs around it, on the log scale (noise is
+    relative). A step survives: past its first few runs, the local median is across it.
+    Series too short, or not all positive, come back as they are."""
+    import numpy as np
+
+    if len(values) < SPIKE_WINDOW or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return values
+    logs = np.log(values)
+    half = SPIKE_WINDOW // 2
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(logs, half, mode="edge"), SPIKE_WINDOW
+    )
+    local = np.median(windows, axis=1)
+    residuals = logs - local
+    limit = SPIKE_LIMIT * 1.4826 * float(np.median(np.abs(residuals)))
+    if limit == 0.0:
+        return values
+    cleaned: FloatArray = np.exp(local + np.clip(residuals, -limit, limit))
+    return cleaned
 
 
 def _detect(values: FloatArray, significance: float, min_segment: int, window: int) -> list[int]:
@@ -326,4 +358,4 @@ def _relative_change(welch: _Welch) -> tuple[float, float, float]:
     return change, change - quantile * error, change + quantile * error
 
 
-__all__: Sequence[str] = ("ChangePoint", "change_indices", "change_points")
+__all__: Sequence[str] = ("ChangePoint", "change_indices", "change_points", "despiked")
