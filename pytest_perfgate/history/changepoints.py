@@ -118,21 +118,18 @@ def despiked(values: FloatArray) -> FloatArray:
     the runs before it and the runs after it (SPIKE_WINDOW // 2 each), or below both, is
     brought to that distance from the nearer median. A step is no spike: the runs after it
     agree with it. Series too short, or not all positive, come back as they are."""
-    import warnings
-
     import numpy as np
 
     if len(values) < SPIKE_WINDOW or not np.all(np.isfinite(values)) or np.any(values <= 0):
         return values
     logs = np.log(values)
     half = SPIKE_WINDOW // 2
-    padded = np.pad(logs, half, constant_values=np.nan)
+    # Mirrored at the ends: the first run's "before" are the runs after it.
+    padded = np.pad(logs, half, mode="reflect")
     sides = np.lib.stride_tricks.sliding_window_view(padded, half)
-    with warnings.catch_warnings():  # the first and last runs have no runs on one side
-        warnings.simplefilter("ignore", RuntimeWarning)
-        before = np.nanmedian(sides[: len(logs)], axis=1)
-        after = np.nanmedian(sides[half + 1 : half + 1 + len(logs)], axis=1)
-        centre = np.nanmean(np.stack((before, after)), axis=0)
+    before = np.median(sides[: len(logs)], axis=1)
+    after = np.median(sides[half + 1 : half + 1 + len(logs)], axis=1)
+    centre = (before + after) / 2.0
     limit = SPIKE_LIMIT * 1.4826 * float(np.median(np.abs(logs - centre)))
     if limit == 0.0:
         return values
