@@ -1,11 +1,11 @@
 """Trends, budget outlooks and capacity projections of one measurement's history.
 
-The trend is a least-squares line over time through the logarithms of the points since the
-series' last step (run-to-run noise is relative: a tenth slower at twice the level is the
-same noise), with the classical prediction interval of one new run (Student's t on the
-residuals, widening with the distance from the fitted points); the outlooks read that line
-forward over calendar quarters. A step restarts the trend, so it is never read as a slope.
-The model and its measured coverage are in docs/explanation/history-analysis.md.
+The trend is fitted by least squares over time to the runs since the series' last step
+(spikes pulled back), twice: a compounding line through their logarithms and a straight one
+through the values; the noise is relative and the prediction of one new run mixes both
+lines' classical t intervals half and half. The outlooks read it forward over calendar
+quarters. A step restarts the trend, so it is never read as a slope. The model and its
+measured coverage are in docs/explanation/history-analysis.md.
 """
 
 from __future__ import annotations
