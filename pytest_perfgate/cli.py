@@ -7,12 +7,14 @@ import importlib.metadata
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import ab
 from .baseline import BaselineError, BaselineStore, write_atomically
@@ -27,6 +29,10 @@ from .report.summary import look_texts
 from .report.terminal import render_table, verdict_counts
 from .results import ResultsError, RunResults, read_results, write_results
 from .settings import OPTIONS_BY_NAME, Settings, SettingsError, read_pyproject
+
+if TYPE_CHECKING:  # the history's values, for the history commands' annotations
+    from .history.model import Series
+    from .history.views import HistoryView
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "else [tool.perfgate] history_db, else .perfgate/history.sqlite.",
         )
     )
+    _dashboard_and_brief_commands(commands)
     _merge_arguments(
         commands.add_parser(
             "merge",
@@ -99,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     if args.command == "history":
         return _history(args)
+    if args.command == "dashboard":
+        return _dashboard(args)
+    if args.command == "brief":
+        return _brief(args)
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
@@ -447,6 +458,151 @@ def _ab_history(judged: RunResults, outcome: ab.ABOutcome, given: str | None) ->
     print(recording.message, file=sys.stdout if recording.ok else sys.stderr)
 
 
+# -- perfgate dashboard, perfgate brief (history/dashboard.py, history/brief.py) -----------
+
+
+def _dashboard_and_brief_commands(commands: Any) -> None:
+    """Add ``perfgate dashboard`` and ``perfgate brief`` to the subcommands."""
+    _dashboard_arguments(
+        commands.add_parser(
+            "dashboard",
+            help="write the history's static dashboard (trend plots, change points, budgets)",
+            description="Write a static site of the run history into --out: an index of every "
+            "measurement and a page each with its trend plot. It opens from file://.",
+        )
+    )
+    _brief_arguments(
+        commands.add_parser(
+            "brief",
+            help="write a one-page brief of a period of the history, for managers",
+            description="What got slower and faster, the regressions the gate stopped, budgets "
+            "at risk and what the perf jobs cost, in plain words.",
+        )
+    )
+
+
+def _history_location_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="the run history: a path, sqlite:///PATH or postgresql://... (default: "
+        "[tool.perfgate] history_db, else .perfgate/history.sqlite)",
+    )
+
+
+def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    _history_location_argument(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("perfgate-dashboard"),
+        metavar="DIR",
+        help="where to write the site (default: perfgate-dashboard)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="AGE|DATE",
+        help="only runs since then: 90d, 12w, 6m, 1y or a date (default: the whole history)",
+    )
+
+
+def _brief_arguments(parser: argparse.ArgumentParser) -> None:
+    _history_location_argument(parser)
+    parser.add_argument(
+        "--since",
+        default="90d",
+        metavar="AGE|DATE",
+        help="the period's start: 90d, 12w, 6m, 1y or a date (default: 90d)",
+    )
+    parser.add_argument(
+        "--price-per-hour",
+        type=float,
+        metavar="PRICE",
+        help="what one machine-hour of the perf jobs costs, for the cost section",
+    )
+    parser.add_argument("--currency", default="$", help="written before prices (default: $)")
+    parser.add_argument("--format", choices=("md", "html", "pdf"), default="md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="where to write it (default: Markdown to the terminal, brief.html, brief.pdf)",
+    )
+
+
+def _read_history_for(
+    args: argparse.Namespace, command: str, since: str | None
+) -> HistoryView | None:
+    """The analysed history, or None after saying why."""
+    from .history.store import HistoryError
+    from .history.views import parse_since, read_history
+
+    now = datetime.now(timezone.utc)
+    try:
+        start = None if since is None else parse_since(since, now=now)
+        where = history_location(args.history)
+        return read_history(where, since=None if command == "brief" else start, now=now)
+    except (ValueError, OSError, HistoryError, SettingsError) as error:
+        print(f"perfgate {command}: error: {error}", file=sys.stderr)
+        return None
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .history.dashboard import write_dashboard
+    from .history.store import redacted
+
+    history = _read_history_for(args, "dashboard", args.since)
+    if history is None:
+        return 2
+    try:
+        site = write_dashboard(
+            history.views,
+            args.out,
+            generated_at=datetime.now(timezone.utc),
+            source=redacted(history_location(args.history)),  # no password on the page
+        )
+    except OSError as error:
+        print(f"perfgate dashboard: error: cannot write {args.out} ({error})", file=sys.stderr)
+        return 2
+    print(f"perfgate dashboard: {site.series} series, {site.pages} pages; open {site.index}")
+    return 0
+
+
+def _brief(args: argparse.Namespace) -> int:
+    from .history import brief
+    from .history.views import parse_since
+
+    history = _read_history_for(args, "brief", args.since)
+    if history is None:
+        return 2
+    now = datetime.now(timezone.utc)
+    facts = brief.make_brief(
+        history.views,
+        history.runs,
+        since=parse_since(args.since, now=now),
+        until=now,
+        price_per_hour=args.price_per_hour,
+        currency=args.currency,
+    )
+    if args.format == "md":
+        text = brief.render_brief_markdown(facts)
+        if args.out is None:
+            print(text, end="")
+            return 0
+        return 0 if _write(args.out, text, "brief", "brief") else 2
+    if args.format == "html":
+        path = args.out or Path("brief.html")
+        return 0 if _write(path, brief.render_brief_html(facts), "brief", "brief") else 2
+    path = args.out or Path("brief.pdf")
+    try:
+        brief.print_pdf(brief.render_brief_html(facts), path)
+    except (brief.PdfError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"perfgate brief: error: {error}", file=sys.stderr)
+        return 2
+    print(f"perfgate brief: brief written to {path}")
+    return 0
+
+
 def output_problem(path: Path) -> str | None:
     """Why a report could not be written at ``path`` (None when it likely can): checked
     before a long run, so that the run is not lost at the end."""
@@ -565,7 +721,146 @@ def _history_analysis_commands(
 ) -> dict[str, HistoryRunner]:
     """The analysis block's ``perfgate history changes|forecast``: it adds their parsers
     to ``commands`` and returns the runner of each by name."""
-    return {}
+    changes = commands.add_parser(
+        "changes",
+        help="print the change points of every measurement: when, how much, which commits",
+        description="Change points (E-divisive means) of every measurement over the whole "
+        "history; --since shows only the changes of the last DAYS days.",
+    )
+    changes.add_argument("--since", metavar="DAYS", type=_days, help="only the last DAYS days")
+    forecast = commands.add_parser(
+        "forecast",
+        help="print each budgeted measurement's trend and its chance of a breach by quarter",
+        description="For every measurement with a budget: its trend since the last change "
+        "point and, for this quarter and the next, the chance that a run is past the budget. "
+        "With --growth, --load and --capacity: when the growing load outgrows the capacity.",
+    )
+    forecast.add_argument("--quarters", type=int, default=4, help="quarters ahead (default: 4)")
+    forecast.add_argument(
+        "--growth", type=float, metavar="FRACTION", help="load growth per quarter, 0.15 for 15%%"
+    )
+    forecast.add_argument("--load", type=float, help="today's load, e.g. requests per second")
+    forecast.add_argument(
+        "--capacity",
+        type=float,
+        help="for a cost per unit of load: the capacity in load x unit (e.g. busy cores); "
+        "for a throughput: the number of instances",
+    )
+    forecast.add_argument(
+        "--test", metavar="TEXT", default="", help="only measurements whose id contains TEXT"
+    )
+    return {"changes": _history_changes, "forecast": _history_forecast}
+
+
+def _history_changes(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from .history.changepoints import change_points
+    from .history.store import open_history
+    from .model import format_quantity
+
+    with open_history(history_location(args.history)) as history:
+        everything = history.series()
+    since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
+    found = [
+        (change, series)
+        for series in everything
+        for change in change_points(series)
+        if since is None or change.at >= since
+    ]
+    found.sort(key=lambda pair: pair[0].at, reverse=True)
+    for change, series in found:
+        commits = f"{change.commit_before or '?'}..{change.commit_after or '?'}"
+        print(
+            f"{change.at:%Y-%m-%d}  {_series_label(series)}  {change.change:+.1%} "
+            f"(95% CI {change.change_low:+.1%}..{change.change_high:+.1%})  "
+            f"{format_quantity(change.before, series.unit)} -> "
+            f"{format_quantity(change.after, series.unit)}  {commits}  p={change.p_value:.1g}  "
+            f"{'slower' if change.regression else 'faster'}"
+        )
+    window = "" if args.since is None else f" in the last {args.since:g} days"
+    print(f"perfgate history changes: {len(found)} change(s){window} in {len(everything)} series")
+    return 0
+
+
+def _series_label(series: Series) -> str:
+    name = "" if series.name == "time" else f" [{series.name}]"
+    return f"{series.test_id}{name} ({series.machine_class})"
+
+
+def _history_forecast(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .history.store import open_history
+
+    capacity = (args.growth, args.load, args.capacity)
+    if any(v is not None for v in capacity) and any(v is None for v in capacity):
+        print("perfgate history forecast: error: --growth, --load and --capacity go together")
+        return 2
+    if not 1 <= args.quarters <= 40:
+        print("perfgate history forecast: error: --quarters must be from 1 to 40")
+        return 2
+    with open_history(history_location(args.history)) as history:
+        chosen = [s for s in history.series() if args.test in f"{s.test_id}::{s.name}"]
+    now = datetime.now(timezone.utc)
+    budgeted = 0
+    for series in chosen:
+        lines = _budget_lines(series, args.quarters, now)
+        if args.growth is not None:
+            lines += _capacity_lines(series, args, now)
+        if lines:
+            budgeted += series.budget is not None
+            print(f"{_series_label(series)}")
+            print("\n".join(f"  {line}" for line in lines))
+    print(
+        f"perfgate history forecast: {budgeted} of {len(chosen)} series have a budget "
+        "(declare them with @pytest.mark.perf(budget=...) or [tool.perfgate.budgets])"
+    )
+    return 0
+
+
+def _budget_lines(series: Series, quarters: int, now: datetime) -> list[str]:
+    from .history.forecast import budget_outlook
+    from .model import format_quantity
+
+    outlook = budget_outlook(series, quarters, now=now)
+    if outlook is None:
+        return []
+    unit = series.unit
+    state = "OVER BUDGET in the latest run; " if outlook.over_budget else ""
+    breach = (
+        outlook.first_breach.label if outlook.first_breach else f"not within {quarters} quarters"
+    )
+    return [
+        f"budget {format_quantity(outlook.budget, unit)}: {state}level "
+        f"{format_quantity(outlook.current, unit)} ({outlook.headroom:+.1%} headroom), trend "
+        f"{outlook.trend.change_per_quarter:+.1%} a quarter over {outlook.trend.points} runs",
+        "chance of a breach: "
+        + ", ".join(f"{q.quarter.label} {q.breach_probability:.0%}" for q in outlook.quarters)
+        + f"; expected breach: {breach}",
+    ]
+
+
+def _capacity_lines(series: Series, args: argparse.Namespace, now: datetime) -> list[str]:
+    from .history.forecast import capacity_outlook
+
+    try:
+        outlook = capacity_outlook(
+            series, args.growth, args.capacity, load=args.load, quarters=args.quarters, now=now
+        )
+    except ValueError as error:
+        return [f"capacity: {error}"]
+    if outlook is None:
+        return []
+    runs_out = (
+        outlook.runs_out.label if outlook.runs_out else f"not within {args.quarters} quarters"
+    )
+    return [
+        f"capacity at {args.growth:.0%} more load a quarter: "
+        f"{outlook.utilisation_now:.0%} used now; "
+        + ", ".join(f"{q.quarter.label} {q.utilisation:.0%}" for q in outlook.quarters)
+        + f"; runs out: {runs_out}"
+    ]
 
 
 def _run_kinds() -> list[Any]:

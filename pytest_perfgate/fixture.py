@@ -8,6 +8,7 @@ is handed to it as a :class:`TestContext`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import time
@@ -376,7 +377,23 @@ class PerfFixture:
             # protect a verdict, and a refresh fails nothing.
             resample=None if context.settings.update_baselines else resample,
         )
-        self._results.append(Result(judgement.measurement, judgement.comparison))
+        measurement = self._with_budget(judgement.measurement)
+        self._results.append(Result(measurement, judgement.comparison))
+
+    def _with_budget(self, measurement: Measurement) -> Measurement:
+        """``measurement`` with its declared budget in its details, in its unit."""
+        context = self._context
+        if context.spec.budget is None and not context.settings.budgets:
+            return measurement
+        from .history.budgets import budget_for, with_budget
+
+        name = measurement.name
+        budget = budget_for(context.test_id, name, context.spec.budget, context.settings.budgets)
+        if budget is None:
+            return measurement
+        where = f"{context.test_id} measurement {name!r}"
+        details = with_budget(measurement.details, budget, measurement.unit, where)
+        return dataclasses.replace(measurement, details=details)
 
     def _judge_at_finish(self, measurement: Measurement) -> None:
         """Judge ``measurement`` when the test's call ends; its name is claimed already,

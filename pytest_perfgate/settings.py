@@ -20,6 +20,7 @@ from .model import MAX_LOOPS
 from .model import OnMismatch as OnMismatch  # the gate's enum, re-exported for callers
 
 if TYPE_CHECKING:  # sampling imports numpy: pytest loads this module in every run
+    from .history.budgets import Budget, MarkerBudget
     from .sampling import SamplingPlan
 
 if sys.version_info >= (3, 11):
@@ -351,6 +352,16 @@ OPTIONS: tuple[Option, ...] = (
         "FRACTION",
     ),
 )
+OPTIONS += (
+    Option(
+        "fail_over_budget",
+        _flag,
+        "fail a test whose measurement is past its declared budget; without it, the "
+        "summary notes it (default: false)",
+        "BOOL",
+        is_boolean=True,
+    ),
+)
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
 
@@ -386,6 +397,9 @@ class Settings:
     max_stored_samples: int = 400
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
     normalize_margin: float = 0.5
+    fail_over_budget: bool = False
+    #: ``[tool.perfgate.budgets]``: test id (optionally ``::name``) and its budget
+    budgets: tuple[tuple[str, Budget], ...] = ()
 
     @classmethod
     def resolve(
@@ -398,6 +412,9 @@ class Settings:
         """Defaults, then ``pyproject`` values, then ``cli`` values (None means unset)."""
         values: dict[str, Any] = {}
         for key, raw in (pyproject or {}).items():
+            if key == "budgets":  # a table of its own, not an option
+                values["budgets"] = _budget_table(raw, f"{pyproject_source}: budgets")
+                continue
             option = OPTIONS_BY_NAME.get(key.replace("-", "_"))
             if option is None or option.name == "update_baselines":
                 names = [o.name for o in OPTIONS if o.name != "update_baselines"]
@@ -428,6 +445,15 @@ def did_you_mean(word: str, known: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _budget_table(raw: Any, source: str) -> tuple[tuple[str, Budget], ...]:
+    from .history.budgets import BudgetError, parse_budget_table
+
+    try:
+        return parse_budget_table(raw, source)
+    except BudgetError as error:
+        raise SettingsError(str(error)) from None
+
+
 def _parse(option: Option, raw: Any, source: str) -> Any:
     try:
         return option.parse(raw)
@@ -450,6 +476,19 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     return table
 
 
+def _marker_budget(value: Any) -> MarkerBudget:
+    from .history.budgets import BudgetError, parse_marker_budget
+
+    try:
+        return parse_marker_budget(value)
+    except BudgetError as error:  # the caller puts "budget" in front
+        raise ValueError(str(error).removeprefix("budget ")) from None
+
+
+#: Marker keywords that are no session option, and how each is read (others: a count).
+_SPEC_PARSERS: Mapping[str, Callable[[Any], Any]] = {"budget": _marker_budget}
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class PerfSpec:
@@ -467,6 +506,8 @@ class PerfSpec:
     memory: bool | None = None
     speed_reference: bool | None = None
     measure: Measure | None = None  #: time or instructions, over the session's setting
+    #: "5 ms", "2 GB/s", or {measurement name: budget}: absolute budgets, over pyproject's
+    budget: MarkerBudget | None = None
 
     @classmethod
     def from_marker(cls, args: Sequence[Any], kwargs: Mapping[str, Any]) -> PerfSpec:
@@ -493,7 +534,9 @@ class PerfSpec:
             if value is None:
                 continue
             option = OPTIONS_BY_NAME.get(spec_field.name)
-            parse = option.parse if option is not None else _count
+            parse = (
+                option.parse if option is not None else _SPEC_PARSERS.get(spec_field.name, _count)
+            )
             try:
                 object.__setattr__(self, spec_field.name, parse(value))
             except ValueError as error:

@@ -249,7 +249,7 @@ def test_a_path_taken_as_a_boolean_flag_value_is_explained() -> None:
 
 def test_every_true_or_false_setting_is_a_boolean_option() -> None:
     booleans = {option.name for option in OPTIONS if option.is_boolean}
-    assert booleans == {"disable_gc", "memory", "speed_reference"}
+    assert booleans == {"disable_gc", "fail_over_budget", "memory", "speed_reference"}
     assert all(option.metavar == "BOOL" for option in OPTIONS if option.is_boolean)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     # The core imports numpy and scipy: pytest loads this module in every run, so they
     # are imported where the first perf test needs them (issue 13).
     from ..baseline import BaselineError, BaselineFile, BaselineStore
-    from ..fixture import PerfFixture
+    from ..fixture import PerfFixture, Result
     from ..gate import GatePolicy
     from ..model import Comparison, Environment, Measurement
     from ..refresh import RefreshReport
@@ -390,12 +390,23 @@ class PerfSession:
         if not results and self.settings.mode is not Mode.OFF:
             self.marked_without_measurement.append(item.nodeid)
         regressed = [r.comparison for r in results if r.comparison.verdict.fails]
-        if regressed and self.settings.mode is Mode.GATE and not self.settings.update_baselines:
+        if self.settings.mode is Mode.GATE and not self.settings.update_baselines:
             from ..model import explain
 
             lines = [f"performance regression in {c.label}: {explain(c)}" for c in regressed]
-            pytest.fail("\n".join(lines), pytrace=False)
+            lines += self._over_budget(results)
+            if lines:
+                pytest.fail("\n".join(lines), pytrace=False)
         return result
+
+    def _over_budget(self, results: Sequence[Result]) -> list[str]:
+        """With --perf-fail-over-budget: why the measurements past their budgets fail."""
+        if not self.settings.fail_over_budget:
+            return []
+        from ..history.budgets import budget_notes
+
+        pairs = [(r.measurement, r.comparison) for r in results]
+        return [f"over budget: {note}" for note in budget_notes(pairs)]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

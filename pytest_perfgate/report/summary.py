@@ -65,6 +65,7 @@ def summary_lines(summary: RunSummary, *, width: int, color: bool) -> list[Summa
         return []
     lines = _verdict_lines(summary, comparisons, width=width, color=color)
     lines += _note_lines(summary, comparisons)
+    lines += _budget_lines(summary)
     if summary.refresh is not None:
         lines += refresh_lines(summary.refresh, summary.baseline_root)
     lines += [SummaryLine(line) for line in summary.files]
@@ -210,6 +211,18 @@ def _note_lines(summary: RunSummary, comparisons: list[Comparison]) -> list[Summ
         )
         lines += [SummaryLine(f"  stale {name}") for name in summary.stale]
     return lines
+
+
+def _budget_lines(summary: RunSummary) -> list[SummaryLine]:
+    """Measurements past their declared budgets: a note, or with --perf-fail-over-budget
+    the reason their tests failed (printed with the failures already)."""
+    if summary.settings.fail_over_budget and summary.regressions_failed:
+        return []
+    from ..history.budgets import budget_notes
+
+    return [
+        SummaryLine(f"perfgate: note: {note}", "yellow") for note in budget_notes(summary.measured)
+    ]
 
 
 def refresh_lines(report: RefreshReport, root: Path) -> list[SummaryLine]:
