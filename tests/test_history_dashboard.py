@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from history_render_support import (
     flat_view,
     needs_chromium,
     record_stepped_history,
+    series,
     stepped_view,
 )
 
@@ -38,7 +40,7 @@ from pytest_perfgate.history.svg import (
     nice_ticks,
     render_trend_svg,
 )
-from pytest_perfgate.history.views import PARALLEL_FROM, views_of
+from pytest_perfgate.history.views import PARALLEL_FROM, view_of, views_of
 
 HOSTILE = "tests/test_x.py::test_x[<img src=x onerror=document.title='INJECTED'>]"
 
@@ -212,3 +214,11 @@ def test_the_browser_check_catches_broken_escaping(
     assert "img" in seen.tags
     assert "script-src" in (seen.root.get("data-perfgate-blocked") or "")
     assert "INJECTED" not in seen.title
+
+
+def test_the_change_over_30_days_is_of_levels_not_of_single_runs() -> None:
+    """One run six times slower (a busy machine) does not make the column say +500%."""
+    levels = (1e-3,) * 30 + (1.1e-3,) * 9 + (6e-3,)
+    view = view_of(series(levels=levels, every=timedelta(days=2)), now=NOW)
+    assert view.change_since == pytest.approx(0.1)
+    assert view_of(series(levels=(1e-3,) * 5), now=NOW).change_since is None
