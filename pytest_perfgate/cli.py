@@ -933,7 +933,12 @@ def _history_list(args: argparse.Namespace) -> int:
     from .model import printable
 
     since = None if args.since is None else datetime.now(timezone.utc) - timedelta(args.since)
-    with open_history(history_location(args.history)) as history:
+    location = history_location(args.history)
+    plain = location.removeprefix("sqlite:///")
+    if "://" not in plain and not Path(plain).exists():  # listing creates no history
+        print(f"perfgate history: no history at {plain}")
+        return 0
+    with open_history(location) as history:
         runs, tallies = history.runs(since), history.tallies()
         where = history.location
     if not runs:

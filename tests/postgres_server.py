@@ -4,6 +4,7 @@ server runs as the ``postgres`` user (which Debian's package creates)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -15,6 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# Imported here, at collection: pytester's in-process runs unload the modules a run
+# imported, and a psycopg imported again beside its already-loaded C extension raises
+# errors of classes the new module does not know.
+with contextlib.suppress(ImportError):
+    import psycopg  # noqa: F401
 
 
 def postgres_bin() -> Path | None:

@@ -107,6 +107,7 @@ class PerfSession:
     ) -> None:
         self.config = config
         self.settings = settings
+        self._started = time.monotonic()  #: for the run's wall time in the history
         #: perfgate provides the ``benchmark`` fixture (pytest-benchmark is not loaded).
         self.benchmark = benchmark
         self.is_worker = hasattr(config, "workerinput")
@@ -123,7 +124,6 @@ class PerfSession:
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
         self._final: RunResults | None = None  #: the run's results, once it has ended
-        self._started = time.monotonic()  #: for the run's wall time in the history
 
     @property
     def store(self) -> BaselineStore:
