@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_perfgate import cli
-from pytest_perfgate.history.changepoints import change_indices, change_points
+from pytest_perfgate.history.changepoints import change_indices, change_points, despiked
 from pytest_perfgate.history.model import Point, Series
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -142,3 +142,24 @@ def test_history_changes_prints_each_change_with_its_commits(
     assert "1 change(s) in 1 series" in out
     assert cli.main(["history", "changes", "--history", where, "--since", "30d"]) == 0
     assert "0 change(s) in the last 30 days in 1 series" in capsys.readouterr().out
+
+
+def test_a_spike_makes_no_change_and_hides_none() -> None:
+    flat = noisy(21, [(60, 0.010)])
+    flat[30] *= 15.0  # one run caught a CI hiccup
+    assert change_points(series_of(flat)) == []
+    # Two steps five runs apart, a spike between them: both found, the spike ignored.
+    steps = noisy(22, [(17, 0.00085), (5, 0.0032), (13, 0.020)], noise=0.03)
+    steps[18] = 0.066
+    found = change_points(series_of(steps))
+    assert [c.index for c in found] == [17, 22]
+    assert found[0].change_low < 0.0032 / 0.00085 - 1 < found[0].change_high
+
+
+def test_despiking_keeps_steps_and_pulls_spikes_back() -> None:
+    values = noisy(23, [(30, 1.0), (30, 1.1)])
+    assert np.array_equal(despiked(values), values)  # 2% noise and a 10% step: untouched
+    values[10] = 3.0
+    cleaned = despiked(values)
+    assert 1.0 < cleaned[10] < 1.25
+    assert np.array_equal(np.delete(cleaned, 10), np.delete(values, 10))

@@ -226,3 +226,12 @@ def test_history_forecast_prints_budget_outlooks_and_capacity(
     assert "--growth, --load and --capacity go together" in capsys.readouterr().out
     assert cli.main([*command, "--test", "nothing-like-it"]) == 0
     assert "0 of 0 series have a budget" in capsys.readouterr().out
+
+
+def test_a_spike_does_not_bend_the_trend() -> None:
+    values = drifting(4, 40, 0.0)
+    clean = trend(history(values))
+    values[35] *= 15.0
+    spiked = trend(history(values))
+    assert spiked.change_per_quarter == pytest.approx(clean.change_per_quarter, abs=0.01)
+    assert spiked.log_residual_scale < 1.5 * clean.log_residual_scale

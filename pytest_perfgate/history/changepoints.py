@@ -39,8 +39,9 @@ class ChangePoint:
     at: datetime  #: that point's time
     commit_before: str | None  #: the last commit measured before the change
     commit_after: str | None  #: the first commit measured after it
-    before: float  #: the level (mean) of the segment before, up to the previous change
-    after: float  #: the level (mean) of the segment after, up to the next change
+    before: float  #: the level of the segment before, up to the previous change (its
+    #: geometric mean; the mean where a value is not positive)
+    after: float  #: the level of the segment after, up to the next change
     change: float  #: after / before - 1 (+0.05 is 5% higher)
     change_low: float  #: 95% interval of ``change``
     change_high: float
@@ -56,6 +57,13 @@ WINDOW = 50
 #: Otava does: a change tested inside a window has fewer points on each side.
 SPLIT_LOOSENESS = 10.0
 
+#: A run further than this many robust standard deviations (on the log scale) from the
+#: median of the runs around it is a spike (a CI hiccup): it is pulled back to that
+#: distance before any analysis, so one run cannot make or hide a change or bend a trend.
+SPIKE_LIMIT = 5.0
+#: How many runs the median a spike is judged against spans (the run in the middle).
+SPIKE_WINDOW = 11
+
 
 def change_points(
     series: Series,
@@ -68,13 +76,12 @@ def change_points(
     p-value kept; a segment shorter than ``min_segment`` points is never split off."""
     import numpy as np
 
-    values = np.asarray(series.values, dtype=np.float64)
+    values, logarithmic = _analysed(np.asarray(series.values, dtype=np.float64))
     kept = _detect(values, significance, min_segment, window)
     moments = _Moments(values)
     bounds = [0, *kept, len(values)]
     return [
-        _change_point(series, moments, bounds[i], bounds[i + 1], bounds[i + 2])
-        for i in range(len(kept))
+        _change_point(series, moments, logarithmic, bounds[i : i + 3]) for i in range(len(kept))
     ]
 
 
@@ -89,7 +96,47 @@ def change_indices(
     alone, for benchmarks and callers without a :class:`Series`."""
     import numpy as np
 
-    return _detect(np.asarray(values, dtype=np.float64), significance, min_segment, window)
+    analysed, _ = _analysed(np.asarray(values, dtype=np.float64))
+    return _detect(analysed, significance, min_segment, window)
+
+
+def _analysed(values: FloatArray) -> tuple[FloatArray, bool]:
+    """What the detector reads: the logarithms of the despiked runs, so that relative
+    noise is the same at every level (a step from 1 to 20 ms leaves the noise its share);
+    the runs as they are when not all are positive. And whether they are logarithms."""
+    import numpy as np
+
+    if len(values) and np.all(np.isfinite(values)) and np.all(values > 0):
+        logs: FloatArray = np.log(despiked(values))
+        return logs, True
+    return values, False
+
+
+def despiked(values: FloatArray) -> FloatArray:
+    """``values`` with each spike pulled back: a run further than SPIKE_LIMIT robust
+    standard deviations (on the log scale: noise is relative) above the medians of both
+    the runs before it and the runs after it (SPIKE_WINDOW // 2 each), or below both, is
+    brought to that distance from the nearer median. A step is no spike: the runs after it
+    agree with it. Series too short, or not all positive, come back as they are."""
+    import numpy as np
+
+    if len(values) < SPIKE_WINDOW or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return values
+    logs = np.log(values)
+    half = SPIKE_WINDOW // 2
+    # Mirrored at the ends: the first run's "before" are the runs after it.
+    padded = np.pad(logs, half, mode="reflect")
+    sides = np.lib.stride_tricks.sliding_window_view(padded, half)
+    before = np.median(sides[: len(logs)], axis=1)
+    after = np.median(sides[half + 1 : half + 1 + len(logs)], axis=1)
+    centre = (before + after) / 2.0
+    limit = SPIKE_LIMIT * 1.4826 * float(np.median(np.abs(logs - centre)))
+    if limit == 0.0:
+        return values
+    high = np.fmax(before, after) + limit
+    low = np.fmin(before, after) - limit
+    cleaned: FloatArray = np.exp(np.clip(logs, low, high))
+    return cleaned
 
 
 def _detect(values: FloatArray, significance: float, min_segment: int, window: int) -> list[int]:
@@ -289,25 +336,43 @@ def _p_value(moments: _Moments, start: int, split: int, stop: int) -> float:
 
 
 def _change_point(
-    series: Series, moments: _Moments, start: int, index: int, stop: int
+    series: Series, moments: _Moments, logarithmic: bool, bounds: list[int]
 ) -> ChangePoint:
-    """The change at ``index``, sized between its neighbouring changes ``start`` and ``stop``."""
+    """The change at ``bounds[1]``, sized between its neighbouring changes ``bounds[0]``
+    and ``bounds[2]``."""
+    start, index, stop = bounds
     welch = _Welch.of(moments, start, index, stop)
-    change, low, high = _relative_change(welch)
-    worse = welch.after > welch.before if series.lower_is_better else welch.after < welch.before
+    change, low, high = (_ratio_change if logarithmic else _relative_change)(welch)
+    before, after = welch.before, welch.after
+    if logarithmic:  # geometric means: the level a run's median sits at
+        before, after = math.exp(before), math.exp(after)
+    worse = after > before if series.lower_is_better else after < before
     return ChangePoint(
         index=index,
         at=series.points[index].at,
         commit_before=series.points[index - 1].commit,
         commit_after=series.points[index].commit,
-        before=welch.before,
-        after=welch.after,
+        before=before,
+        after=after,
         change=change,
         change_low=low,
         change_high=high,
         p_value=_p_value(moments, start, index, stop),
         regression=worse,
     )
+
+
+def _ratio_change(welch: _Welch) -> tuple[float, float, float]:
+    """after / before - 1 with a 95% interval, from segments of logarithms: Welch's t
+    interval of the difference of their means, as a ratio."""
+    from scipy.special import stdtrit
+
+    difference = welch.after - welch.before
+    error = math.sqrt(welch.share_before + welch.share_after)
+    if error == 0.0 or welch.freedom <= 0.0:
+        return (math.expm1(difference),) * 3
+    half = float(stdtrit(welch.freedom, 0.975)) * error
+    return math.expm1(difference), math.expm1(difference - half), math.expm1(difference + half)
 
 
 def _relative_change(welch: _Welch) -> tuple[float, float, float]:
@@ -326,4 +391,4 @@ def _relative_change(welch: _Welch) -> tuple[float, float, float]:
     return change, change - quantile * error, change + quantile * error
 
 
-__all__: Sequence[str] = ("ChangePoint", "change_indices", "change_points")
+__all__: Sequence[str] = ("ChangePoint", "change_indices", "change_points", "despiked")

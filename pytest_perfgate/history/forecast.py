@@ -1,11 +1,11 @@
 """Trends, budget outlooks and capacity projections of one measurement's history.
 
-The trend is a least-squares line over time through the logarithms of the points since the
-series' last step (run-to-run noise is relative: a tenth slower at twice the level is the
-same noise), with the classical prediction interval of one new run (Student's t on the
-residuals, widening with the distance from the fitted points); the outlooks read that line
-forward over calendar quarters. A step restarts the trend, so it is never read as a slope.
-The model and its measured coverage are in docs/explanation/history-analysis.md.
+The trend is fitted by least squares over time to the runs since the series' last step
+(spikes pulled back), twice: a compounding line through their logarithms and a straight one
+through the values; the noise is relative and the prediction of one new run mixes both
+lines' classical t intervals half and half. The outlooks read it forward over calendar
+quarters. A step restarts the trend, so it is never read as a slope. The model and its
+measured coverage are in docs/explanation/history-analysis.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, final
 
+from .changepoints import despiked
 from .model import Series
 
 if TYPE_CHECKING:
@@ -249,15 +250,16 @@ def trend(
     points = series.points
     stamps = np.array([point.at.timestamp() for point in points])
     all_days = (stamps - stamps[-1]) / 86400.0 if len(stamps) else stamps
+    cleaned = despiked(np.array(series.values, dtype=np.float64))
     if since_index is None:
-        since_index = _trend_start(series, changes, all_days)
+        since_index = _trend_start(series, changes, all_days, cleaned)
     fitted = points[since_index:]
     if len(fitted) < MIN_TREND_POINTS:
         raise ValueError(
             f"{series.test_id} {series.name}: a trend needs {MIN_TREND_POINTS} points, "
             f"has {len(fitted)}"
         )
-    values = np.array([point.value for point in fitted])
+    values = cleaned[since_index:]
     if not np.all(values > 0.0):
         raise ValueError(f"{series.test_id} {series.name}: a trend needs positive values")
     origin = points[-1].at
@@ -288,7 +290,9 @@ def trend(
     )
 
 
-def _trend_start(series: Series, changes: Sequence[ChangePoint] | None, days: FloatArray) -> int:
+def _trend_start(
+    series: Series, changes: Sequence[ChangePoint] | None, days: FloatArray, values: FloatArray
+) -> int:
     """Where the current regime starts: after the last change point that is a step.
 
     A slow drift reaches a change-point detector as steps; reading each as a restart would
@@ -302,7 +306,7 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None, days: Fl
     current = len(bounds) - 1
     while current > 0:
         if len(series.points) - bounds[current] >= MIN_TREND_POINTS and _is_step(
-            series, bounds[current - 1], bounds[current], days
+            bounds[current - 1], bounds[current], days, values
         ):
             return bounds[current]
         current -= 1
@@ -313,16 +317,16 @@ def _trend_start(series: Series, changes: Sequence[ChangePoint] | None, days: Fl
 STEP_SIGNIFICANCE = 0.001
 
 
-def _is_step(series: Series, start: int, change: int, all_days: FloatArray) -> bool:
-    """Is a step at ``change`` significant over one line through ``points[start:]``?"""
+def _is_step(start: int, change: int, all_days: FloatArray, all_values: FloatArray) -> bool:
+    """Is a step at ``change`` significant over one line through the runs from ``start``?"""
     import numpy as np
     from scipy.special import stdtr
 
-    fitted = series.points[start:]
     days = all_days[start:]
+    fitted = all_values[start:]
     after = (np.arange(len(fitted)) >= change - start).astype(np.float64)
     design = np.column_stack((np.ones(len(fitted)), days, after))
-    values = np.log(np.maximum([point.value for point in fitted], 1e-300))
+    values = np.log(np.maximum(fitted, 1e-300))
     freedom = len(fitted) - 3
     if freedom < 1 or np.linalg.matrix_rank(design) < 3:
         return True

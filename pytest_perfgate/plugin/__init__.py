@@ -72,8 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "perf(threshold=None, max_time=None, min_samples=None, rounds=None, "
         "target_precision=None, min_sample_time=None, warmup_time=None, loops=None, "
-        "disable_gc=None, memory=None, speed_reference=None, measure=None): a performance "
-        "test, gated against its baseline (pytest-perfgate)",
+        "disable_gc=None, memory=None, speed_reference=None, measure=None, budget=None): "
+        "a performance test, gated against its baseline (pytest-perfgate)",
     )
     settings = _settings_from(config)
     # Counting instructions restarts the run under Valgrind (and exits) before any work.
