@@ -19,6 +19,7 @@ from history_render_support import (
     NOW,
     Page,
     browse,
+    change_at,
     flat_view,
     needs_chromium,
     record_stepped_history,
@@ -32,6 +33,7 @@ from pytest_perfgate.history.dashboard import (
     page_name,
     render_index,
     render_measurement_page,
+    trend_plot,
     write_dashboard,
 )
 from pytest_perfgate.history.svg import (
@@ -222,3 +224,12 @@ def test_the_change_over_30_days_is_of_levels_not_of_single_runs() -> None:
     view = view_of(series(levels=levels, every=timedelta(days=2)), now=NOW)
     assert view.change_since == pytest.approx(0.1)
     assert view_of(series(levels=(1e-3,) * 5), now=NOW).change_since is None
+
+
+def test_close_change_points_get_their_labels_on_two_rows() -> None:
+    view = stepped_view()
+    close = (change_at(view.series, 25, 0.2), change_at(view.series, 27, 0.1))
+    svg = render_trend_svg(trend_plot([replace(view, changes=close)]))
+    rows = re.findall(r'<g class="change">.*?<text x="[\d.]+" y="([\d.]+)"', svg)
+    assert len(rows) == 2
+    assert rows[0] != rows[1]
