@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,11 @@ from history_render_support import (
     NOW,
     Page,
     browse,
+    change_at,
     flat_view,
     needs_chromium,
     record_stepped_history,
+    series,
     stepped_view,
 )
 
@@ -30,6 +33,7 @@ from pytest_perfgate.history.dashboard import (
     page_name,
     render_index,
     render_measurement_page,
+    trend_plot,
     write_dashboard,
 )
 from pytest_perfgate.history.svg import (
@@ -38,7 +42,7 @@ from pytest_perfgate.history.svg import (
     nice_ticks,
     render_trend_svg,
 )
-from pytest_perfgate.history.views import PARALLEL_FROM, views_of
+from pytest_perfgate.history.views import PARALLEL_FROM, view_of, views_of
 
 HOSTILE = "tests/test_x.py::test_x[<img src=x onerror=document.title='INJECTED'>]"
 
@@ -212,3 +216,20 @@ def test_the_browser_check_catches_broken_escaping(
     assert "img" in seen.tags
     assert "script-src" in (seen.root.get("data-perfgate-blocked") or "")
     assert "INJECTED" not in seen.title
+
+
+def test_the_change_over_30_days_is_of_levels_not_of_single_runs() -> None:
+    """One run six times slower (a busy machine) does not make the column say +500%."""
+    levels = (1e-3,) * 30 + (1.1e-3,) * 9 + (6e-3,)
+    view = view_of(series(levels=levels, every=timedelta(days=2)), now=NOW)
+    assert view.change_since == pytest.approx(0.1)
+    assert view_of(series(levels=(1e-3,) * 5), now=NOW).change_since is None
+
+
+def test_close_change_points_get_their_labels_on_two_rows() -> None:
+    view = stepped_view()
+    close = (change_at(view.series, 25, 0.2), change_at(view.series, 27, 0.1))
+    svg = render_trend_svg(trend_plot([replace(view, changes=close)]))
+    rows = re.findall(r'<g class="change">.*?<text x="[\d.]+" y="([\d.]+)"', svg)
+    assert len(rows) == 2
+    assert rows[0] != rows[1]

@@ -21,6 +21,8 @@ from ..report.html import escape
 #: One colour per machine class, in order of first appearance (a colour-blind-safe set).
 LINE_COLORS = ("#1f77b4", "#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#a6761d")
 CHANGE_COLOR = "#c62828"
+#: Room a change point's label takes ("+20.1% 1a2b3c4d..5e6f7a8b" at 11 px), in pixels.
+LABEL_WIDTH = 160
 BUDGET_COLOR = "#b26a00"
 BAND_COLOR = "#93c5fd"
 
@@ -108,6 +110,11 @@ def render_trend_svg(plot: TrendPlot) -> str:
         parts.append(f'<text x="10" y="{plot.height / 2}">no points</text></svg>')
         return "".join(parts)
     parts += _axes(frame, plot.unit)
+    parts.append(
+        f'<clipPath id="plot-area"><rect x="{_r(frame.left)}" y="{_r(frame.top)}" '
+        f'width="{_r(frame.right - frame.left)}" height="{_r(frame.bottom - frame.top)}"/>'
+        "</clipPath>"
+    )
     for band in plot.bands:
         parts += _band(frame, band)
     if plot.budget is not None:
@@ -117,8 +124,12 @@ def render_trend_svg(plot: TrendPlot) -> str:
             f'y2="{y}" stroke="{BUDGET_COLOR}" stroke-width="1.5" stroke-dasharray="6 4">'
             f"<title>budget {escape(format_quantity(plot.budget, plot.unit))}</title></line>"
         )
-    for change in plot.changes:
-        parts.append(_change_mark(frame, change))
+    row_ends = [-1e9, -1e9]  # where the last label of each row ends, in pixels
+    for change in sorted(plot.changes, key=lambda c: c.at):
+        x = frame.x(change.at)
+        row = 0 if x - LABEL_WIDTH / 2 > row_ends[0] else 1
+        row_ends[row] = x + LABEL_WIDTH / 2
+        parts.append(_change_mark(frame, change, row))
     for index, line in enumerate(plot.lines):
         parts.append(_dots(frame, line, LINE_COLORS[index % len(LINE_COLORS)]))
     parts.append(_legend(plot, frame))
@@ -142,8 +153,10 @@ def _frame(plot: TrendPlot) -> _Frame | None:
     if not times:
         return None
     for band in plot.bands:
+        # The band's middle sets the scale; its edges, which can open wide a year out,
+        # are clipped to the frame rather than squash the runs into a line.
         times += [at.timestamp() for at in band.at]
-        values += [*band.low, *band.high]
+        values += list(band.middle)
     if plot.budget is not None:
         values.append(plot.budget)
     t0, t1 = min(times), max(times)
@@ -156,7 +169,7 @@ def _frame(plot: TrendPlot) -> _Frame | None:
     return _Frame(
         left=70.0,
         right=plot.width - 12.0,
-        top=22.0,
+        top=32.0,
         bottom=plot.height - 26.0,
         t0=t0,
         t1=t1,
@@ -238,20 +251,23 @@ def _band(frame: _Frame, band: PlottedBand) -> list[str]:
     lower = " ".join(reversed(list(map(xy, band.at, band.low))))
     middle = " ".join(map(xy, band.at, band.middle))
     return [
-        f'<polygon class="band" points="{upper} {lower}" fill="{BAND_COLOR}" '
+        f'<polygon class="band" clip-path="url(#plot-area)" points="{upper} {lower}" '
+        f'fill="{BAND_COLOR}" '
         f'fill-opacity="0.45" stroke="none"><title>{escape(band.label)}</title></polygon>',
-        f'<polyline points="{middle}" fill="none" stroke="#2563eb" stroke-dasharray="3 3"/>',
+        f'<polyline clip-path="url(#plot-area)" points="{middle}" fill="none" stroke="#2563eb" '
+        'stroke-dasharray="3 3"/>',
     ]
 
 
-def _change_mark(frame: _Frame, change: PlottedChange) -> str:
+def _change_mark(frame: _Frame, change: PlottedChange, row: int) -> str:
+    """A change's line and label; labels that would overlap go on a second row above."""
     x = _r(frame.x(change.at))
     color = CHANGE_COLOR if change.worse else "#2e7d32"
     return (
-        f'<g class="change"><line x1="{x}" x2="{x}" y1="{_r(frame.top)}" '
+        f'<g class="change"><line x1="{x}" x2="{x}" y1="{_r(frame.top - 11 * row)}" '
         f'y2="{_r(frame.bottom)}" stroke="{color}" stroke-width="1.5" stroke-dasharray="2 2"/>'
-        f'<text x="{x}" y="{_r(frame.top - 5)}" text-anchor="middle" fill="{color}">'
-        f"{escape(change.label)}</text><title>{escape(change.label)}</title></g>"
+        f'<text x="{x}" y="{_r(frame.top - 5 - 11 * row)}" text-anchor="middle" '
+        f'fill="{color}">{escape(change.label)}</text><title>{escape(change.label)}</title></g>'
     )
 
 

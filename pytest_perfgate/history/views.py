@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ QUARTERS_AHEAD = 4
 MIN_TREND_POINTS = 5
 #: The "change vs N days ago" column of the dashboard's index.
 LOOKBACK = timedelta(days=30)
+#: Runs whose median is a level for that column: a busy machine's single slow run is not.
+LEVEL_RUNS = 5
 #: Coverage of the drawn forecast band.
 BAND_COVERAGE = 0.8
 
@@ -43,7 +46,7 @@ class SeriesView:
     changes: tuple[ChangePoint, ...]  #: change points, oldest first
     forecast: tuple[Prediction, ...]  #: from the last point to the end of the horizon
     outlook: BudgetOutlook | None  #: None without a budget
-    change_since: float | None  #: latest / the value LOOKBACK before it - 1; None if no such
+    change_since: float | None  #: level now / level LOOKBACK before - 1 (``_change_since``)
 
     @property
     def latest(self) -> Point:
@@ -139,12 +142,16 @@ def _forecast(series: Series, line: Trend | None, now: datetime) -> tuple[Predic
 
 
 def _change_since(points: Sequence[Point]) -> float | None:
-    latest = points[-1]
-    cutoff = latest.at - LOOKBACK
-    earlier = [p for p in points if p.at <= cutoff]
-    if not earlier or earlier[-1].value == 0:
+    """The level of the last LEVEL_RUNS runs against that of the LEVEL_RUNS runs up to
+    LOOKBACK before the last one, as medians: one run on a busy machine can be several
+    times slower, and a ratio of two single runs would show that run, not the change."""
+    cutoff = points[-1].at - LOOKBACK
+    earlier = [p.value for p in points if p.at <= cutoff][-LEVEL_RUNS:]
+    if not earlier:
         return None
-    return latest.value / earlier[-1].value - 1.0
+    before = statistics.median(earlier)
+    now = statistics.median(p.value for p in points[-LEVEL_RUNS:])
+    return now / before - 1.0 if before else None
 
 
 @final
