@@ -25,7 +25,7 @@ from .probes.host import ProbeHost
 from .probes.instructions import InstructionProbe
 from .probes.network import NetProbe
 from .probes.storage import StorageProbe
-from .sampling import Batch, Clock, Progress, SamplingPlan
+from .sampling import Batch, Clock, Progress, SamplingPlan, Turns
 from .settings import Measure, Mode, PerfSpec, Settings
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class TestContext:
     cpu_clock: Clock = time.process_time_ns
     #: Run after every sample to adjust for machine-speed swings; None to go without.
     speed_reference: Batch | None = None
+    #: Paired A/B: (test id, threshold, measurement name) -> its turns; None otherwise.
+    pairing: Callable[[str, float, str], Turns | None] | None = None
 
 
 @final
@@ -153,6 +155,11 @@ class PerfFixture:
                 else None
             ),
             memory=context.spec.memory_for(context.settings),
+            turns_for=(
+                None
+                if context.pairing is None
+                else functools.partial(context.pairing, context.test_id, context.policy.threshold)
+            ),
         )
 
     @functools.cached_property
