@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,8 +33,9 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
+from .paired import Key, PairedResult, PairRules
 from .results import ResultsError, RunResults, TestResults, read_results
-from .stats import speed_adjusted, summarize
+from .stats import bonferroni, speed_adjusted, summarize
 
 
 class ABError(Exception):
@@ -59,6 +61,8 @@ class ABOutcome:
     comparisons: list[Comparison] = field(default_factory=list)
     tests: list[TestResults] = field(default_factory=list)  #: the candidate side, judged
     problems: list[str] = field(default_factory=list)  #: per-test notes from the base side
+    #: Paired mode: what the coordinator decided, per (test id, measurement name).
+    paired: dict[Key, PairedResult] = field(default_factory=dict)
 
     @property
     def regressed(self) -> bool:
@@ -121,6 +125,12 @@ def run_ab(
                 f"perfgate ab: round {round_index + 1}/{rounds} {side}: exit {run.exit_code}, "
                 f"{run.seconds:.1f}s"
             )
+    _note_exit_codes(outcome)
+    _judge(outcome, policy)
+    return outcome
+
+
+def _note_exit_codes(outcome: ABOutcome) -> None:
     for run in outcome.runs:
         if run.exit_code not in (0, 1):  # 1: tests failed; anything else: pytest did not run
             last = "\n    ".join(run.output_tail.strip().splitlines()[-5:])
@@ -128,8 +138,134 @@ def run_ab(
                 f"{run.side} run {run.round + 1}: pytest exited with {run.exit_code}; "
                 f"its output ended with:\n    {last}"
             )
+
+
+def run_paired(
+    command: Sequence[str],
+    *,
+    candidate_dir: Path,
+    base_dir: Path,
+    rules: PairRules,
+    policy: GatePolicy,
+    scratch: Path,
+    env: dict[str, str] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> ABOutcome:
+    """Run ``command`` once on each side, both processes at once, taking turns batch by
+    batch under a coordinator (paired.py); judge every paired measurement on its pairs
+    and every other one (probes that do not sample through the Sampler, tests on one
+    side only) as a one-round whole-run A/B."""
+    from .paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SOCKET_VARIABLE, CoordinatorServer
+
+    if not hasattr(socket, "AF_UNIX"):
+        raise ABError("paired A/B needs Unix sockets; use --whole-runs on this platform")
+    outcome = ABOutcome()
+    (scratch / "baselines").mkdir(parents=True, exist_ok=True)
+    socket_path = scratch / "pair.sock"
+    with CoordinatorServer(socket_path, rules, log=progress) as server:
+        started = time.perf_counter()
+        processes = {}
+        for side in ("base", "candidate"):
+            environment = _side_environment(side, base_dir, env)
+            environment[SOCKET_VARIABLE] = str(socket_path)
+            environment[SIDE_VARIABLE] = side
+            environment[BATCH_TIME_VARIABLE] = repr(rules.batch_time)
+            full = [*_side_command(command, scratch / f"{side}-0.json", scratch), *PAIRED_ARGS]
+            directory = base_dir if side == "base" else candidate_dir
+            output = (scratch / f"{side}.out").open("w")
+            processes[side] = subprocess.Popen(
+                full, cwd=directory, env=environment, stdout=output, stderr=subprocess.STDOUT
+            )
+        for side, process in processes.items():
+            exit_code = process.wait()
+            tail = (scratch / f"{side}.out").read_text(errors="replace")[-2000:]
+            results = _results_or_none(scratch / f"{side}-0.json")
+            seconds = time.perf_counter() - started
+            outcome.runs.append(SideRun(side, 0, exit_code, results, seconds, tail))
+            progress(f"perfgate ab: {side} side (paired): exit {exit_code}, {seconds:.1f}s")
+        coordinator = server.coordinator
+    _note_exit_codes(outcome)
     _judge(outcome, policy)
+    _apply_pairs(outcome, coordinator.results, coordinator.unpaired, rules)
+    outcome.paired = dict(coordinator.results)
     return outcome
+
+
+def pairs_document(paired: Mapping[Key, PairedResult]) -> dict[str, object]:
+    """The batch levels and decision of every paired measurement, for ``--pairs-json``."""
+    measurements = []
+    for result in paired.values():
+        decision = result.decision
+        measurements.append(
+            {
+                "test_id": result.key[0],
+                "name": result.key[1],
+                "base": list(result.base),
+                "candidate": list(result.candidate),
+                "verdict": None if decision is None else decision.verdict.value,
+                "ratio": None if decision is None else decision.ratio,
+                "looks": result.looks,
+                "stop_reason": result.stop_reason,
+                "seconds": result.seconds,
+                "threshold": result.threshold,
+                "alpha": result.alpha,
+            }
+        )
+    return {"format": "perfgate-pairs", "version": 1, "measurements": measurements}
+
+
+#: What the workers of a paired run add to the command: both sides must meet the same
+#: tests in the same order.
+PAIRED_ARGS = ("-p", "no:randomly")
+
+
+def _apply_pairs(
+    outcome: ABOutcome,
+    results: Mapping[Key, PairedResult],
+    unpaired: Mapping[Key, str],
+    rules: PairRules,
+) -> None:
+    """Replace the whole-run verdict of every paired measurement by its paired one."""
+    tests: list[TestResults] = []
+    for test in outcome.tests:
+        judged = []
+        for measurement, comparison in test.results:
+            key = (test.test_id, measurement.name)
+            result = results.get(key)
+            if result is not None and result.decision is not None:
+                comparison = _paired_comparison(comparison, result, rules)
+            elif key in unpaired or result is not None:
+                why = unpaired.get(key) or (result.stop_reason if result else "")
+                note = f"not paired ({why}): judged on one run of each side"
+                comparison = replace(comparison, notes=(*comparison.notes, note))
+            judged.append((measurement, comparison))
+        tests.append(replace(test, results=tuple(judged)))
+    outcome.tests = tests
+    outcome.comparisons = [c for test in tests for _, c in test.results]
+
+
+def _paired_comparison(
+    comparison: Comparison, result: PairedResult, rules: PairRules
+) -> Comparison:
+    decision = result.decision
+    assert decision is not None
+    decisions = max(round(rules.alpha / result.alpha), 1)  # measurements x looks
+    note = (
+        f"paired: {result.pairs} pairs in {result.seconds:.1f}s "
+        f"({result.stop_reason}, {result.looks} looks)"
+    )
+    return replace(
+        comparison,
+        verdict=decision.verdict,
+        ratio=decision.ratio,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        p_value=decision.p_worse,
+        q_value=bonferroni(decision.p_worse, decisions),
+        threshold=result.threshold,
+        looks=result.looks,
+        notes=(note,),
+    )
 
 
 def _run_side(
@@ -142,7 +278,24 @@ def _run_side(
     env: dict[str, str] | None,
 ) -> SideRun:
     results_path = scratch / f"{side}-{round_index}.json"
-    full = [
+    started = time.perf_counter()
+    done = subprocess.run(
+        _side_command(command, results_path, scratch),
+        cwd=directory,
+        env=_side_environment(side, base_dir, env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    tail = (done.stdout + done.stderr)[-2000:]
+    return SideRun(
+        side, round_index, done.returncode, _results_or_none(results_path), seconds, tail
+    )
+
+
+def _side_command(command: Sequence[str], results_path: Path, scratch: Path) -> list[str]:
+    return [
         *command,
         f"--perf-json={results_path}",
         f"--perf-baseline-dir={scratch / 'baselines'}",
@@ -150,23 +303,23 @@ def _run_side(
         "-p",
         "no:cacheprovider",
     ]
+
+
+def _side_environment(side: str, base_dir: Path, env: dict[str, str] | None) -> dict[str, str]:
     environment = dict(os.environ if env is None else env)
     if side == "base":
         # The base's code first on the path, ahead of an editable install of the candidate.
         paths = [str(base_dir), *(str(p) for p in (base_dir / "src",) if p.is_dir())]
         old = environment.get("PYTHONPATH")
         environment["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
-    started = time.perf_counter()
-    done = subprocess.run(
-        full, cwd=directory, env=environment, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - started
+    return environment
+
+
+def _results_or_none(path: Path) -> RunResults | None:
     try:
-        results: RunResults | None = read_results(results_path)
+        return read_results(path)
     except ResultsError:
-        results = None
-    tail = (done.stdout + done.stderr)[-2000:]
-    return SideRun(side, round_index, done.returncode, results, seconds, tail)
+        return None
 
 
 def _judge(outcome: ABOutcome, policy: GatePolicy) -> None:

@@ -45,6 +45,8 @@ SOCKET_VARIABLE = "PERFGATE_PAIRED_SOCKET"
 #: Which side a worker measures: "base" or "candidate".
 SIDE_VARIABLE = "PERFGATE_PAIRED_SIDE"
 SIDES = ("base", "candidate")
+#: Seconds of samples per turn, as the workers read it (plugin/paired_worker.py).
+BATCH_TIME_VARIABLE = "PERFGATE_PAIRED_BATCH_TIME"
 
 #: Identity of a measurement on both sides: (pytest node id, measurement name). The
 #: fixture refuses a name twice in one test, so the name stands for the call index too.

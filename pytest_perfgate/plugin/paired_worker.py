@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 
-from ..paired import SIDE_VARIABLE, SIDES, SOCKET_VARIABLE, decode, encode
+from ..paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SIDES, SOCKET_VARIABLE, decode, encode
 from .session import session_key
 
-#: Seconds of samples per turn (set by ``perfgate ab``; the default suits 1 ms samples).
-BATCH_TIME_VARIABLE = "PERFGATE_PAIRED_BATCH_TIME"
 PLUGIN_NAME = "perfgate-paired"
 
 paired_key = pytest.StashKey["PairedWorker"]()
