@@ -150,11 +150,13 @@ def run_paired(
     scratch: Path,
     env: dict[str, str] | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    cpu: int | None = None,
 ) -> ABOutcome:
     """Run ``command`` once on each side, both processes at once, taking turns batch by
     batch under a coordinator (paired.py); judge every paired measurement on its pairs
     and every other one (probes that do not sample through the Sampler, tests on one
-    side only) as a one-round whole-run A/B."""
+    side only) as a one-round whole-run A/B. With ``cpu``, both processes run on that
+    one CPU, so a neighbour that occupies a core slows both sides alike."""
     from .paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SOCKET_VARIABLE, CoordinatorServer
 
     if not hasattr(socket, "AF_UNIX"):
@@ -176,6 +178,8 @@ def run_paired(
             processes[side] = subprocess.Popen(
                 full, cwd=directory, env=environment, stdout=output, stderr=subprocess.STDOUT
             )
+            if cpu is not None:
+                os.sched_setaffinity(processes[side].pid, {cpu})
         for side, process in processes.items():
             exit_code = process.wait()
             tail = (scratch / f"{side}.out").read_text(errors="replace")[-2000:]
@@ -189,6 +193,16 @@ def run_paired(
     _apply_pairs(outcome, coordinator.results, coordinator.unpaired, rules)
     outcome.paired = dict(coordinator.results)
     return outcome
+
+
+def shared_cpu() -> int | None:
+    """The CPU both sides of a paired run share: the last this process may use (the
+    first is where interrupts land on most machines); None where affinity cannot be set
+    or only one CPU is there."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[-1] if len(cpus) > 1 else None
 
 
 def pairs_document(paired: Mapping[Key, PairedResult]) -> dict[str, object]:

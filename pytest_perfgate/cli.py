@@ -341,6 +341,11 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write the judged results file here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
     parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="paired: let both sides run on any CPU (default: both on one shared CPU)",
+    )
+    parser.add_argument(
         "--pairs-json", type=Path, help="paired: write every measurement's batch levels here"
     )
     parser.add_argument(
@@ -411,6 +416,7 @@ def _ab(args: argparse.Namespace) -> int:
                 outcome = ab.run_paired(
                     command, candidate_dir=candidate_dir, base_dir=base, rules=rules,
                     policy=policy, scratch=Path(scratch), progress=progress,
+                    cpu=None if args.no_pin else ab.shared_cpu(),
                 )  # fmt: skip
     except ab.ABError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)

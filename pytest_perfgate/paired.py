@@ -75,28 +75,55 @@ def other(side: str) -> str:
 # -- statistics ---------------------------------------------------------------------------
 
 
+#: Share of pairs trimmed from each end before the mean (Yuen's trimmed t-test).
+TRIM = 0.2
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TrimmedMean:
+    """The 20%-trimmed mean of log ratios and what its t-test needs."""
+
+    mean: float  #: trimmed mean
+    se: float  #: its standard error (winsorized variance)
+    df: int  #: degrees of freedom of its t distribution
+
+
+def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> TrimmedMean:
+    """Yuen's trimmed mean: a pair whose batch met a neighbour's burst on one side (a
+    ratio of 3 on a busy machine) moves it no more than any other trimmed pair."""
+    n = len(values)
+    if n < 3:
+        raise ValueError("a paired decision needs at least 3 pairs")
+    ordered = sorted(values)
+    g = math.floor(trim * n)
+    kept = ordered[g : n - g]
+    mean = math.fsum(kept) / len(kept)
+    winsorized = [ordered[g]] * g + kept + [ordered[n - g - 1]] * g
+    w_mean = math.fsum(winsorized) / n
+    w_var = math.fsum((x - w_mean) ** 2 for x in winsorized) / (n - 1)
+    se = math.sqrt(w_var) / ((1 - 2 * g / n) * math.sqrt(n))
+    return TrimmedMean(mean, se, len(kept) - 1)
+
+
 def paired_decision(
     log_ratios: Sequence[float], *, threshold: float, alpha: float, direction: Direction
 ) -> Decision:
     """The verdict on paired log ratios (candidate over base, one per pair).
 
-    A one-sided t-test on their mean with the practical threshold folded in, in both
-    directions, as the gate's decision is (stats.compare); the pairs' own spread is the
-    whole noise, since drift slower than a pair has cancelled out of every ratio.
+    A one-sided trimmed t-test on their centre with the practical threshold folded in,
+    in both directions, as the gate's decision is (stats.compare); the pairs' own spread
+    is the whole noise, since drift slower than a pair has cancelled out of every ratio.
     """
     from scipy import stats as scipy_stats
 
     from .stats import Decision
 
-    n = len(log_ratios)
-    if n < 2:
-        raise ValueError("a paired decision needs at least 2 pairs")
-    mean = math.fsum(log_ratios) / n
-    variance = math.fsum((r - mean) ** 2 for r in log_ratios) / (n - 1)
-    se = math.sqrt(variance / n)
-    t = scipy_stats.t(df=n - 1)
+    centre = trimmed_mean(log_ratios)
+    se = centre.se
+    t = scipy_stats.t(df=centre.df)
     half = float(t.ppf(0.975)) * se
-    worse = mean if direction is Direction.LOWER_IS_BETTER else -mean
+    worse = centre.mean if direction is Direction.LOWER_IS_BETTER else -centre.mean
     delta = math.log1p(threshold)
     if se == 0:
         p_worse = 0.0 if worse > delta else 1.0
@@ -112,10 +139,10 @@ def paired_decision(
         verdict = Verdict.UNCHANGED  # as the gate: not shown worse, estimate inside
     else:
         verdict = Verdict.INCONCLUSIVE
-    spread = math.sqrt(variance)
+    m = centre.mean
     return Decision(
-        verdict, math.exp(mean), math.exp(mean - half), math.exp(mean + half), p_worse, p_better,
-        spread,
+        verdict, math.exp(m), math.exp(m - half), math.exp(m + half), p_worse, p_better,
+        se * math.sqrt(centre.df + 1),
     )  # fmt: skip
 
 
@@ -126,11 +153,9 @@ def clearly_unchanged(
     (both one-sided bounds inside it): such a measurement may stop early."""
     from scipy import stats as scipy_stats
 
-    n = len(log_ratios)
-    mean = math.fsum(log_ratios) / n
-    se = math.sqrt(math.fsum((r - mean) ** 2 for r in log_ratios) / (n - 1) / n)
-    reach = float(scipy_stats.t(df=n - 1).ppf(1 - level)) * se
-    worse = mean if direction is Direction.LOWER_IS_BETTER else -mean
+    centre = trimmed_mean(log_ratios)
+    reach = float(scipy_stats.t(df=centre.df).ppf(1 - level)) * centre.se
+    worse = centre.mean if direction is Direction.LOWER_IS_BETTER else -centre.mean
     delta = math.log1p(threshold)
     return worse + reach < delta and worse - reach > -delta
 
@@ -181,7 +206,7 @@ class PairedResult:
     key: Key
     base: tuple[float, ...]  #: batch levels of the base side, in pair order
     candidate: tuple[float, ...]  #: batch levels of the candidate side
-    decision: Decision | None  #: None when fewer than 2 pairs were taken
+    decision: Decision | None  #: None when fewer than 3 pairs were taken
     looks: int  #: looks taken
     stop_reason: str  #: "clear", "time budget", "look limit", or why it ended early
     seconds: float  #: paired measuring time
@@ -335,7 +360,7 @@ class Coordinator:
 
     def _clear(self, active: _Active) -> bool:
         ratios = _log_ratios(active.levels)
-        if len(ratios) < 2:
+        if len(ratios) < 3:
             return False
         decision = paired_decision(
             ratios, threshold=active.threshold, alpha=self._look_level(),
@@ -372,7 +397,7 @@ class Coordinator:
                 ratios, threshold=active.threshold, alpha=self._look_level(),
                 direction=Direction.LOWER_IS_BETTER,
             )
-            if len(ratios) >= 2
+            if len(ratios) >= 3
             else None
         )  # fmt: skip
         pairs = len(ratios)

@@ -54,9 +54,9 @@ class Turns(Protocol):
     def start(self) -> bool:
         """Wait for the first turn; False: measure alone, as in an ordinary run."""
 
-    def next(self, wall: Sequence[float], reference: Sequence[float]) -> bool:
-        """Hand in a turn's per-call times (and reference times); wait for the next
-        turn. False: the measurement is over."""
+    def next(self, wall: Sequence[float]) -> bool:
+        """Hand in a turn's per-call times; wait for the next turn. False: the
+        measurement is over."""
 
 
 @final
@@ -263,7 +263,8 @@ class Sampler:
                 reference(1)  # its first call pays for imports and caches, not the sample
             if paired:
                 assert turns is not None
-                wall, cpu, ref, reason = self._sample_in_turns(batch, loops, reference, turns)
+                # No speed reference: the pairs cancel the machine's swings themselves.
+                wall, cpu, ref, reason = self._sample_in_turns(batch, loops, turns)
             else:
                 wall, cpu, ref, reason = self._sample(batch, loops, reference)
         finally:
@@ -282,11 +283,10 @@ class Sampler:
         return warm_up(run, WarmUp(self.plan.warmup_time)).calls
 
     def _sample_in_turns(
-        self, batch: Batch, loops: int, reference: Batch | None, turns: Turns
+        self, batch: Batch, loops: int, turns: Turns
     ) -> tuple[list[float], list[float], list[float], str]:
         wall: list[float] = []
         cpu: list[float] = []
-        ref: list[float] = []
         turn_ns = int(turns.batch_time * 1e9)
         while True:
             first, started = len(wall), self._clock()
@@ -294,10 +294,8 @@ class Sampler:
                 timed = batch(loops)
                 wall.append(timed.wall_ns / loops / 1e9)
                 cpu.append(timed.cpu_ns / loops / 1e9)
-                if reference is not None:
-                    ref.append(reference(1).wall_ns / 1e9)
-            if not turns.next(wall[first:], ref[first:]):
-                return wall, cpu, ref, "paired"
+            if not turns.next(wall[first:]):
+                return wall, cpu, [], "paired"
 
     def _sample(
         self, batch: Batch, loops: int, reference: Batch | None
