@@ -33,9 +33,9 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
-from .paired import Key, PairedResult, PairRules
+from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision
 from .results import ResultsError, RunResults, TestResults, read_results
-from .stats import bonferroni, speed_adjusted, summarize
+from .stats import Decision, bonferroni, speed_adjusted, summarize
 
 
 class ABError(Exception):
@@ -61,8 +61,8 @@ class ABOutcome:
     comparisons: list[Comparison] = field(default_factory=list)
     tests: list[TestResults] = field(default_factory=list)  #: the candidate side, judged
     problems: list[str] = field(default_factory=list)  #: per-test notes from the base side
-    #: Paired mode: what the coordinator decided, per (test id, measurement name).
-    paired: dict[Key, PairedResult] = field(default_factory=dict)
+    #: Paired mode: each round's pairs, per (test id, measurement name).
+    paired: dict[Key, list[PairedResult]] = field(default_factory=dict)
 
     @property
     def regressed(self) -> bool:
@@ -157,42 +157,136 @@ def run_paired(
     and every other one (probes that do not sample through the Sampler, tests on one
     side only) as a one-round whole-run A/B. With ``cpu``, both processes run on that
     one CPU, so a neighbour that occupies a core slows both sides alike."""
-    from .paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SOCKET_VARIABLE, CoordinatorServer
+    from .paired import CoordinatorServer
 
     if not hasattr(socket, "AF_UNIX"):
         raise ABError("paired A/B needs Unix sockets; use --whole-runs on this platform")
     outcome = ABOutcome()
     (scratch / "baselines").mkdir(parents=True, exist_ok=True)
-    socket_path = scratch / "pair.sock"
-    with CoordinatorServer(socket_path, rules, log=progress) as server:
-        started = time.perf_counter()
-        processes = {}
-        for side in ("base", "candidate"):
-            environment = _side_environment(side, base_dir, env)
-            environment[SOCKET_VARIABLE] = str(socket_path)
-            environment[SIDE_VARIABLE] = side
-            environment[BATCH_TIME_VARIABLE] = repr(rules.batch_time)
-            full = [*_side_command(command, scratch / f"{side}-0.json", scratch), *PAIRED_ARGS]
-            directory = base_dir if side == "base" else candidate_dir
-            output = (scratch / f"{side}.out").open("w")
-            processes[side] = subprocess.Popen(
-                full, cwd=directory, env=environment, stdout=output, stderr=subprocess.STDOUT
-            )
-            if cpu is not None:
-                os.sched_setaffinity(processes[side].pid, {cpu})
-        for side, process in processes.items():
-            exit_code = process.wait()
-            tail = (scratch / f"{side}.out").read_text(errors="replace")[-2000:]
-            results = _results_or_none(scratch / f"{side}-0.json")
-            seconds = time.perf_counter() - started
-            outcome.runs.append(SideRun(side, 0, exit_code, results, seconds, tail))
-            progress(f"perfgate ab: {side} side (paired): exit {exit_code}, {seconds:.1f}s")
-        coordinator = server.coordinator
+    per_round = replace(
+        rules,
+        measurement_time=rules.measurement_time / rules.rounds,
+        total_time=None if rules.total_time is None else rules.total_time / rules.rounds,
+    )
+    unpaired: dict[Key, str] = {}
+    for round_index in range(rules.rounds):
+        with CoordinatorServer(scratch / "pair.sock", per_round, log=progress) as server:
+            started = time.perf_counter()
+            processes = {
+                side: _start_worker(command, side, round_index, base_dir, candidate_dir, scratch,
+                                    env, per_round, cpu)
+                for side in ("base", "candidate")
+            }  # fmt: skip
+            for side, process in processes.items():
+                exit_code = process.wait()
+                tail = (scratch / f"{side}.out").read_text(errors="replace")[-2000:]
+                results = _results_or_none(scratch / f"{side}-{round_index}.json")
+                seconds = time.perf_counter() - started
+                outcome.runs.append(SideRun(side, round_index, exit_code, results, seconds, tail))
+                progress(
+                    f"perfgate ab: round {round_index + 1}/{rules.rounds} {side} (paired): "
+                    f"exit {exit_code}, {seconds:.1f}s"
+                )
+            for key, result in server.coordinator.results.items():
+                outcome.paired.setdefault(key, []).append(result)
+            unpaired.update(server.coordinator.unpaired)
     _note_exit_codes(outcome)
     _judge(outcome, policy)
-    _apply_pairs(outcome, coordinator.results, coordinator.unpaired, rules)
-    outcome.paired = dict(coordinator.results)
+    _apply_pairs(outcome, unpaired, rules)
     return outcome
+
+
+def _start_worker(
+    command: Sequence[str],
+    side: str,
+    round_index: int,
+    base_dir: Path,
+    candidate_dir: Path,
+    scratch: Path,
+    env: dict[str, str] | None,
+    rules: PairRules,
+    cpu: int | None,
+) -> subprocess.Popen[bytes]:
+    from .paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SOCKET_VARIABLE
+
+    environment = _side_environment(side, base_dir, env)
+    environment[SOCKET_VARIABLE] = str(scratch / "pair.sock")
+    environment[SIDE_VARIABLE] = side
+    environment[BATCH_TIME_VARIABLE] = repr(rules.batch_time)
+    results = scratch / f"{side}-{round_index}.json"
+    with (scratch / f"{side}.out").open("w") as output:
+        process = subprocess.Popen(
+            [*_side_command(command, results, scratch), *PAIRED_ARGS],
+            cwd=base_dir if side == "base" else candidate_dir,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    if cpu is not None:
+        os.sched_setaffinity(process.pid, {cpu})
+    return process
+
+
+#: What the workers of a paired run add to the command: both sides must meet the same
+#: tests in the same order.
+PAIRED_ARGS = ("-p", "no:randomly")
+
+
+def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRules) -> None:
+    """Replace the whole-run verdict of every paired measurement by its paired one."""
+    noise = process_noise(list(outcome.paired.values()))
+    tests: list[TestResults] = []
+    for test in outcome.tests:
+        judged = []
+        for measurement, comparison in test.results:
+            key = (test.test_id, measurement.name)
+            rounds = outcome.paired.get(key, [])
+            decided = (
+                rounds_decision(
+                    rounds, noise=noise, threshold=rounds[0].threshold,
+                    alpha=rules.alpha / max(rounds[0].suite_tests, 1) / rules.rounds,
+                    direction=measurement.direction,
+                )
+                if rounds
+                else None
+            )  # fmt: skip
+            if decided is not None:
+                comparison = _paired_comparison(comparison, rounds, decided, noise)
+            else:
+                why = unpaired.get(key) or "fewer than 3 pairs"
+                note = f"not paired ({why}): judged on whole runs of each side"
+                comparison = replace(comparison, notes=(*comparison.notes, note))
+            judged.append((measurement, comparison))
+        tests.append(replace(test, results=tuple(judged)))
+    outcome.tests = tests
+    outcome.comparisons = [c for test in tests for _, c in test.results]
+
+
+def _paired_comparison(
+    comparison: Comparison,
+    rounds: Sequence[PairedResult],
+    decided: tuple[Decision, str],
+    noise: float,
+) -> Comparison:
+    decision, disagreement = decided
+    pairs = sum(r.pairs for r in rounds)
+    seconds = sum(r.seconds for r in rounds)
+    note = (
+        f"paired: {pairs} pairs in {len(rounds)} rounds, {seconds:.1f}s; process noise {noise:.1%}"
+    )
+    decisions = max(rounds[0].suite_tests, 1) * len(rounds)
+    return replace(
+        comparison,
+        verdict=decision.verdict,
+        ratio=decision.ratio,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        p_value=decision.p_worse,
+        q_value=bonferroni(decision.p_worse, decisions),
+        threshold=rounds[0].threshold,
+        looks=sum(r.looks for r in rounds),
+        notes=(note, disagreement) if disagreement else (note,),
+    )
 
 
 def shared_cpu() -> int | None:
@@ -205,15 +299,16 @@ def shared_cpu() -> int | None:
     return cpus[-1] if len(cpus) > 1 else None
 
 
-def pairs_document(paired: Mapping[Key, PairedResult]) -> dict[str, object]:
-    """The batch levels and decision of every paired measurement, for ``--pairs-json``."""
+def pairs_document(paired: Mapping[Key, Sequence[PairedResult]]) -> dict[str, object]:
+    """The batch levels of every paired measurement, round by round, for ``--pairs-json``."""
     measurements = []
-    for result in paired.values():
+    for round_index, result in ((i, r) for rounds in paired.values() for i, r in enumerate(rounds)):
         decision = result.decision
         measurements.append(
             {
                 "test_id": result.key[0],
                 "name": result.key[1],
+                "round": round_index,
                 "base": list(result.base),
                 "candidate": list(result.candidate),
                 "verdict": None if decision is None else decision.verdict.value,
@@ -226,60 +321,6 @@ def pairs_document(paired: Mapping[Key, PairedResult]) -> dict[str, object]:
             }
         )
     return {"format": "perfgate-pairs", "version": 1, "measurements": measurements}
-
-
-#: What the workers of a paired run add to the command: both sides must meet the same
-#: tests in the same order.
-PAIRED_ARGS = ("-p", "no:randomly")
-
-
-def _apply_pairs(
-    outcome: ABOutcome,
-    results: Mapping[Key, PairedResult],
-    unpaired: Mapping[Key, str],
-    rules: PairRules,
-) -> None:
-    """Replace the whole-run verdict of every paired measurement by its paired one."""
-    tests: list[TestResults] = []
-    for test in outcome.tests:
-        judged = []
-        for measurement, comparison in test.results:
-            key = (test.test_id, measurement.name)
-            result = results.get(key)
-            if result is not None and result.decision is not None:
-                comparison = _paired_comparison(comparison, result, rules)
-            elif key in unpaired or result is not None:
-                why = unpaired.get(key) or (result.stop_reason if result else "")
-                note = f"not paired ({why}): judged on one run of each side"
-                comparison = replace(comparison, notes=(*comparison.notes, note))
-            judged.append((measurement, comparison))
-        tests.append(replace(test, results=tuple(judged)))
-    outcome.tests = tests
-    outcome.comparisons = [c for test in tests for _, c in test.results]
-
-
-def _paired_comparison(
-    comparison: Comparison, result: PairedResult, rules: PairRules
-) -> Comparison:
-    decision = result.decision
-    assert decision is not None
-    decisions = max(round(rules.alpha / result.alpha), 1)  # measurements x looks
-    note = (
-        f"paired: {result.pairs} pairs in {result.seconds:.1f}s "
-        f"({result.stop_reason}, {result.looks} looks)"
-    )
-    return replace(
-        comparison,
-        verdict=decision.verdict,
-        ratio=decision.ratio,
-        ci_low=decision.ci_low,
-        ci_high=decision.ci_high,
-        p_value=decision.p_worse,
-        q_value=bonferroni(decision.p_worse, decisions),
-        threshold=result.threshold,
-        looks=result.looks,
-        notes=(note,),
-    )
 
 
 def _run_side(

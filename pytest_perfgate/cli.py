@@ -319,7 +319,11 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         help="alternate whole pytest runs of each side instead of pairing batches of samples",
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="with --whole-runs: runs of each side (default: 3)"
+        "--rounds",
+        type=int,
+        default=None,
+        help="pairs of processes, one after another (default: 2); with --whole-runs, runs "
+        "of each side (default: 3)",
     )
     parser.add_argument(
         "--budget",
@@ -372,6 +376,8 @@ def _ab(args: argparse.Namespace) -> int:
         if problem:
             print(f"perfgate ab: error: cannot write {path} ({problem})", file=sys.stderr)
             return 2
+    if args.rounds is None:
+        args.rounds = 3 if args.whole_runs else 2
     if args.rounds < 1:
         print(
             f"perfgate ab: error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr
@@ -387,7 +393,10 @@ def _ab(args: argparse.Namespace) -> int:
         return 2
     try:
         rules = PairRules(
-            alpha=settings.alpha, measurement_time=args.pair_time, total_time=args.budget
+            alpha=settings.alpha,
+            rounds=args.rounds,
+            measurement_time=args.pair_time,
+            total_time=args.budget,
         )
     except ValueError as error:
         print(f"perfgate ab: error: {error}", file=sys.stderr)
@@ -427,7 +436,7 @@ def _ab(args: argparse.Namespace) -> int:
 def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     comparisons = outcome.comparisons
     print(render_table(comparisons, width=shutil.get_terminal_size().columns))
-    how = f"{args.rounds} rounds" if args.whole_runs else "paired"
+    how = f"{args.rounds} rounds" + ("" if args.whole_runs else ", paired")
     print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {how})")
     _print_explanations(comparisons)
     for problem in outcome.problems:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import math
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
@@ -109,21 +110,27 @@ def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> TrimmedMean:
 def paired_decision(
     log_ratios: Sequence[float], *, threshold: float, alpha: float, direction: Direction
 ) -> Decision:
-    """The verdict on paired log ratios (candidate over base, one per pair).
+    """The verdict on the log ratios (candidate over base) of one pair of processes.
 
     A one-sided trimmed t-test on their centre with the practical threshold folded in,
-    in both directions, as the gate's decision is (stats.compare); the pairs' own spread
-    is the whole noise, since drift slower than a pair has cancelled out of every ratio.
+    in both directions, as the gate's decision is (stats.compare); within one pair of
+    processes the pairs' own spread is the whole noise, since drift slower than a pair
+    has cancelled out of every ratio.
     """
+    centre = trimmed_mean(log_ratios)
+    return _t_decision(centre.mean, centre.se, centre.df, threshold, alpha, direction)
+
+
+def _t_decision(
+    mean: float, se: float, df: int, threshold: float, alpha: float, direction: Direction
+) -> Decision:
     from scipy import stats as scipy_stats
 
     from .stats import Decision
 
-    centre = trimmed_mean(log_ratios)
-    se = centre.se
-    t = scipy_stats.t(df=centre.df)
+    t = scipy_stats.t(df=df)
     half = float(t.ppf(0.975)) * se
-    worse = centre.mean if direction is Direction.LOWER_IS_BETTER else -centre.mean
+    worse = mean if direction is Direction.LOWER_IS_BETTER else -mean
     delta = math.log1p(threshold)
     if se == 0:
         p_worse = 0.0 if worse > delta else 1.0
@@ -139,11 +146,62 @@ def paired_decision(
         verdict = Verdict.UNCHANGED  # as the gate: not shown worse, estimate inside
     else:
         verdict = Verdict.INCONCLUSIVE
-    m = centre.mean
     return Decision(
-        verdict, math.exp(m), math.exp(m - half), math.exp(m + half), p_worse, p_better,
-        se * math.sqrt(centre.df + 1),
+        verdict, math.exp(mean), math.exp(mean - half), math.exp(mean + half), p_worse,
+        p_better, se,
     )  # fmt: skip
+
+
+#: Below this p, a measurement's rounds disagree more than the suite's process noise
+#: allows (one pair of processes landed far apart): INCONCLUSIVE, never REGRESSED.
+ROUNDS_DISAGREE = 0.001
+#: The least process noise assumed (relative sd), however quiet the suite's rounds.
+MIN_PROCESS_NOISE = 0.002
+
+
+def process_noise(rounds: Sequence[Sequence[PairedResult]]) -> float:
+    """How far one pair of processes lands from another (sd of log ratio), over the
+    suite: from how each measurement's rounds differ, through the median absolute
+    difference, so the odd measurement whose processes landed far apart does not set
+    it. Every process has its own heap layout and hash seed; pairs cancel drift, not
+    that."""
+    differences = []
+    for results in rounds:
+        centres = [trimmed_mean(r.log_ratios).mean for r in results if r.pairs >= 3]
+        differences += [abs(a - b) for a, b in itertools.pairwise(centres)]
+    if not differences:
+        return MIN_PROCESS_NOISE
+    median = sorted(differences)[len(differences) // 2]
+    return max(median / (0.6745 * math.sqrt(2)), MIN_PROCESS_NOISE)
+
+
+def rounds_decision(
+    results: Sequence[PairedResult],
+    *,
+    noise: float,
+    threshold: float,
+    alpha: float,
+    direction: Direction = Direction.LOWER_IS_BETTER,
+) -> tuple[Decision, str] | None:
+    """The verdict on one measurement over every round (pair of processes) it was
+    measured in: the mean of the rounds' trimmed means, with each round's own standard
+    error and the suite's process ``noise``. None with fewer than 3 pairs in every round."""
+    from scipy import stats as scipy_stats
+
+    centres = [trimmed_mean(r.log_ratios) for r in results if r.pairs >= 3]
+    if not centres:
+        return None
+    k = len(centres)
+    mean = math.fsum(c.mean for c in centres) / k
+    se = math.sqrt(math.fsum(c.se**2 for c in centres) / k**2 + noise**2 / k)
+    decision = _t_decision(mean, se, sum(c.df for c in centres), threshold, alpha, direction)
+    if k >= 2:
+        spread = math.fsum((c.mean - mean) ** 2 / (c.se**2 + noise**2) for c in centres)
+        if float(scipy_stats.chi2.sf(spread, k - 1)) < ROUNDS_DISAGREE:
+            changes = ", ".join(f"{math.expm1(c.mean):+.1%}" for c in centres)
+            note = f"rounds disagree ({changes}): processes landed apart"
+            return replace(decision, verdict=Verdict.INCONCLUSIVE), note
+    return decision, ""
 
 
 def clearly_unchanged(
@@ -174,7 +232,10 @@ class PairRules:
     max_looks: int = 10  #: the level of one measurement is split evenly over these looks
     #: Early stop as UNCHANGED when the change is inside the threshold at this level.
     unchanged_level: float = 0.05
-    measurement_time: float = 4.0  #: paired measuring of one measurement at most
+    #: Pairs of processes, one after another: each lands at its own level, so the
+    #: verdict needs more than one to tell a change from where a process landed.
+    rounds: int = 2
+    measurement_time: float = 4.0  #: paired measuring of one measurement at most (all rounds)
     total_time: float | None = None  #: of all measurements together; None: no cap
     wait_timeout: float = 120.0  #: a side that does not answer for this long is left out
     batch_time: float = 0.02  #: the work in one batch (a few samples)
@@ -182,6 +243,8 @@ class PairRules:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be between 0 and 1")
+        if self.rounds < 1:
+            raise ValueError("rounds must be at least 1")
         if self.min_pairs < 3:
             raise ValueError("min_pairs must be at least 3")
         if self.growth <= 1 or self.max_looks < 1:
@@ -211,7 +274,8 @@ class PairedResult:
     stop_reason: str  #: "clear", "time budget", "look limit", or why it ended early
     seconds: float  #: paired measuring time
     threshold: float  #: the practical threshold it was judged with
-    alpha: float  #: the level of this one measurement (the suite's, split)
+    alpha: float  #: the level of each look in this round
+    suite_tests: int  #: perf tests the two sides collected between them
 
     @property
     def pairs(self) -> int:
@@ -374,11 +438,14 @@ class Coordinator:
             direction=Direction.LOWER_IS_BETTER,
         )  # fmt: skip
 
+    def perf_tests(self) -> int:
+        """Perf tests the two sides collected between them."""
+        tests = [s.tests for s in self.sides.values() if s.tests is not None]
+        return len(frozenset().union(*tests)) if tests else 1
+
     def measurement_level(self) -> float:
         """The suite's level over the perf tests both sides collected (Bonferroni)."""
-        tests = [s.tests for s in self.sides.values() if s.tests is not None]
-        count = len(frozenset().union(*tests)) if tests else 1
-        return self.rules.alpha / max(count, 1)
+        return self.rules.alpha / max(self.perf_tests(), 1)
 
     def _look_level(self) -> float:
         """The measurement's level spent evenly over its looks (Bonferroni over looks):
@@ -411,6 +478,7 @@ class Coordinator:
             seconds,
             active.threshold,
             self._look_level(),
+            self.perf_tests(),
         )
         return [reply for s in SIDES for reply in self._reply(s, "stop")]
 
