@@ -33,7 +33,7 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
-from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision
+from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision, settled
 from .results import ResultsError, RunResults, TestResults, read_results
 from .stats import Decision, bonferroni, speed_adjusted, summarize
 
@@ -170,7 +170,10 @@ def run_paired(
     )
     unpaired: dict[Key, str] = {}
     for round_index in range(rules.rounds):
-        with CoordinatorServer(scratch / "pair.sock", per_round, log=progress) as server:
+        done = _settled_so_far(outcome.paired, rules, round_index)
+        with CoordinatorServer(
+            scratch / "pair.sock", per_round, settled=done, log=progress
+        ) as server:
             started = time.perf_counter()
             processes = {
                 side: _start_worker(command, side, round_index, base_dir, candidate_dir, scratch,
@@ -194,6 +197,30 @@ def run_paired(
     _judge(outcome, policy)
     _apply_pairs(outcome, unpaired, rules)
     return outcome
+
+
+def _settled_so_far(
+    paired: Mapping[Key, Sequence[PairedResult]], rules: PairRules, round_index: int
+) -> frozenset[Key]:
+    """Measurements the rounds so far settle (never before two rounds: one pair of
+    processes cannot tell a change from where its processes landed)."""
+    if round_index < 2:
+        return frozenset()
+    noise = process_noise(list(paired.values()))
+    early = rules.early_share / (rules.rounds - 2)  # looks after rounds 2 .. rounds-1
+    return frozenset(
+        key
+        for key, rounds in paired.items()
+        if settled(
+            rounds, noise=noise, threshold=rounds[0].threshold,
+            level=_measurement_level(rounds, rules) * early,
+        )
+    )  # fmt: skip
+
+
+def _measurement_level(rounds: Sequence[PairedResult], rules: PairRules) -> float:
+    """The suite's level split over its perf tests (Bonferroni)."""
+    return rules.alpha / max(rounds[0].suite_tests, 1)
 
 
 def _start_worker(
@@ -244,7 +271,7 @@ def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRul
             decided = (
                 rounds_decision(
                     rounds, noise=noise, threshold=rounds[0].threshold,
-                    alpha=rules.alpha / max(rounds[0].suite_tests, 1) / rules.rounds,
+                    alpha=_measurement_level(rounds, rules) * (1 - rules.early_share),
                     direction=measurement.direction,
                 )
                 if rounds
@@ -274,7 +301,7 @@ def _paired_comparison(
     note = (
         f"paired: {pairs} pairs in {len(rounds)} rounds, {seconds:.1f}s; process noise {noise:.1%}"
     )
-    decisions = max(rounds[0].suite_tests, 1) * len(rounds)
+    decisions = max(rounds[0].suite_tests, 1)
     return replace(
         comparison,
         verdict=decision.verdict,

@@ -322,7 +322,7 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         default=None,
-        help="pairs of processes, one after another (default: 2); with --whole-runs, runs "
+        help="pairs of processes, one after another (default: 5); with --whole-runs, runs "
         "of each side (default: 3)",
     )
     parser.add_argument(
@@ -377,7 +377,7 @@ def _ab(args: argparse.Namespace) -> int:
             print(f"perfgate ab: error: cannot write {path} ({problem})", file=sys.stderr)
             return 2
     if args.rounds is None:
-        args.rounds = 3 if args.whole_runs else 2
+        args.rounds = 3 if args.whole_runs else PairRules().rounds
     if args.rounds < 1:
         print(
             f"perfgate ab: error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr

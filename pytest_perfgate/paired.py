@@ -175,6 +175,38 @@ def process_noise(rounds: Sequence[Sequence[PairedResult]]) -> float:
     return max(median / (0.6745 * math.sqrt(2)), MIN_PROCESS_NOISE)
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """One measurement over its rounds: the mean of their trimmed means."""
+
+    mean: float  #: log ratio, candidate over base
+    se: float  #: its standard error: each round's own, and the process noise
+    df: int  #: degrees of freedom of its t distribution
+    disagreement: str  #: why the rounds disagree, or ""
+
+
+def combined(results: Sequence[PairedResult], noise: float) -> Combined | None:
+    """The rounds with 3 pairs or more, combined; None when there are none. Rounds that
+    differ by more than their own errors and the suite's process ``noise`` allow (p
+    below ROUNDS_DISAGREE) are said to disagree."""
+    from scipy import stats as scipy_stats
+
+    centres = [trimmed_mean(r.log_ratios) for r in results if r.pairs >= 3]
+    if not centres:
+        return None
+    k = len(centres)
+    mean = math.fsum(c.mean for c in centres) / k
+    se = math.sqrt(math.fsum(c.se**2 for c in centres) / k**2 + noise**2 / k)
+    disagreement = ""
+    if k >= 2:
+        spread = math.fsum((c.mean - mean) ** 2 / (c.se**2 + noise**2) for c in centres)
+        if float(scipy_stats.chi2.sf(spread, k - 1)) < ROUNDS_DISAGREE:
+            changes = ", ".join(f"{math.expm1(c.mean):+.1%}" for c in centres)
+            disagreement = f"rounds disagree ({changes}): processes landed apart"
+    return Combined(mean, se, sum(c.df for c in centres), disagreement)
+
+
 def rounds_decision(
     results: Sequence[PairedResult],
     *,
@@ -184,31 +216,42 @@ def rounds_decision(
     direction: Direction = Direction.LOWER_IS_BETTER,
 ) -> tuple[Decision, str] | None:
     """The verdict on one measurement over every round (pair of processes) it was
-    measured in: the mean of the rounds' trimmed means, with each round's own standard
-    error and the suite's process ``noise``. None with fewer than 3 pairs in every round."""
+    measured in, and why its rounds disagree ("" when they agree: a disagreement makes
+    it INCONCLUSIVE). None with fewer than 3 pairs in every round."""
+    both = combined(results, noise)
+    if both is None:
+        return None
+    decision = _t_decision(both.mean, both.se, both.df, threshold, alpha, direction)
+    if both.disagreement:
+        return replace(decision, verdict=Verdict.INCONCLUSIVE), both.disagreement
+    return decision, ""
+
+
+def settled(
+    results: Sequence[PairedResult], *, noise: float, threshold: float, level: float
+) -> bool:
+    """Whether the rounds so far settle a measurement, so later rounds need not measure
+    it: regressed or improved at ``level`` (what is set aside for early looks), or
+    inside the threshold both ways at 5% each (stopping for that cannot raise a false
+    alarm)."""
     from scipy import stats as scipy_stats
 
-    centres = [trimmed_mean(r.log_ratios) for r in results if r.pairs >= 3]
-    if not centres:
-        return None
-    k = len(centres)
-    mean = math.fsum(c.mean for c in centres) / k
-    se = math.sqrt(math.fsum(c.se**2 for c in centres) / k**2 + noise**2 / k)
-    decision = _t_decision(mean, se, sum(c.df for c in centres), threshold, alpha, direction)
-    if k >= 2:
-        spread = math.fsum((c.mean - mean) ** 2 / (c.se**2 + noise**2) for c in centres)
-        if float(scipy_stats.chi2.sf(spread, k - 1)) < ROUNDS_DISAGREE:
-            changes = ", ".join(f"{math.expm1(c.mean):+.1%}" for c in centres)
-            note = f"rounds disagree ({changes}): processes landed apart"
-            return replace(decision, verdict=Verdict.INCONCLUSIVE), note
-    return decision, ""
+    both = combined(results, noise)
+    if both is None or both.disagreement:
+        return False
+    decision = _t_decision(both.mean, both.se, both.df, threshold, level, Direction.LOWER_IS_BETTER)
+    if decision.verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+        return True
+    reach = float(scipy_stats.t(df=both.df).ppf(0.95)) * both.se
+    delta = math.log1p(threshold)
+    return both.mean + reach < delta and both.mean - reach > -delta
 
 
 def clearly_unchanged(
     log_ratios: Sequence[float], *, threshold: float, level: float, direction: Direction
 ) -> bool:
-    """Whether the change is shown to be inside the threshold both ways at ``level``
-    (both one-sided bounds inside it): such a measurement may stop early."""
+    """Whether one round's change is inside the threshold both ways at ``level`` (both
+    one-sided bounds inside it): that round may stop measuring it."""
     from scipy import stats as scipy_stats
 
     centre = trimmed_mean(log_ratios)
@@ -234,8 +277,11 @@ class PairRules:
     unchanged_level: float = 0.05
     #: Pairs of processes, one after another: each lands at its own level, so the
     #: verdict needs more than one to tell a change from where a process landed.
-    rounds: int = 2
-    measurement_time: float = 4.0  #: paired measuring of one measurement at most (all rounds)
+    rounds: int = 5
+    #: Paired measuring of one measurement at most, all rounds together.
+    measurement_time: float = 4.0
+    #: Share of a measurement's level spent on settling it before the last round.
+    early_share: float = 0.1
     total_time: float | None = None  #: of all measurements together; None: no cap
     wait_timeout: float = 120.0  #: a side that does not answer for this long is left out
     batch_time: float = 0.02  #: the work in one batch (a few samples)
@@ -315,8 +361,10 @@ class Coordinator:
     """Pairs the batches of two workers; every method takes the event's time and returns
     the replies to send. Not thread-safe: the server holds a lock around it."""
 
-    def __init__(self, rules: PairRules) -> None:
+    def __init__(self, rules: PairRules, *, settled: frozenset[Key] = frozenset()) -> None:
         self.rules = rules
+        #: Measurements whose verdict earlier rounds made clear: one pair each, no more.
+        self.settled = settled
         self.sides = {s: _Side() for s in SIDES}
         self.results: dict[Key, PairedResult] = {}
         self.unpaired: dict[Key, str] = {}  #: measured on one side alone -> why
@@ -381,7 +429,8 @@ class Coordinator:
         for state in self.sides.values():
             state.waiting = None
         threshold = self.sides["candidate"].threshold
-        self._active = _Active(key, threshold, now, now + self._time_for_one(), turn_since=now)
+        deadline = now if key in self.settled else now + self._time_for_one()
+        self._active = _Active(key, threshold, now, deadline, turn_since=now)
         return self._give_turn("base", now)
 
     def _time_for_one(self) -> float:
@@ -538,11 +587,12 @@ class CoordinatorServer:
         path: Path,
         rules: PairRules,
         *,
+        settled: frozenset[Key] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.path = path
-        self.coordinator = Coordinator(rules)
+        self.coordinator = Coordinator(rules, settled=settled)
         self._clock = clock
         self._log = log
         self._lock = threading.Lock()
