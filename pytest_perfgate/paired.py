@@ -391,9 +391,11 @@ class Coordinator:
     def level(self, side: str, value: float, now: float) -> list[Reply]:
         self.sides[side].awaiting = True
         active = self._active
-        if active is None or active.turn != side or not value > 0 or not math.isfinite(value):
+        if active is None:  # it ended while this side measured (the other side left)
+            return self._reply(side, "stop")
+        if active.turn != side or not value > 0 or not math.isfinite(value):
             # Out of turn or nonsense: end the measurement rather than pair wrongly.
-            return self._end("protocol error", now) if active is not None else []
+            return self._end("protocol error", now)
         active.levels[side].append(value)
         base, candidate = active.levels["base"], active.levels["candidate"]
         if len(base) != len(candidate):
