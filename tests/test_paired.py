@@ -27,6 +27,7 @@ from pytest_perfgate.paired import (
     trimmed_mean,
 )
 from pytest_perfgate.sampling import BatchTime, Sampler, SamplingPlan
+from pytest_perfgate.stats import Decision
 
 T1, T2 = "test_x.py::test_one", "test_x.py::test_two"
 KEY: Key = (T1, "time")
@@ -51,14 +52,12 @@ def run_pairs(
     coordinator.arrive("base", KEY, 0.02, now)
     replies = coordinator.arrive("candidate", KEY, 0.02, now)
     levels = {"base": base, "candidate": candidate}
-    wiggle = 0
-    for _ in range(pairs * 2):
+    for turn in range(pairs * 2):
         goes = [side for side, message in replies if message["op"] == "go"]
         if not goes:
             return replies
-        wiggle += 1
         # A little spread, the same on both sides, so the pairs are not identical.
-        value = levels[goes[0]] * (1 + 0.001 * (wiggle % 3))
+        value = levels[goes[0]] * (1 + 0.001 * (turn % 3))
         replies = coordinator.level(goes[0], value, now)
     return replies
 
@@ -74,7 +73,7 @@ def test_a_message_survives_the_wire() -> None:
 
 @pytest.mark.parametrize("line", [b"[1, 2]\n", b'{"no": "op"}\n', b"not json\n"])
 def test_a_malformed_line_is_refused(line: bytes) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"perfgate paired message|Expecting value"):
         decode(line)
 
 
@@ -92,11 +91,16 @@ def test_a_consistent_slowdown_is_regressed_and_no_change_is_unchanged() -> None
     slower = [math.log(1.10) + 0.005 * ((i % 5) - 2) for i in range(20)]
     same = [0.005 * ((i % 5) - 2) for i in range(20)]
     faster = [-r for r in slower]
-    rules = {"threshold": 0.02, "alpha": 0.001, "direction": Direction.LOWER_IS_BETTER}
-    assert paired_decision(slower, **rules).verdict is Verdict.REGRESSED
-    assert paired_decision(same, **rules).verdict is Verdict.UNCHANGED
-    assert paired_decision(faster, **rules).verdict is Verdict.IMPROVED
-    decision = paired_decision(slower, **rules)
+
+    def decide(ratios: list[float]) -> Decision:
+        return paired_decision(
+            ratios, threshold=0.02, alpha=0.001, direction=Direction.LOWER_IS_BETTER
+        )
+
+    assert decide(slower).verdict is Verdict.REGRESSED
+    assert decide(same).verdict is Verdict.UNCHANGED
+    assert decide(faster).verdict is Verdict.IMPROVED
+    decision = decide(slower)
     assert decision.ci_low < 1.10 < decision.ci_high
 
 
@@ -161,7 +165,8 @@ def test_a_clear_slowdown_stops_at_the_first_look() -> None:
     paired = coordinator.results[KEY]
     assert paired.pairs == RULES.min_pairs
     assert paired.stop_reason == "clear"
-    assert paired.decision is not None and paired.decision.verdict is Verdict.REGRESSED
+    assert paired.decision is not None
+    assert paired.decision.verdict is Verdict.REGRESSED
 
 
 def test_an_open_measurement_goes_on_to_its_time_budget() -> None:
@@ -278,9 +283,9 @@ def test_the_look_points_grow_and_never_repeat() -> None:
 
 
 def test_rules_refuse_nonsense() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rounds"):
         PairRules(rounds=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="min_pairs"):
         PairRules(min_pairs=2)
 
 
