@@ -295,7 +295,7 @@ def _paired_comparison(
     decided: tuple[Decision, str],
     noise: float,
 ) -> Comparison:
-    decision, disagreement = decided
+    decision, remark = decided
     pairs = sum(r.pairs for r in rounds)
     seconds = sum(r.seconds for r in rounds)
     note = (
@@ -312,7 +312,7 @@ def _paired_comparison(
         q_value=bonferroni(decision.p_worse, decisions),
         threshold=rounds[0].threshold,
         looks=sum(r.looks for r in rounds),
-        notes=(note, disagreement) if disagreement else (note,),
+        notes=(note, remark) if remark else (note,),
     )
 
 

@@ -304,10 +304,6 @@ def _print_explanations(comparisons: Sequence[Comparison]) -> None:
 # -- ab ----------------------------------------------------------------------------------------
 
 
-#: ``perfgate ab --pair-time``'s default: seconds of paired measuring per measurement.
-PAIR_TIME = 4.0
-
-
 def _ab_arguments(parser: argparse.ArgumentParser) -> None:
     """``perfgate ab``'s arguments (the decision options share settings.py's parsing)."""
     parser.add_argument(
@@ -335,7 +331,7 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pair-time",
         type=float,
-        default=PAIR_TIME,
+        default=PairRules().measurement_time,
         metavar="SECONDS",
         help=f"paired: measuring time of one measurement at most (default: {PAIR_TIME:g})",
     )

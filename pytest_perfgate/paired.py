@@ -184,17 +184,36 @@ class Combined:
     se: float  #: its standard error: each round's own, and the process noise
     df: int  #: degrees of freedom of its t distribution
     disagreement: str  #: why the rounds disagree, or ""
+    note: str = ""  #: a round left out, and why
 
 
 def combined(results: Sequence[PairedResult], noise: float) -> Combined | None:
-    """The rounds with 3 pairs or more, combined; None when there are none. Rounds that
-    differ by more than their own errors and the suite's process ``noise`` allow (p
-    below ROUNDS_DISAGREE) are said to disagree."""
-    from scipy import stats as scipy_stats
+    """The rounds with 3 pairs or more, combined; None when there are none.
 
+    Rounds that differ by more than their own errors and the suite's process ``noise``
+    allow (p below ROUNDS_DISAGREE) disagree. With three rounds or more, the one round
+    farthest from the others is left out when the rest then agree: a process that
+    landed 15% off is a known way for a run to go wrong (memory layout), not a change.
+    """
     centres = [trimmed_mean(r.log_ratios) for r in results if r.pairs >= 3]
     if not centres:
         return None
+    both = _combine(centres, noise)
+    if both.disagreement and len(centres) >= 3:
+        middle = sorted(c.mean for c in centres)[len(centres) // 2]
+        odd = max(range(len(centres)), key=lambda i: abs(centres[i].mean - middle))
+        rest = _combine([c for i, c in enumerate(centres) if i != odd], noise)
+        if not rest.disagreement:
+            note = (
+                f"left out a round at {math.expm1(centres[odd].mean):+.1%} (processes landed apart)"
+            )
+            return replace(rest, disagreement="", note=note)
+    return both
+
+
+def _combine(centres: Sequence[TrimmedMean], noise: float) -> Combined:
+    from scipy import stats as scipy_stats
+
     k = len(centres)
     mean = math.fsum(c.mean for c in centres) / k
     se = math.sqrt(math.fsum(c.se**2 for c in centres) / k**2 + noise**2 / k)
@@ -216,15 +235,15 @@ def rounds_decision(
     direction: Direction = Direction.LOWER_IS_BETTER,
 ) -> tuple[Decision, str] | None:
     """The verdict on one measurement over every round (pair of processes) it was
-    measured in, and why its rounds disagree ("" when they agree: a disagreement makes
-    it INCONCLUSIVE). None with fewer than 3 pairs in every round."""
+    measured in, and a note: why its rounds disagree (which makes it INCONCLUSIVE) or
+    which round was left out. None with fewer than 3 pairs in every round."""
     both = combined(results, noise)
     if both is None:
         return None
     decision = _t_decision(both.mean, both.se, both.df, threshold, alpha, direction)
     if both.disagreement:
         return replace(decision, verdict=Verdict.INCONCLUSIVE), both.disagreement
-    return decision, ""
+    return decision, both.note
 
 
 def settled(
@@ -279,7 +298,7 @@ class PairRules:
     #: verdict needs more than one to tell a change from where a process landed.
     rounds: int = 5
     #: Paired measuring of one measurement at most, all rounds together.
-    measurement_time: float = 4.0
+    measurement_time: float = 3.0
     #: Share of a measurement's level spent on settling it before the last round.
     early_share: float = 0.1
     total_time: float | None = None  #: of all measurements together; None: no cap

@@ -381,3 +381,12 @@ def test_two_real_workers_take_turns_over_the_socket(tmp_path: Path) -> None:
     assert paired.decision.verdict is Verdict.REGRESSED
     assert paired.decision.ratio == pytest.approx(3.0)
     assert not socket_path.exists()
+
+
+def test_one_round_far_off_among_five_is_left_out() -> None:
+    rounds = [result(0.10), result(0.11), result(0.30), result(0.09), result(0.10)]
+    decided = rounds_decision(rounds, noise=0.01, threshold=0.02, alpha=0.001)
+    assert decided is not None
+    assert decided[0].verdict is Verdict.REGRESSED
+    assert decided[0].ratio == pytest.approx(1.10, abs=0.01)
+    assert "left out a round at +30" in decided[1]
