@@ -119,12 +119,19 @@ def test_rounds_that_agree_on_a_slowdown_make_it_regressed() -> None:
     assert decided[1] == ""
 
 
-def test_one_round_whose_processes_landed_apart_is_inconclusive_not_regressed() -> None:
-    rounds = [result(0.0), result(0.25), result(0.0)]
+def test_two_rounds_whose_processes_landed_apart_are_inconclusive_not_regressed() -> None:
+    rounds = [result(0.0), result(0.25)]
     decided = rounds_decision(rounds, noise=0.01, threshold=0.02, alpha=0.001)
     assert decided is not None
     assert decided[0].verdict is Verdict.INCONCLUSIVE
     assert "rounds disagree" in decided[1]
+
+
+def test_rounds_all_over_the_place_are_inconclusive() -> None:
+    rounds = [result(0.0), result(0.25), result(-0.2), result(0.1)]
+    decided = rounds_decision(rounds, noise=0.01, threshold=0.02, alpha=0.001)
+    assert decided is not None
+    assert decided[0].verdict is Verdict.INCONCLUSIVE
 
 
 def test_process_noise_follows_the_typical_round_difference_not_the_odd_one() -> None:
