@@ -333,7 +333,8 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=PairRules().measurement_time,
         metavar="SECONDS",
-        help=f"paired: measuring time of one measurement at most (default: {PairRules().measurement_time:g})",
+        help="paired: measuring time of one measurement at most, all rounds together "
+        f"(default: {PairRules().measurement_time:g})",
     )
     for name in ("threshold", "alpha", "run_noise"):
         option = OPTIONS_BY_NAME[name]
