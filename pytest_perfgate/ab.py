@@ -33,7 +33,7 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
-from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision, settled
+from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision
 from .results import ResultsError, RunResults, TestResults, read_results
 from .stats import Decision, bonferroni, speed_adjusted, summarize
 
@@ -168,54 +168,33 @@ def run_paired(
         measurement_time=rules.measurement_time / rules.rounds,
         total_time=None if rules.total_time is None else rules.total_time / rules.rounds,
     )
+    with CoordinatorServer(scratch / "pair.sock", per_round, log=progress) as server:
+        started = time.perf_counter()
+        processes = {
+            (index, side): _start_worker(command, side, index, base_dir, candidate_dir,
+                                         scratch, env, per_round, cpu)
+            for index in range(rules.rounds)
+            for side in ("base", "candidate")
+        }  # fmt: skip
+        for (index, side), process in processes.items():
+            exit_code = process.wait()
+            tail = (scratch / f"{side}-{index}.out").read_text(errors="replace")[-2000:]
+            results = _results_or_none(scratch / f"{side}-{index}.json")
+            seconds = time.perf_counter() - started
+            outcome.runs.append(SideRun(side, index, exit_code, results, seconds, tail))
+            progress(
+                f"perfgate ab: round {index + 1}/{rules.rounds} {side} (paired): "
+                f"exit {exit_code}, {seconds:.1f}s"
+            )
     unpaired: dict[Key, str] = {}
-    for round_index in range(rules.rounds):
-        done = _settled_so_far(outcome.paired, rules, round_index)
-        with CoordinatorServer(
-            scratch / "pair.sock", per_round, settled=done, log=progress
-        ) as server:
-            started = time.perf_counter()
-            processes = {
-                side: _start_worker(command, side, round_index, base_dir, candidate_dir, scratch,
-                                    env, per_round, cpu)
-                for side in ("base", "candidate")
-            }  # fmt: skip
-            for side, process in processes.items():
-                exit_code = process.wait()
-                tail = (scratch / f"{side}.out").read_text(errors="replace")[-2000:]
-                results = _results_or_none(scratch / f"{side}-{round_index}.json")
-                seconds = time.perf_counter() - started
-                outcome.runs.append(SideRun(side, round_index, exit_code, results, seconds, tail))
-                progress(
-                    f"perfgate ab: round {round_index + 1}/{rules.rounds} {side} (paired): "
-                    f"exit {exit_code}, {seconds:.1f}s"
-                )
-            for key, result in server.coordinator.results.items():
-                outcome.paired.setdefault(key, []).append(result)
-            unpaired.update(server.coordinator.unpaired)
+    for coordinator in server.coordinators:
+        for key, result in coordinator.results.items():
+            outcome.paired.setdefault(key, []).append(result)
+        unpaired.update(coordinator.unpaired)
     _note_exit_codes(outcome)
     _judge(outcome, policy)
     _apply_pairs(outcome, unpaired, rules)
     return outcome
-
-
-def _settled_so_far(
-    paired: Mapping[Key, Sequence[PairedResult]], rules: PairRules, round_index: int
-) -> frozenset[Key]:
-    """Measurements the rounds so far settle (never before two rounds: one pair of
-    processes cannot tell a change from where its processes landed)."""
-    if round_index < 2:
-        return frozenset()
-    noise = process_noise(list(paired.values()))
-    early = rules.early_share / (rules.rounds - 2)  # looks after rounds 2 .. rounds-1
-    return frozenset(
-        key
-        for key, rounds in paired.items()
-        if settled(
-            rounds, noise=noise, threshold=rounds[0].threshold,
-            level=_measurement_level(rounds, rules) * early,
-        )
-    )  # fmt: skip
 
 
 def _measurement_level(rounds: Sequence[PairedResult], rules: PairRules) -> float:
@@ -234,14 +213,23 @@ def _start_worker(
     rules: PairRules,
     cpu: int | None,
 ) -> subprocess.Popen[bytes]:
-    from .paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SOCKET_VARIABLE
+    from .paired import (
+        BATCH_TIME_VARIABLE,
+        CPU_VARIABLE,
+        ROUND_VARIABLE,
+        SIDE_VARIABLE,
+        SOCKET_VARIABLE,
+    )
 
     environment = _side_environment(side, base_dir, env)
     environment[SOCKET_VARIABLE] = str(scratch / "pair.sock")
     environment[SIDE_VARIABLE] = side
     environment[BATCH_TIME_VARIABLE] = repr(rules.batch_time)
+    environment[ROUND_VARIABLE] = str(round_index)
+    if cpu is not None:
+        environment[CPU_VARIABLE] = str(cpu)
     results = scratch / f"{side}-{round_index}.json"
-    with (scratch / f"{side}.out").open("w") as output:
+    with (scratch / f"{side}-{round_index}.out").open("w") as output:
         process = subprocess.Popen(
             [*_side_command(command, results, scratch), *PAIRED_ARGS],
             cwd=base_dir if side == "base" else candidate_dir,
@@ -249,8 +237,6 @@ def _start_worker(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    if cpu is not None:
-        os.sched_setaffinity(process.pid, {cpu})
     return process
 
 
@@ -271,7 +257,7 @@ def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRul
             decided = (
                 rounds_decision(
                     rounds, noise=noise, threshold=rounds[0].threshold,
-                    alpha=_measurement_level(rounds, rules) * (1 - rules.early_share),
+                    alpha=_measurement_level(rounds, rules),
                     direction=measurement.direction,
                 )
                 if rounds

@@ -23,6 +23,7 @@ This module holds the three parts that do not need pytest:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -48,6 +49,10 @@ SIDE_VARIABLE = "PERFGATE_PAIRED_SIDE"
 SIDES = ("base", "candidate")
 #: Seconds of samples per turn, as the workers read it (plugin/paired_worker.py).
 BATCH_TIME_VARIABLE = "PERFGATE_PAIRED_BATCH_TIME"
+#: Which round (pair of processes) a worker belongs to: 0, 1, ...
+ROUND_VARIABLE = "PERFGATE_PAIRED_ROUND"
+#: The CPU a worker moves to once it has collected (every worker the same one).
+CPU_VARIABLE = "PERFGATE_PAIRED_CPU"
 
 #: Identity of a measurement on both sides: (pytest node id, measurement name). The
 #: fixture refuses a name twice in one test, so the name stands for the call index too.
@@ -246,26 +251,6 @@ def rounds_decision(
     return decision, both.note
 
 
-def settled(
-    results: Sequence[PairedResult], *, noise: float, threshold: float, level: float
-) -> bool:
-    """Whether the rounds so far settle a measurement, so later rounds need not measure
-    it: regressed or improved at ``level`` (what is set aside for early looks), or
-    inside the threshold both ways at 5% each (stopping for that cannot raise a false
-    alarm)."""
-    from scipy import stats as scipy_stats
-
-    both = combined(results, noise)
-    if both is None or both.disagreement:
-        return False
-    decision = _t_decision(both.mean, both.se, both.df, threshold, level, Direction.LOWER_IS_BETTER)
-    if decision.verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
-        return True
-    reach = float(scipy_stats.t(df=both.df).ppf(0.95)) * both.se
-    delta = math.log1p(threshold)
-    return both.mean + reach < delta and both.mean - reach > -delta
-
-
 def clearly_unchanged(
     log_ratios: Sequence[float], *, threshold: float, level: float, direction: Direction
 ) -> bool:
@@ -294,13 +279,11 @@ class PairRules:
     max_looks: int = 10  #: the level of one measurement is split evenly over these looks
     #: Early stop as UNCHANGED when the change is inside the threshold at this level.
     unchanged_level: float = 0.05
-    #: Pairs of processes, one after another: each lands at its own level, so the
-    #: verdict needs more than one to tell a change from where a process landed.
+    #: Pairs of processes, all started at once, taking turns one at a time: each
+    #: process lands at its own level, so the verdict needs several pairs of them.
     rounds: int = 5
     #: Paired measuring of one measurement at most, all rounds together.
     measurement_time: float = 3.0
-    #: Share of a measurement's level spent on settling it before the last round.
-    early_share: float = 0.1
     total_time: float | None = None  #: of all measurements together; None: no cap
     wait_timeout: float = 120.0  #: a side that does not answer for this long is left out
     batch_time: float = 0.02  #: the work in one batch (a few samples)
@@ -380,10 +363,8 @@ class Coordinator:
     """Pairs the batches of two workers; every method takes the event's time and returns
     the replies to send. Not thread-safe: the server holds a lock around it."""
 
-    def __init__(self, rules: PairRules, *, settled: frozenset[Key] = frozenset()) -> None:
+    def __init__(self, rules: PairRules) -> None:
         self.rules = rules
-        #: Measurements whose verdict earlier rounds made clear: one pair each, no more.
-        self.settled = settled
         self.sides = {s: _Side() for s in SIDES}
         self.results: dict[Key, PairedResult] = {}
         self.unpaired: dict[Key, str] = {}  #: measured on one side alone -> why
@@ -450,8 +431,7 @@ class Coordinator:
         for state in self.sides.values():
             state.waiting = None
         threshold = self.sides["candidate"].threshold
-        deadline = now if key in self.settled else now + self._time_for_one()
-        self._active = _Active(key, threshold, now, deadline, turn_since=now)
+        self._active = _Active(key, threshold, now, now + self._time_for_one(), turn_since=now)
         return self._give_turn("base", now)
 
     def _time_for_one(self) -> float:
@@ -599,32 +579,45 @@ def _log_ratios(levels: dict[str, list[float]]) -> list[float]:
 # -- the socket shell ---------------------------------------------------------------------
 
 
+#: A worker: (round, side).
+Worker = tuple[int, str]
+
+
 class CoordinatorServer:
-    """The coordinator behind a Unix socket: one thread per worker connection, one lock
-    around the coordinator, a ticker for timeouts. Use as a context manager."""
+    """The coordinators of every round behind one Unix socket: one thread per worker
+    connection, one lock around everything, a ticker for timeouts. The rounds run at
+    the same time, each its own pair of processes and its own :class:`Coordinator`,
+    and one turn is handed out at a time across all of them: a "go" waits in a queue
+    until the worker that measures has handed its turn in. Use as a context manager."""
 
     def __init__(
         self,
         path: Path,
         rules: PairRules,
         *,
-        settled: frozenset[Key] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.path = path
-        self.coordinator = Coordinator(rules, settled=settled)
+        self.coordinators = [Coordinator(rules) for _ in range(rules.rounds)]
         self._clock = clock
         self._log = log
         self._lock = threading.Lock()
-        self._connections: dict[str, socket.socket] = {}
+        self._connections: dict[Worker, socket.socket] = {}
+        self._turns: collections.deque[Worker] = collections.deque()  #: waiting for a "go"
+        self._measuring: Worker | None = None  #: holds the one turn
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    @property
+    def coordinator(self) -> Coordinator:
+        """The first round's coordinator (the only one with one round)."""
+        return self.coordinators[0]
+
     def __enter__(self) -> CoordinatorServer:
         self._listener.bind(str(self.path))
-        self._listener.listen(4)
+        self._listener.listen(2 * len(self.coordinators))
         self._listener.settimeout(0.2)
         for target in (self._accept, self._tick):
             thread = threading.Thread(target=target, daemon=True)
@@ -656,10 +649,11 @@ class CoordinatorServer:
 
     def _tick(self) -> None:
         while not self._closed.wait(0.25):
-            self._apply(lambda now: self.coordinator.tick(now))
+            for index, coordinator in enumerate(self.coordinators):
+                self._apply(index, coordinator.tick)
 
     def _serve(self, connection: socket.socket) -> None:
-        side = ""
+        worker: Worker | None = None
         with connection, connection.makefile("rb") as lines:
             for line in lines:
                 try:
@@ -668,19 +662,30 @@ class CoordinatorServer:
                     self._log(f"perfgate ab: {error}")
                     break
                 if message["op"] == "hello":
-                    side = str(message.get("side"))
-                    if side not in SIDES:
+                    worker = self._hello(message, connection)
+                    if worker is None:
                         break
-                    with self._lock:
-                        self._connections[side] = connection
-                if side:
-                    self._apply(functools.partial(self._event, side, message))
-        if side:
-            self._apply(lambda now: self.coordinator.gone(side, now))
+                if worker is not None:
+                    index, side = worker
+                    event = functools.partial(self._event, index, side, message)
+                    self._apply(index, event, source=worker)
+        if worker is not None:
+            index, side = worker
+            self._apply(index, functools.partial(self.coordinators[index].gone, side), worker)
 
-    def _event(self, side: str, message: dict[str, Any], now: float) -> list[Reply]:
-        """One worker message, handed to the coordinator."""
-        op, coordinator = message["op"], self.coordinator
+    def _hello(self, message: dict[str, Any], connection: socket.socket) -> Worker | None:
+        side, index = str(message.get("side")), message.get("round", 0)
+        if side not in SIDES or not isinstance(index, int):
+            return None
+        if not 0 <= index < len(self.coordinators):
+            return None
+        with self._lock:
+            self._connections[(index, side)] = connection
+        return (index, side)
+
+    def _event(self, index: int, side: str, message: dict[str, Any], now: float) -> list[Reply]:
+        """One worker message, handed to its round's coordinator."""
+        op, coordinator = message["op"], self.coordinators[index]
         if op == "hello":
             return coordinator.hello(side, [str(t) for t in message.get("tests", [])], now)
         if op == "arrive":
@@ -692,12 +697,32 @@ class CoordinatorServer:
             return coordinator.finished(side, str(message["test"]), now)
         return []
 
-    def _apply(self, event: Callable[[float], list[Reply]]) -> None:
+    def _apply(
+        self, index: int, event: Callable[[float], list[Reply]], source: Worker | None = None
+    ) -> None:
+        """Run ``event`` on round ``index``'s coordinator, send its replies, and hand out
+        the next turn; ``source`` sent the message, so its turn, if it had one, is over."""
         with self._lock:
+            if source is not None and self._measuring == source:
+                self._measuring = None
             for side, reply in event(self._clock()):
-                connection = self._connections.get(side)
-                if connection is None:
-                    continue
-                # On error its reader thread sees the closed connection and says "gone".
-                with contextlib.suppress(OSError):
-                    connection.sendall(encode(reply))
+                if reply["op"] == "go":
+                    self._turns.append((index, side))
+                else:
+                    self._send((index, side), reply)
+            self._hand_out_turn()
+
+    def _hand_out_turn(self) -> None:
+        while self._measuring is None and self._turns:
+            worker = self._turns.popleft()
+            if worker in self._connections:
+                self._measuring = worker
+                self._send(worker, {"op": "go"})
+
+    def _send(self, worker: Worker, reply: dict[str, Any]) -> None:
+        connection = self._connections.get(worker)
+        if connection is None:
+            return
+        # On error its reader thread sees the closed connection and says "gone".
+        with contextlib.suppress(OSError):
+            connection.sendall(encode(reply))

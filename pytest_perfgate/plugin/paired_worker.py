@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from ..paired import BATCH_TIME_VARIABLE, SIDE_VARIABLE, SIDES, SOCKET_VARIABLE, decode, encode
+from ..paired import (
+    BATCH_TIME_VARIABLE,
+    CPU_VARIABLE,
+    ROUND_VARIABLE,
+    SIDE_VARIABLE,
+    SIDES,
+    SOCKET_VARIABLE,
+    decode,
+    encode,
+)
 from .session import session_key
 
 PLUGIN_NAME = "perfgate-paired"
@@ -37,7 +46,10 @@ def register_if_paired(config: pytest.Config) -> None:
         )
     try:
         batch_time = float(os.environ.get(BATCH_TIME_VARIABLE, "0.02"))
-        worker = PairedWorker(Path(path), side, batch_time)
+        round_index = int(os.environ.get(ROUND_VARIABLE, "0"))
+        cpu = os.environ.get(CPU_VARIABLE)
+        worker = PairedWorker(Path(path), side, batch_time, round_index)
+        worker.cpu = None if cpu is None else int(cpu)
     except (OSError, ValueError) as error:
         raise pytest.UsageError(
             f"perfgate: cannot reach the paired A/B coordinator at {path}: {error}"
@@ -57,9 +69,11 @@ def pairing_of(
 class PairedWorker:
     """One connection to the coordinator, for the whole run."""
 
-    def __init__(self, path: Path, side: str, batch_time: float) -> None:
+    def __init__(self, path: Path, side: str, batch_time: float, round_index: int = 0) -> None:
         self.side = side
         self.batch_time = batch_time
+        self.round = round_index
+        self.cpu: int | None = None  #: move to this CPU once collected (all workers alike)
         self._socket: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.connect(str(path))
         self._lines = self._socket.makefile("rb")
@@ -68,7 +82,10 @@ class PairedWorker:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         perf = session.config.stash[session_key]
         tests = [item.nodeid for item in session.items if perf.is_perf_item(item)]
-        self.tell({"op": "hello", "side": self.side, "tests": tests})
+        if self.cpu is not None and hasattr(os, "sched_setaffinity"):
+            # After collection: start-up runs on every core, measuring on the shared one.
+            os.sched_setaffinity(0, {self.cpu})
+        self.tell({"op": "hello", "side": self.side, "round": self.round, "tests": tests})
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.tell({"op": "finished", "test": nodeid})
