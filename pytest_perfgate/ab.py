@@ -163,11 +163,9 @@ def run_paired(
         raise ABError("paired A/B needs Unix sockets; use --whole-runs on this platform")
     outcome = ABOutcome()
     (scratch / "baselines").mkdir(parents=True, exist_ok=True)
-    per_round = replace(
-        rules,
-        measurement_time=rules.measurement_time / rules.rounds,
-        total_time=None if rules.total_time is None else rules.total_time / rules.rounds,
-    )
+    # The rounds measure at the same time, sharing the clock: each round's coordinator
+    # gets the whole budget, and the turns in it are shared between the rounds.
+    per_round = rules
     with CoordinatorServer(scratch / "pair.sock", per_round, log=progress) as server:
         started = time.perf_counter()
         processes = {

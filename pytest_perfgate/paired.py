@@ -283,7 +283,7 @@ class PairRules:
     #: process lands at its own level, so the verdict needs several pairs of them.
     rounds: int = 5
     #: Paired measuring of one measurement at most, all rounds together.
-    measurement_time: float = 3.0
+    measurement_time: float = 2.0
     total_time: float | None = None  #: of all measurements together; None: no cap
     wait_timeout: float = 120.0  #: a side that does not answer for this long is left out
     batch_time: float = 0.02  #: the work in one batch (a few samples)
