@@ -199,6 +199,7 @@ def main() -> int:
         theirs_wall = next((t.wall for t in trials if t.mode == "benchmark"), None)
         if theirs_wall:
             benchmark_walls.update({id(t): theirs_wall for t in trials})
+        save(args.json, tallies, benchmark_walls)
     (repo / "slowdown.txt").write_text("1.0")
 
     print(f"\n24 tests, {len(INJECTED)} injected; {time.perf_counter() - started:.0f}s in all")
@@ -207,18 +208,22 @@ def main() -> int:
         if tally.trials:
             injected = len(INJECTED) if CASES[case] != 1.0 else 0
             print(f"{mode:10} {case:6} {tally.line(injected, benchmark_walls)}")
-    if args.json:
-        document = {
-            "command": " ".join(sys.argv),
-            "trials": [asdict(t) for tally in tallies.values() for t in tally.trials],
-            "ratios_to_benchmark": {
-                f"{m} {c}": [t.wall / benchmark_walls[id(t)] for t in tally.trials
-                             if id(t) in benchmark_walls]
-                for (m, c), tally in tallies.items()
-            },
-        }  # fmt: skip
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
     return 0
+
+
+def save(path: Path | None, tallies: dict[tuple[str, str], Tally], walls: dict[int, float]) -> None:
+    """Every trial so far, rewritten after each one: a session cut short keeps its data."""
+    if path is None:
+        return
+    document = {
+        "command": " ".join(sys.argv),
+        "trials": [asdict(t) for tally in tallies.values() for t in tally.trials],
+        "ratios_to_benchmark": {
+            f"{m} {c}": [t.wall / walls[id(t)] for t in tally.trials if id(t) in walls]
+            for (m, c), tally in tallies.items()
+        },
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n")
 
 
 if __name__ == "__main__":
