@@ -1,5 +1,10 @@
 """Same-job A/B: measure the base ref and the candidate alternately, in one job, and judge.
 
+Two ways: :func:`run_paired` (the default) starts pairs of long-lived pytest processes
+that take turns batch by batch under a coordinator (paired.py) and judges each
+measurement on its pairs; :func:`run_ab` alternates whole runs, as described below, and
+judges what pairing does not reach.
+
 On a shared CI runner the machine's speed drifts between jobs by more than the changes
 worth catching. Measuring both sides in the same job, alternating whole runs (A B A B
 ...), exposes both to the same drift; each test is then judged on its pooled base
