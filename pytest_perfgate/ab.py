@@ -1,5 +1,10 @@
 """Same-job A/B: measure the base ref and the candidate alternately, in one job, and judge.
 
+Two ways: :func:`run_paired` (the default) starts pairs of long-lived pytest processes
+that take turns batch by batch under a coordinator (paired.py) and judges each
+measurement on its pairs; :func:`run_ab` alternates whole runs, as described below, and
+judges what pairing does not reach.
+
 On a shared CI runner the machine's speed drifts between jobs by more than the changes
 worth catching. Measuring both sides in the same job, alternating whole runs (A B A B
 ...), exposes both to the same drift; each test is then judged on its pooled base
@@ -21,10 +26,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,8 +38,9 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
+from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision
 from .results import ResultsError, RunResults, TestResults, read_results
-from .stats import speed_adjusted, summarize
+from .stats import Decision, bonferroni, speed_adjusted, summarize
 
 
 class ABError(Exception):
@@ -59,6 +66,8 @@ class ABOutcome:
     comparisons: list[Comparison] = field(default_factory=list)
     tests: list[TestResults] = field(default_factory=list)  #: the candidate side, judged
     problems: list[str] = field(default_factory=list)  #: per-test notes from the base side
+    #: Paired mode: each round's pairs, per (test id, measurement name).
+    paired: dict[Key, list[PairedResult]] = field(default_factory=dict)
 
     @property
     def regressed(self) -> bool:
@@ -121,6 +130,12 @@ def run_ab(
                 f"perfgate ab: round {round_index + 1}/{rounds} {side}: exit {run.exit_code}, "
                 f"{run.seconds:.1f}s"
             )
+    _note_exit_codes(outcome)
+    _judge(outcome, policy)
+    return outcome
+
+
+def _note_exit_codes(outcome: ABOutcome) -> None:
     for run in outcome.runs:
         if run.exit_code not in (0, 1):  # 1: tests failed; anything else: pytest did not run
             last = "\n    ".join(run.output_tail.strip().splitlines()[-5:])
@@ -128,8 +143,200 @@ def run_ab(
                 f"{run.side} run {run.round + 1}: pytest exited with {run.exit_code}; "
                 f"its output ended with:\n    {last}"
             )
+
+
+def run_paired(
+    command: Sequence[str],
+    *,
+    candidate_dir: Path,
+    base_dir: Path,
+    rules: PairRules,
+    policy: GatePolicy,
+    scratch: Path,
+    env: dict[str, str] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    cpu: int | None = None,
+) -> ABOutcome:
+    """Run ``command`` once on each side, both processes at once, taking turns batch by
+    batch under a coordinator (paired.py); judge every paired measurement on its pairs
+    and every other one (probes that do not sample through the Sampler, tests on one
+    side only) as a one-round whole-run A/B. With ``cpu``, both processes run on that
+    one CPU, so a neighbour that occupies a core slows both sides alike."""
+    from .paired import CoordinatorServer
+
+    if not hasattr(socket, "AF_UNIX"):
+        raise ABError("paired A/B needs Unix sockets; use --whole-runs on this platform")
+    outcome = ABOutcome()
+    (scratch / "baselines").mkdir(parents=True, exist_ok=True)
+    # The rounds measure at the same time, sharing the clock: each round's coordinator
+    # gets the whole budget, and the turns in it are shared between the rounds.
+    per_round = rules
+    with CoordinatorServer(scratch / "pair.sock", per_round, log=progress) as server:
+        started = time.perf_counter()
+        processes = {
+            (index, side): _start_worker(command, side, index, base_dir, candidate_dir,
+                                         scratch, env, per_round, cpu)
+            for index in range(rules.rounds)
+            for side in ("base", "candidate")
+        }  # fmt: skip
+        for (index, side), process in processes.items():
+            exit_code = process.wait()
+            tail = (scratch / f"{side}-{index}.out").read_text(errors="replace")[-2000:]
+            results = _results_or_none(scratch / f"{side}-{index}.json")
+            seconds = time.perf_counter() - started
+            outcome.runs.append(SideRun(side, index, exit_code, results, seconds, tail))
+            progress(
+                f"perfgate ab: round {index + 1}/{rules.rounds} {side} (paired): "
+                f"exit {exit_code}, {seconds:.1f}s"
+            )
+    unpaired: dict[Key, str] = {}
+    for coordinator in server.coordinators:
+        for key, result in coordinator.results.items():
+            outcome.paired.setdefault(key, []).append(result)
+        unpaired.update(coordinator.unpaired)
+    _note_exit_codes(outcome)
     _judge(outcome, policy)
+    _apply_pairs(outcome, unpaired, rules)
     return outcome
+
+
+def _measurement_level(rounds: Sequence[PairedResult], rules: PairRules) -> float:
+    """The suite's level split over its perf tests (Bonferroni)."""
+    return rules.alpha / max(rounds[0].suite_tests, 1)
+
+
+def _start_worker(
+    command: Sequence[str],
+    side: str,
+    round_index: int,
+    base_dir: Path,
+    candidate_dir: Path,
+    scratch: Path,
+    env: dict[str, str] | None,
+    rules: PairRules,
+    cpu: int | None,
+) -> subprocess.Popen[bytes]:
+    from .paired import (
+        BATCH_TIME_VARIABLE,
+        CPU_VARIABLE,
+        ROUND_VARIABLE,
+        SIDE_VARIABLE,
+        SOCKET_VARIABLE,
+    )
+
+    environment = _side_environment(side, base_dir, env)
+    environment[SOCKET_VARIABLE] = str(scratch / "pair.sock")
+    environment[SIDE_VARIABLE] = side
+    environment[BATCH_TIME_VARIABLE] = repr(rules.batch_time)
+    environment[ROUND_VARIABLE] = str(round_index)
+    if cpu is not None:
+        environment[CPU_VARIABLE] = str(cpu)
+    results = scratch / f"{side}-{round_index}.json"
+    with (scratch / f"{side}-{round_index}.out").open("w") as output:
+        process = subprocess.Popen(
+            [*_side_command(command, results, scratch), *PAIRED_ARGS],
+            cwd=base_dir if side == "base" else candidate_dir,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return process
+
+
+#: What the workers of a paired run add to the command: both sides must meet the same
+#: tests in the same order.
+PAIRED_ARGS = ("-p", "no:randomly")
+
+
+def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRules) -> None:
+    """Replace the whole-run verdict of every paired measurement by its paired one."""
+    noise = process_noise(list(outcome.paired.values()))
+    tests: list[TestResults] = []
+    for test in outcome.tests:
+        judged = []
+        for measurement, comparison in test.results:
+            key = (test.test_id, measurement.name)
+            rounds = outcome.paired.get(key, [])
+            decided = (
+                rounds_decision(
+                    rounds, noise=noise, threshold=rounds[0].threshold,
+                    alpha=_measurement_level(rounds, rules),
+                    direction=measurement.direction,
+                )
+                if rounds
+                else None
+            )  # fmt: skip
+            if decided is not None:
+                comparison = _paired_comparison(comparison, rounds, decided, noise)
+            else:
+                why = unpaired.get(key) or "fewer than 3 pairs"
+                note = f"not paired ({why}): judged on whole runs of each side"
+                comparison = replace(comparison, notes=(*comparison.notes, note))
+            judged.append((measurement, comparison))
+        tests.append(replace(test, results=tuple(judged)))
+    outcome.tests = tests
+    outcome.comparisons = [c for test in tests for _, c in test.results]
+
+
+def _paired_comparison(
+    comparison: Comparison,
+    rounds: Sequence[PairedResult],
+    decided: tuple[Decision, str],
+    noise: float,
+) -> Comparison:
+    decision, remark = decided
+    pairs = sum(r.pairs for r in rounds)
+    seconds = sum(r.seconds for r in rounds)
+    note = (
+        f"paired: {pairs} pairs in {len(rounds)} rounds, {seconds:.1f}s; process noise {noise:.1%}"
+    )
+    decisions = max(rounds[0].suite_tests, 1)
+    return replace(
+        comparison,
+        verdict=decision.verdict,
+        ratio=decision.ratio,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        p_value=decision.p_worse,
+        q_value=bonferroni(decision.p_worse, decisions),
+        threshold=rounds[0].threshold,
+        looks=sum(r.looks for r in rounds),
+        notes=(note, remark) if remark else (note,),
+    )
+
+
+def shared_cpu() -> int | None:
+    """The CPU both sides of a paired run share: the last this process may use (the
+    first is where interrupts land on most machines); None where affinity cannot be set
+    or only one CPU is there."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[-1] if len(cpus) > 1 else None
+
+
+def pairs_document(paired: Mapping[Key, Sequence[PairedResult]]) -> dict[str, object]:
+    """The batch levels of every paired measurement, round by round, for ``--pairs-json``."""
+    measurements = []
+    for round_index, result in ((i, r) for rounds in paired.values() for i, r in enumerate(rounds)):
+        decision = result.decision
+        measurements.append(
+            {
+                "test_id": result.key[0],
+                "name": result.key[1],
+                "round": round_index,
+                "base": list(result.base),
+                "candidate": list(result.candidate),
+                "verdict": None if decision is None else decision.verdict.value,
+                "ratio": None if decision is None else decision.ratio,
+                "looks": result.looks,
+                "stop_reason": result.stop_reason,
+                "seconds": result.seconds,
+                "threshold": result.threshold,
+                "alpha": result.alpha,
+            }
+        )
+    return {"format": "perfgate-pairs", "version": 1, "measurements": measurements}
 
 
 def _run_side(
@@ -142,7 +349,24 @@ def _run_side(
     env: dict[str, str] | None,
 ) -> SideRun:
     results_path = scratch / f"{side}-{round_index}.json"
-    full = [
+    started = time.perf_counter()
+    done = subprocess.run(
+        _side_command(command, results_path, scratch),
+        cwd=directory,
+        env=_side_environment(side, base_dir, env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    tail = (done.stdout + done.stderr)[-2000:]
+    return SideRun(
+        side, round_index, done.returncode, _results_or_none(results_path), seconds, tail
+    )
+
+
+def _side_command(command: Sequence[str], results_path: Path, scratch: Path) -> list[str]:
+    return [
         *command,
         f"--perf-json={results_path}",
         f"--perf-baseline-dir={scratch / 'baselines'}",
@@ -150,23 +374,23 @@ def _run_side(
         "-p",
         "no:cacheprovider",
     ]
+
+
+def _side_environment(side: str, base_dir: Path, env: dict[str, str] | None) -> dict[str, str]:
     environment = dict(os.environ if env is None else env)
     if side == "base":
         # The base's code first on the path, ahead of an editable install of the candidate.
         paths = [str(base_dir), *(str(p) for p in (base_dir / "src",) if p.is_dir())]
         old = environment.get("PYTHONPATH")
         environment["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
-    started = time.perf_counter()
-    done = subprocess.run(
-        full, cwd=directory, env=environment, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - started
+    return environment
+
+
+def _results_or_none(path: Path) -> RunResults | None:
     try:
-        results: RunResults | None = read_results(results_path)
+        return read_results(path)
     except ResultsError:
-        results = None
-    tail = (done.stdout + done.stderr)[-2000:]
-    return SideRun(side, round_index, done.returncode, results, seconds, tail)
+        return None
 
 
 def _judge(outcome: ABOutcome, policy: GatePolicy) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -22,6 +24,7 @@ from .compare import compare_runs, recorded_settings
 from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
 from .model import Comparison, format_quantity
+from .paired import PairRules
 from .report import github
 from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
@@ -339,7 +342,31 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         "--base", required=True, help="the git ref to compare with, e.g. origin/main"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="runs of each side, alternating (default: 3)"
+        "--whole-runs",
+        action="store_true",
+        help="alternate whole pytest runs of each side instead of pairing batches of samples",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="pairs of processes, one after another (default: 5); with --whole-runs, runs "
+        "of each side (default: 3)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="paired: measuring time of the whole suite at most (default: no cap)",
+    )
+    parser.add_argument(
+        "--pair-time",
+        type=float,
+        default=PairRules().measurement_time,
+        metavar="SECONDS",
+        help="paired: measuring time of one measurement at most, all rounds together "
+        f"(default: {PairRules().measurement_time:g})",
     )
     for name in ("threshold", "alpha", "run_noise"):
         option = OPTIONS_BY_NAME[name]
@@ -351,6 +378,14 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         help="record the judged run in this run history (default: [tool.perfgate] history_db)",
     )
     parser.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="paired: let both sides run on any CPU (default: both on one shared CPU)",
+    )
+    parser.add_argument(
+        "--pairs-json", type=Path, help="paired: write every measurement's batch levels here"
+    )
     parser.add_argument(
         "pytest_command",
         nargs=argparse.REMAINDER,
@@ -370,11 +405,13 @@ def _ab(args: argparse.Namespace) -> int:
     """Run ``perfgate ab``: exit 1 on a regression, 0 otherwise, 2 when it cannot run."""
     # Checked before the long run: a report that cannot be written fails in seconds, not
     # after every round, and never with 1, the status that means "regressed".
-    for path in (args.json, args.markdown):
+    for path in (args.json, args.markdown, args.pairs_json):
         problem = None if path is None else output_problem(path)
         if problem:
             print(f"perfgate ab: error: cannot write {path} ({problem})", file=sys.stderr)
             return 2
+    if args.rounds is None:
+        args.rounds = 3 if args.whole_runs else PairRules().rounds
     if args.rounds < 1:
         print(
             f"perfgate ab: error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr
@@ -388,26 +425,42 @@ def _ab(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
+    try:
+        rules = PairRules(
+            alpha=settings.alpha,
+            rounds=args.rounds,
+            measurement_time=args.pair_time,
+            total_time=args.budget,
+        )
+    except ValueError as error:
+        print(f"perfgate ab: error: {error}", file=sys.stderr)
+        return 2
     candidate_dir = Path.cwd()
+    policy = GatePolicy(
+        threshold=settings.threshold,
+        alpha=settings.alpha,
+        run_noise=settings.run_noise,
+        tests=0,  # set once the number of measured tests is known
+    )
     try:
         with (
             ab.base_worktree(candidate_dir, args.base) as base_dir,
             tempfile.TemporaryDirectory(prefix="perfgate-ab-") as scratch,
         ):
-            outcome = ab.run_ab(
-                _pytest_command(args.pytest_command),
-                candidate_dir=candidate_dir,
-                base_dir=base_dir / candidate_dir.relative_to(ab.repository_root(candidate_dir)),
-                rounds=args.rounds,
-                policy=GatePolicy(
-                    threshold=settings.threshold,
-                    alpha=settings.alpha,
-                    run_noise=settings.run_noise,
-                    tests=0,  # set by run_ab, once the number of measured tests is known
-                ),
-                scratch=Path(scratch),
-                progress=lambda line: print(line, file=sys.stderr, flush=True),
-            )
+            base = base_dir / candidate_dir.relative_to(ab.repository_root(candidate_dir))
+            command = _pytest_command(args.pytest_command)
+            progress = functools.partial(print, file=sys.stderr, flush=True)
+            if args.whole_runs:
+                outcome = ab.run_ab(
+                    command, candidate_dir=candidate_dir, base_dir=base, rounds=args.rounds,
+                    policy=policy, scratch=Path(scratch), progress=progress,
+                )  # fmt: skip
+            else:
+                outcome = ab.run_paired(
+                    command, candidate_dir=candidate_dir, base_dir=base, rules=rules,
+                    policy=policy, scratch=Path(scratch), progress=progress,
+                    cpu=None if args.no_pin else ab.shared_cpu(),
+                )  # fmt: skip
     except ab.ABError as error:
         print(f"perfgate ab: {error}", file=sys.stderr)
         return 2
@@ -417,7 +470,8 @@ def _ab(args: argparse.Namespace) -> int:
 def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
     comparisons = outcome.comparisons
     print(render_table(comparisons, width=shutil.get_terminal_size().columns))
-    print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {args.rounds} rounds)")
+    how = f"{args.rounds} rounds" + ("" if args.whole_runs else ", paired")
+    print(f"perfgate ab: {verdict_counts(comparisons)} (base {args.base}, {how})")
     _print_explanations(comparisons)
     for problem in outcome.problems:
         print(f"perfgate ab: {problem}")
@@ -432,6 +486,9 @@ def _ab_report(outcome: ab.ABOutcome, args: argparse.Namespace) -> int:
         if args.markdown:
             text = render_markdown(judged)
             written = _write(args.markdown, text, "ab", "Markdown report") and written
+    if args.pairs_json and outcome.paired:
+        text = json.dumps(ab.pairs_document(outcome.paired), indent=1)
+        written = _write(args.pairs_json, text + "\n", "ab", "pairs") and written
     if not written:
         return 2
     return 1 if outcome.regressed else 0

@@ -22,7 +22,7 @@ from .probes import ProbeUnavailable
 from .probes.callgrind import TIMING_UNDER_VALGRIND, under_valgrind
 from .probes.cpu import CpuProbe, Setup
 from .probes.host import ProbeHost
-from .sampling import Batch, Clock, Progress, SamplingPlan
+from .sampling import Batch, Clock, Progress, SamplingPlan, Turns
 from .settings import Measure, Mode, PerfSpec, Settings
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class TestContext:
     cpu_clock: Clock = time.process_time_ns
     #: Run after every sample to adjust for machine-speed swings; None to go without.
     speed_reference: Batch | None = None
+    #: Paired A/B: (test id, threshold, measurement name) -> its turns; None otherwise.
+    pairing: Callable[[str, float, str], Turns | None] | None = None
 
 
 @final
@@ -162,6 +164,11 @@ class PerfFixture:
                 else None
             ),
             memory=context.spec.memory_for(context.settings),
+            turns_for=(
+                None
+                if context.pairing is None
+                else functools.partial(context.pairing, context.test_id, context.policy.threshold)
+            ),
         )
 
     @functools.cached_property

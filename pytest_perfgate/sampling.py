@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import Protocol, final
 
 from .stats import relative_ci_width
 
@@ -42,6 +42,21 @@ Batch = Callable[[int], BatchTime]
 
 #: Called now and then while sampling: (samples so far, seconds spent, relative CI width).
 Progress = Callable[[int, float, float], None]
+
+
+class Turns(Protocol):
+    """Paired A/B (paired.py): when this process may sample. Absent in ordinary runs."""
+
+    @property
+    def batch_time(self) -> float:
+        """Seconds of samples in one turn."""
+
+    def start(self) -> bool:
+        """Wait for the first turn; False: measure alone, as in an ordinary run."""
+
+    def next(self, wall: Sequence[float]) -> bool:
+        """Hand in a turn's per-call times; wait for the next turn. False: the
+        measurement is over."""
 
 
 @final
@@ -212,15 +227,22 @@ class Sampler:
         self._progress_interval_ns = int(progress_interval * 1e9)
 
     def run(
-        self, batch: Batch, *, warmup: bool = True, reference: Batch | None = None
+        self,
+        batch: Batch,
+        *,
+        warmup: bool = True,
+        reference: Batch | None = None,
+        turns: Turns | None = None,
     ) -> SampleSet:
         """Warm up, calibrate (unless the plan pins ``loops``), then sample adaptively.
 
         With ``reference``, one call of that fixed workload follows every sample: it
         feels the same machine-speed swings as the sample just before it, so the gate can
-        compare speed-adjusted times (see environment.speed_reference).
+        compare speed-adjusted times (see environment.speed_reference). With ``turns``
+        (paired A/B), samples are taken in turns and the coordinator says when to stop.
         """
         plan = self.plan
+        paired = turns is not None and turns.start()
         start = self._clock()
         warmup_calls = self._warm_up(batch, start) if warmup else 0
         if plan.loops is None:
@@ -239,7 +261,12 @@ class Sampler:
         try:
             if reference is not None:
                 reference(1)  # its first call pays for imports and caches, not the sample
-            wall, cpu, ref, reason = self._sample(batch, loops, reference)
+            if paired:
+                assert turns is not None
+                # No speed reference: the pairs cancel the machine's swings themselves.
+                wall, cpu, ref, reason = self._sample_in_turns(batch, loops, turns)
+            else:
+                wall, cpu, ref, reason = self._sample(batch, loops, reference)
         finally:
             if plan.disable_gc and gc_was_enabled:
                 gc.enable()
@@ -254,6 +281,21 @@ class Sampler:
             return self._clock() - start, timed.wall_ns / loops / 1e9
 
         return warm_up(run, WarmUp(self.plan.warmup_time)).calls
+
+    def _sample_in_turns(
+        self, batch: Batch, loops: int, turns: Turns
+    ) -> tuple[list[float], list[float], list[float], str]:
+        wall: list[float] = []
+        cpu: list[float] = []
+        turn_ns = int(turns.batch_time * 1e9)
+        while True:
+            first, started = len(wall), self._clock()
+            while len(wall) - first < 3 or self._clock() - started < turn_ns:
+                timed = batch(loops)
+                wall.append(timed.wall_ns / loops / 1e9)
+                cpu.append(timed.cpu_ns / loops / 1e9)
+            if not turns.next(wall[first:]):
+                return wall, cpu, [], "paired"
 
     def _sample(
         self, batch: Batch, loops: int, reference: Batch | None

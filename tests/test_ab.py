@@ -1,4 +1,5 @@
-"""`perfgate ab`: base ref and candidate measured alternately in one job, on real git repos.
+"""`perfgate ab --whole-runs`: base ref and candidate measured in alternating whole runs, in
+one job, on real git repos (paired A/B, the default, is test_ab_paired.py's).
 
 The only timing relied on is an injected slowdown of several times, with a wide
 threshold (plugin_support.FAST_SETTINGS), as in the other acceptance tests.
@@ -68,7 +69,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "pytest_perfgate.cli", "ab", *args]
+    command = [sys.executable, "-m", "pytest_perfgate.cli", "ab", "--whole-runs", *args]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=300)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..settings import OPTIONS, Measure, Settings, SettingsError, read_pyproject
-from . import benchmark_compat, valgrind
+from . import benchmark_compat, paired_worker, valgrind
 from .session import PerfSession, session_key
 
 if TYPE_CHECKING:  # the fixture's module imports numpy: a perf test imports it
@@ -84,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     owns_benchmark = benchmark_compat.benchmark_owner(config.pluginmanager) is None
     config.stash[session_key] = session = PerfSession(config, settings, benchmark=owns_benchmark)
     config.pluginmanager.register(session, "perfgate-session")
+    paired_worker.register_if_paired(config)  # only under `perfgate ab` (paired)
     if owns_benchmark:
         config.addinivalue_line("markers", benchmark_compat.MARKER_HELP)
         config.pluginmanager.register(benchmark_compat, BENCHMARK_PLUGIN)

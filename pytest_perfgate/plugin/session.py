@@ -295,6 +295,7 @@ class PerfSession:
         from ..baseline import BaselineError
         from ..environment import speed_reference
         from ..fixture import PerfFixture, TestContext
+        from .paired_worker import pairing_of
 
         module, test = split_nodeid(item.nodeid)
         baselines = self._baseline_file(module)
@@ -311,6 +312,7 @@ class PerfSession:
             code_hash=_code_hash_of(item),
             progress=self._progress_for(item.nodeid),
             speed_reference=speed_reference(),
+            pairing=pairing_of(self.config),
         )
         fixture = PerfFixture(context)
         item.stash[fixture_key] = fixture

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..model import Direction, Measurement
-from ..sampling import Batch, BatchTime, Clock, Sampler, SampleSet, SamplingPlan
+from ..sampling import Batch, BatchTime, Clock, Sampler, SampleSet, SamplingPlan, Turns
 from .host import ProbeHost
 from .memory import peak_memory
 
@@ -174,9 +174,16 @@ class CpuProbe:
     judged as it returns, with a second look on the same calls per sample."""
 
     def __init__(
-        self, host: ProbeHost, *, speed_reference: Batch | None = None, memory: bool = False
+        self,
+        host: ProbeHost,
+        *,
+        speed_reference: Batch | None = None,
+        memory: bool = False,
+        turns_for: Callable[[str], Turns | None] | None = None,
     ) -> None:
         self._host = host
+        #: Paired A/B: a measurement name -> its turns (plugin/paired_worker.py).
+        self._turns_for = turns_for
         #: One call of a fixed workload after every sample (machine-speed swings); None: none.
         self._speed_reference = speed_reference
         self._memory = memory  #: measure peak memory when a call does not say
@@ -214,7 +221,9 @@ class CpuProbe:
     def _time(self, probe: CallProbe, name: str, plan: SamplingPlan) -> None:
         host, reference = self._host, self._speed_reference
         sampler = Sampler(plan, clock=host.clock, progress=host.progress(name))
-        measurement = timed_measurement(name, sampler.run(probe.batch, reference=reference))
+        turns = None if self._turns_for is None else self._turns_for(name)
+        sampled = sampler.run(probe.batch, reference=reference, turns=turns)
+        measurement = timed_measurement(name, sampled)
 
         def resample() -> Measurement:
             pinned = replace(plan, loops=measurement.loops)
