@@ -302,6 +302,10 @@ class Comparison:
     value: float | None = None
     #: The baseline's figure of that statistic where it is not the median (its p99).
     baseline_value: float | None = None
+    #: The smallest slowdown (relative, 0.08 means 8%) this measurement would be flagged
+    #: for at its level with about 80% power, given its noise and sample sizes; None where
+    #: there is nothing to judge (NEW, INCOMPARABLE) or no test of significance (counts).
+    detectable_change: float | None = None
 
     @property
     def now(self) -> float:
@@ -342,6 +346,7 @@ class Comparison:
             "threshold": self.threshold,
             "looks": self.looks,
             "notes": list(self.notes),
+            "detectable_change": self.detectable_change,
         } | (
             {}
             if self.statistic == "median"
@@ -380,6 +385,7 @@ class Comparison:
             statistic=_string(data.get("statistic", "median"), "statistic"),
             value=optional("value"),
             baseline_value=optional("baseline_value"),
+            detectable_change=optional("detectable_change"),
         )
 
 
