@@ -40,7 +40,8 @@ class ComparedRuns:
 def recorded_settings(run: RunResults, overrides: Mapping[str, Any]) -> Settings:
     """The settings the run was made with (where its file records them), under
     ``overrides`` (None values are unset). Raises SettingsError on a bad value."""
-    recorded = {k: v for k, v in run.settings.items() if k in OPTIONS_BY_NAME}
+    # None: a default recorded as "unset" (run_noise: each kind's own prior).
+    recorded = {k: v for k, v in run.settings.items() if k in OPTIONS_BY_NAME and v is not None}
     return Settings.resolve(recorded, overrides, pyproject_source="the candidate's settings")
 
 
