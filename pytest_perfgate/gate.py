@@ -21,7 +21,6 @@ from functools import partial
 from typing import final
 
 from . import contention, gate_gpu
-from .noise import run_noise_prior
 from .model import (
     BaselineEntry,
     Comparison,
@@ -31,6 +30,7 @@ from .model import (
     OnMismatch,
     Verdict,
 )
+from .noise import run_noise_prior
 from .stats import (
     Decision,
     bonferroni,
