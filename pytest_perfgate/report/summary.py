@@ -50,6 +50,8 @@ class RunSummary:
     workspace: str | None = None  #: $GITHUB_WORKSPACE
     #: the run's own command turned into a refresh (hints.refresh_command)
     refresh_command: str = GENERIC_REFRESH
+    #: gated measurements the suite's alpha is split over (0: not counted, the perf tests)
+    decisions: int = 0
 
     @property
     def regressions_failed(self) -> bool:
@@ -99,10 +101,12 @@ def _verdict_lines(
         ]
         if any(c.ci_low is not None for c in comparisons):
             # The table's intervals are per measurement; the verdicts' level is corrected.
+            decisions = summary.decisions or summary.perf_tests
+            shared = f"{decisions} measurement{'' if decisions == 1 else 's'} of the {tests}"
             lines.append(
                 SummaryLine(
                     "perfgate: the table's CIs are 95% for each measurement on its own; "
-                    f"verdicts use alpha {settings.alpha} shared by the {tests}"
+                    f"verdicts use alpha {settings.alpha} shared by the {shared}"
                 )
             )
     lines += look_lines(summary, comparisons)
