@@ -423,6 +423,15 @@ def format_change(ratio: float) -> str:
     return f"{(ratio - 1.0) * 100:+.1f}%"
 
 
+def format_detectable(change: float | None) -> str:
+    """A minimum detectable change as reports show it: ``0.081`` -> ``">=8.1%"``,
+    ``0.25`` -> ``">=25%"``, None -> ``"-"``."""
+    if change is None:
+        return "-"
+    percent = change * 100
+    return f">={percent:.2g}%" if percent < 10 else f">={percent:.0f}%"
+
+
 def explain(comparison: Comparison) -> str:
     """The one-line message a person reads, e.g. in a failing test.
 

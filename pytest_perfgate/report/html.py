@@ -36,6 +36,7 @@ from ..model import (
     Verdict,
     explain,
     format_change,
+    format_detectable,
     format_quantity,
     printable,
 )
@@ -326,7 +327,7 @@ def _table(
 ) -> list[str]:
     head = (
         "<tr><th>test</th><th>verdict</th><th>outcome</th><th>baseline</th><th>now</th>"
-        "<th>change</th><th>95% CI</th><th>q</th><th>notes</th></tr>"
+        "<th>change</th><th>95% CI</th><th>detects</th><th>q</th><th>notes</th></tr>"
     )
     rows = []
     for index, entry in enumerate(entries):
@@ -341,6 +342,7 @@ def _table(
             f'<td class="num">{_quantity(c.now, c.unit)}</td>'
             f'<td class="num">{"-" if c.ratio is None else format_change(c.ratio)}</td>'
             f'<td class="num">{_interval(c)}</td>'
+            f'<td class="num">{escape(format_detectable(c.detectable_change))}</td>'
             f'<td class="num">{_q(c.q_value)}</td>'
             f"<td>{escape(_own_notes(c, shared))}</td>"
             "</tr>"

@@ -18,6 +18,7 @@ from ..model import (
     Direction,
     Verdict,
     format_change,
+    format_detectable,
     format_quantity,
     printable,
 )
@@ -237,8 +238,9 @@ def _change_header(with_q: bool) -> tuple[str, str]:
     """q is shown where it weighs a possible regression: on an improvement or an unchanged
     row, the probability of being worse beyond the threshold means nothing to a reader."""
     names: tuple[str, ...] = ("test [measurement]", "baseline", "now", "change", "95% CI")
+    names += ("detects",)  # the minimum detectable change
     names += ("q", "notes") if with_q else ("notes",)
-    aligns: tuple[str, ...] = ("---", "---:", "---:", "---:", "---:") + (
+    aligns: tuple[str, ...] = ("---", "---:", "---:", "---:", "---:", "---:") + (
         ("---:", "---") if with_q else ("---",)
     )
     return _row(names), _row(aligns)
@@ -261,6 +263,7 @@ def _change_row(c: Comparison, threshold: object, with_q: bool, extra: Mapping[s
         _now(c),
         "-" if c.ratio is None else format_change(c.ratio),
         interval,
+        format_detectable(c.detectable_change),
     ]
     if with_q:
         cells.append(_q(c.q_value))
