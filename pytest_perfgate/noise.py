@@ -11,7 +11,7 @@ a baseline's history then measures the noise of each measurement (stats.run_nois
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .model import Measurement
 
@@ -54,22 +54,28 @@ _KIND_PREFIXES = (
 )
 
 
-def kind_of(measurement: Measurement) -> MeasurementKind:
-    """The kind of ``measurement``, from its unit and the machine fields its probe set."""
-    if measurement.unit == "instructions":
+def kind_of(unit: str, machine: Iterable[str]) -> MeasurementKind:
+    """The kind of a measurement in ``unit`` whose machine-class fields are ``machine``
+    (a Measurement's own, or a baseline entry's environment, which includes them)."""
+    if unit == "instructions":
         return MeasurementKind.COUNTED
-    if not (measurement.unit == "s" or measurement.unit.endswith("/s")):
+    if not (unit == "s" or unit.endswith("/s")):
         return MeasurementKind.UNTIMED
+    keys = tuple(machine)
     for prefix, kind in _KIND_PREFIXES:
-        if any(key.startswith(prefix) for key in measurement.machine):
+        if any(key.startswith(prefix) for key in keys):
             return kind
     return MeasurementKind.CPU
 
 
-def run_noise_prior(measurement: Measurement, override: float | None) -> float:
-    """The run-noise prior of ``measurement``: its kind's, or ``override`` (the user's
-    ``--perf-run-noise``) for every timed kind. Untimed and counted metrics have none."""
-    kind = kind_of(measurement)
+def prior_of(kind: MeasurementKind, override: float | None) -> float:
+    """The run-noise prior of a ``kind``, or ``override`` (the user's ``--perf-run-noise``)
+    for every timed kind. Untimed and counted metrics have none."""
     if kind in (MeasurementKind.COUNTED, MeasurementKind.UNTIMED):
         return 0.0
     return RUN_NOISE_PRIORS[kind] if override is None else override
+
+
+def run_noise_prior(measurement: Measurement, override: float | None) -> float:
+    """The run-noise prior of ``measurement`` (see prior_of)."""
+    return prior_of(kind_of(measurement.unit, measurement.machine), override)

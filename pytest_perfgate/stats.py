@@ -140,11 +140,11 @@ POWER = 0.8
 def prior_weight(runs: int) -> float:
     """Weight of the run-noise prior, in runs, against a history of ``runs`` run levels.
 
-    PRIOR_RUNS at NOISE_RUNS runs, then falling as ``1 / (runs - 1)``: the prior's share of
-    the pooled variance is 2/3 at 3 runs, 1/3 at 5, under 1/10 at 10. The degrees of freedom
-    (this weight plus ``runs - 1``) never fall as runs are added.
+    PRIOR_RUNS at NOISE_RUNS runs, then half a run less with each run added, down to half
+    a run: its share of the pooled variance is 2/3 at 3 runs, 3/7 at 5, 1/19 at 10. The
+    degrees of freedom (this weight plus ``runs - 1``) never fall as runs are added.
     """
-    return PRIOR_RUNS * (NOISE_RUNS - 1) / max(runs - 1, NOISE_RUNS - 1)
+    return max(PRIOR_RUNS - (runs - NOISE_RUNS) / 2, 0.5)
 
 
 @final
