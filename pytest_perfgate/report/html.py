@@ -41,7 +41,7 @@ from ..model import (
     printable,
 )
 from ..results import RunResults, TestResults
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 from .summary import extra_info_text, shared_reasons
 from .terminal import VERDICT_ORDER, verdict_counts
 
@@ -107,6 +107,7 @@ def render_html(run: RunResults, *, refresh_command: str = GENERIC_REFRESH) -> s
         "<h1>pytest-perfgate report</h1>",
         _run_line(run),
         f'<p class="counts">{_counts_badges(comparisons)}</p>',
+        *_blind_spot(comparisons),
         "</header>",
         "<main>",
     ]
@@ -130,6 +131,12 @@ def render_html(run: RunResults, *, refresh_command: str = GENERIC_REFRESH) -> s
     parts += [f"<script>{script}</script>" for script in body_scripts]
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _blind_spot(comparisons: Sequence[Comparison]) -> list[str]:
+    """The measurements that cannot see a 5% slowdown, and what would help (hints.py)."""
+    hint = blind_spot_hint([c.detectable_change for c in comparisons])
+    return [f'<p class="blind">{escape(hint[0].upper() + hint[1:])}.</p>'] if hint else []
 
 
 def _content_security_policy(scripts: Sequence[str]) -> str:

@@ -23,7 +23,7 @@ from ..model import (
     printable,
 )
 from ..results import RunResults
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 from .summary import extra_info_text, shared_reasons
 
 #: Lets a bot or a workflow find the comment it posted before (to update, not repeat it).
@@ -116,6 +116,9 @@ def render_markdown(
     if any(c.verdict is Verdict.REGRESSED for c in comparisons):
         head += [f"To accept this change: `{refresh_command}`", ""]
     head += [_context(run), ""]
+    blind = blind_spot_hint([c.detectable_change for c in comparisons])
+    if blind:
+        head += [blind[0].upper() + blind[1:] + ".", ""]  # our own text: no escaping
     sections = _sections(run, comparisons, refresh_command)
     for section in sections:
         section.kept = len(section.rows)

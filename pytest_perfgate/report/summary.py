@@ -17,7 +17,7 @@ from ..refresh import RefreshReport
 from ..results import RunResults
 from ..settings import Mode, Settings
 from . import github
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 
 
 @final
@@ -109,6 +109,9 @@ def _verdict_lines(
                     f"verdicts use alpha {settings.alpha} shared by the {shared}"
                 )
             )
+    blind = blind_spot_hint([c.detectable_change for c in comparisons])
+    if blind:
+        lines.append(SummaryLine(f"perfgate: {blind}"))
     lines += look_lines(summary, comparisons)
     if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
         # Workflow commands: GitHub shows each on the test's line in the PR's diff.
