@@ -162,6 +162,8 @@ class Tally:
     #: per injected test: runs caught, and the minimum detectable change reported each run
     caught_by_test: dict[str, int] = field(default_factory=dict)
     detectable_by_test: dict[str, list[float]] = field(default_factory=dict)
+    #: per injected test and run: (its minimum detectable change that run, caught?)
+    injected_runs: list[tuple[float, bool]] = field(default_factory=list)
 
 
 def run(
@@ -323,6 +325,7 @@ def main() -> int:
                 if factor != 1.0 and name in INJECTED:
                     caught = ours_tally.caught_by_test.get(name, 0)
                     ours_tally.caught_by_test[name] = caught + (name in failed)
+                    ours_tally.injected_runs.append((change, name in failed))
             if not args.no_benchmark:
                 wall, proc = run(
                     [*theirs_cmd, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"],
@@ -348,7 +351,6 @@ def main() -> int:
         results[label] = {"perfgate": ours_tally, "pytest-benchmark": theirs_tally}
 
     overhead = measure_overhead(work, python, base_env, not args.no_benchmark)
-    print_report(results, overhead, n_tests, args)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -364,6 +366,7 @@ def main() -> int:
                 indent=2,
             )
         )
+    print_report(results, overhead, n_tests, args)
     return 0
 
 
@@ -517,6 +520,18 @@ def print_detectable(results: dict[str, dict[str, Tally]]) -> None:
     print(f"{'test':<26} {'detects (A/A)':>14} {'+5% caught':>24} {'+10% caught':>24}")
     for cells in rows:
         print(f"{cells[0]:<26} {cells[1]:>14} {cells[2]:>24} {cells[3]:>24}")
+    for label, size in (("+5%", 0.05), ("+10%", 0.10)):
+        tally = results.get(label, {}).get("perfgate")
+        if tally is None or not tally.injected_runs:
+            continue
+        # Agreement: a run whose detectable change is at most the injected one should
+        # mostly catch it (80% power at exactly the MDC, more below it); above, mostly not.
+        sees = [caught for mdc, caught in tally.injected_runs if mdc <= size]
+        blind = [caught for mdc, caught in tally.injected_runs if mdc > size]
+        print(
+            f"{label}: runs whose reported MDC <= {size:.0%}: {sum(sees)}/{len(sees)} caught; "
+            f"MDC > {size:.0%}: {sum(blind)}/{len(blind)} caught"
+        )
     if everything:
         below = sum(1 for c in everything if c <= 0.05)
         print(
