@@ -8,6 +8,7 @@ import json
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.report.hints import blind_spot_hint
 from pytest_perfgate.report.html import render_html
+from pytest_perfgate.report.junit import junit_properties
 from pytest_perfgate.report.markdown import render_markdown
 from pytest_perfgate.results import RunResults, TestResults, results_json
 from pytest_perfgate.stats import summarize
@@ -81,3 +82,10 @@ def test_no_blind_spot_no_line() -> None:
     assert "perfgate ab" in hint
     assert "instructions" in hint
     assert "max_time" in hint
+
+
+def test_junit_properties_carry_the_detectable_change() -> None:
+    pairs = dict(junit_properties(RUN.comparisons))
+    assert pairs["perfgate.time.detectable_change"] in ("0.123", "0.031")
+    counted = junit_properties([c for c in RUN.comparisons if c.detectable_change is None])
+    assert "perfgate.time.detectable_change" not in dict(counted)
