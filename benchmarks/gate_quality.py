@@ -198,7 +198,9 @@ def changes_ours(output: str) -> dict[str, float]:
 
 def detectable_ours(results: Path) -> dict[str, float]:
     """The minimum detectable change perfgate reported per test (its results file)."""
-    found = {}
+    found: dict[str, float] = {}
+    if not results.exists():
+        return found  # the run wrote none: its output is logged by the caller
     for test in json.loads(results.read_text())["tests"]:
         for pair in test["measurements"]:
             change = pair["comparison"].get("detectable_change")
@@ -311,6 +313,7 @@ def main() -> int:
         ours_tally, theirs_tally = Tally(), Tally()
         for i in range(runs):
             junit, results_file = work / "ours.xml", work / "ours.json"
+            results_file.unlink(missing_ok=True)
             wall, proc = run(
                 [*ours_cmd, f"--junitxml={junit}", f"--perf-json={results}"], ours, env
             )
@@ -318,6 +321,11 @@ def main() -> int:
             ours_tally.inconclusive += proc.stdout.count(" INCONCLUSIVE ")
             ours_tally.changes.extend(changes_ours(proc.stdout).values())
             failed = failed_ours(junit)
+            if not results_file.exists():
+                print(
+                    f"  no results file; the run's output ends:\n{proc.stdout[-2000:]}",
+                    file=sys.stderr,
+                )
             count_tests("ours", factor, failed, ours_tally, n_tests)
             for name, change in detectable_ours(results_file).items():
                 if factor == 1.0 or name in INJECTED:
