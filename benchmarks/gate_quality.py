@@ -315,7 +315,7 @@ def main() -> int:
             junit, results_file = work / "ours.xml", work / "ours.json"
             results_file.unlink(missing_ok=True)
             wall, proc = run(
-                [*ours_cmd, f"--junitxml={junit}", f"--perf-json={results}"], ours, env
+                [*ours_cmd, f"--junitxml={junit}", f"--perf-json={results_file}"], ours, env
             )
             ours_tally.wall.append(wall)
             ours_tally.inconclusive += proc.stdout.count(" INCONCLUSIVE ")

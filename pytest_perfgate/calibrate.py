@@ -16,13 +16,13 @@ import math
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, final
 
 from .baseline import BaselineError, BaselineStore
-from .model import BaselineEntry, format_detectable
+from .model import BaselineEntry, Measurement, format_detectable
 from .noise import MeasurementKind, kind_of, prior_of
 from .results import ResultsError, RunResults, read_results
 from .stats import (
@@ -31,7 +31,9 @@ from .stats import (
     compare_quantile,
     log_median_se,
     quantile_of,
+    sample_quantile,
     speed_adjusted,
+    summarize,
 )
 
 #: The change a gate should be able to see; the report counts the measurements that cannot.
@@ -124,13 +126,14 @@ Progress = Callable[[str], None]
 
 def run_suite(
     command: Sequence[str], runs: int, scratch: Path, progress: Progress
-) -> tuple[RunResults, int]:
-    """Refresh the baselines ``runs`` times with ``command``; the last run's results and
-    how many runs had a failing test."""
+) -> tuple[list[RunResults], int]:
+    """Refresh the baselines ``runs`` times with ``command``; every run's results and how
+    many runs had a failing test."""
     failed = 0
-    results_path = scratch / "results.json"
+    every: list[RunResults] = []
     for run in range(1, runs + 1):
         progress(f"perfgate calibrate: run {run}/{runs}: {' '.join(command)}")
+        results_path = scratch / f"results-{run}.json"
         done = subprocess.run(
             [*command, "--perf-update-baselines", f"--perf-json={results_path}"],
             capture_output=True,
@@ -145,10 +148,49 @@ def run_suite(
         if done.returncode == 1:
             failed += 1
             progress(f"perfgate calibrate: run {run} had failing tests (they did not refresh)")
-    try:
-        return read_results(results_path), failed
-    except ResultsError as error:
-        raise CalibrationError(f"the suite wrote no results: {error}") from None
+        try:
+            every.append(read_results(results_path))
+        except ResultsError as error:
+            raise CalibrationError(f"run {run} wrote no results: {error}") from None
+    return every, failed
+
+
+def run_level(measurement: Measurement) -> float:
+    """The run-level value a refresh adds to the history (baseline.refreshed_entry's rule:
+    the gated quantile, else the speed-adjusted median, else the median)."""
+    if measurement.statistic != "median":
+        return sample_quantile(measurement.samples, quantile_of(measurement.statistic))
+    if measurement.reference:
+        return summarize(speed_adjusted(measurement.samples, measurement.reference)).median
+    return summarize(measurement.samples).median
+
+
+def keep_calibration_history(
+    runs: Sequence[RunResults], store: BaselineStore, history: int
+) -> list[str]:
+    """Give each entry the run levels of all calibration runs where a refresh restarted its
+    history on the way (a run that stood out, read as a change: during calibration nothing
+    changed, so it was noise, the very thing being measured). The labels repaired."""
+    levels: dict[tuple[str, str, str], list[float]] = {}
+    for run in runs:
+        for tested in run.tests:
+            if tested.outcome != "passed":
+                continue  # a failed test did not refresh
+            for measurement, _ in tested.results:
+                key = (tested.module, tested.test, measurement.name)
+                levels.setdefault(key, []).append(float(f"{run_level(measurement):.6g}"))
+    repaired: list[str] = []
+    for (module, test, name), found in levels.items():
+        try:
+            entry = store.load(module).get(test, name)
+        except BaselineError as error:
+            raise CalibrationError(str(error)) from None
+        wanted = min(len(found), history)
+        if entry is None or len(entry.history) >= wanted:
+            continue
+        store.update(module, {test: {name: replace(entry, history=tuple(found[-wanted:]))}})
+        repaired.append(f"{module}::{test}" + ("" if name == "time" else f" [{name}]"))
+    return repaired
 
 
 def calibration_of(
@@ -300,11 +342,14 @@ def calibrate(
     *,
     alpha: float,
     run_noise: float | None,
+    history: int,
     progress: Progress,
 ) -> Calibration:
     """Run the suite ``runs`` times into ``store`` and calibrate what it measured."""
     with tempfile.TemporaryDirectory(prefix="perfgate-calibrate-") as scratch:
-        results, failed = run_suite(command, runs, Path(scratch), progress)
+        every, failed = run_suite(command, runs, Path(scratch), progress)
+    for label in keep_calibration_history(every, store, history):
+        progress(f"perfgate calibrate: {label}: a refresh restarted its history; all runs kept")
     return calibration_of(
-        results, store, alpha=alpha, run_noise=run_noise, runs=runs, failed_runs=failed
+        every[-1], store, alpha=alpha, run_noise=run_noise, runs=runs, failed_runs=failed
     )

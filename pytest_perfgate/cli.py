@@ -365,6 +365,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             store,
             alpha=settings.alpha,
             run_noise=settings.run_noise,
+            history=settings.history,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except calibrate.CalibrationError as error:
