@@ -5,12 +5,29 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 from plugin_support import load_baseline, write_settings
 
-from pytest_perfgate.calibrate import Calibration, MeasurementNoise, render_calibration
+from pytest_perfgate.baseline import BaselineStore
+from pytest_perfgate.calibrate import (
+    Calibration,
+    MeasurementNoise,
+    keep_calibration_history,
+    render_calibration,
+)
+from pytest_perfgate.model import (
+    BaselineEntry,
+    Comparison,
+    Direction,
+    Environment,
+    Measurement,
+    Verdict,
+)
 from pytest_perfgate.noise import MeasurementKind
+from pytest_perfgate.results import RunResults, TestResults
+from pytest_perfgate.stats import summarize
 
 SUITE = """
 import pytest
@@ -132,3 +149,39 @@ def test_the_report_counts_what_cannot_see_five_percent_and_says_what_would_help
     assert "1 of 5 runs had failing tests" in text
     assert calibration.level == pytest.approx(0.0125)
     assert math.isclose(calibration.to_dict()["level"], 0.0125)
+
+
+def _run_of(level: float) -> RunResults:
+    samples = (level * 0.99, level, level * 1.01)
+    measurement = Measurement("time", "s", Direction.LOWER_IS_BETTER, samples)
+    comparison = Comparison(
+        "t.py::test_a",
+        "time",
+        Verdict.UNCHANGED,
+        "s",
+        Direction.LOWER_IS_BETTER,
+        summarize(samples),
+    )
+    test = TestResults("t.py::test_a", "t.py", "test_a", "passed", ((measurement, comparison),))
+    return RunResults(Environment({"cpu": "x"}), (test,))
+
+
+def test_a_history_restarted_during_calibration_gets_every_run_back(tmp_path: Path) -> None:
+    """A refresh restarts a history on a run that stands out; during calibration nothing
+    changed, so that run is noise, and every calibration run belongs in the history."""
+    store = BaselineStore(tmp_path)
+    restarted = BaselineEntry(
+        unit="s",
+        direction=Direction.LOWER_IS_BETTER,
+        samples=(2.0e-3,),
+        summary=summarize((2.0e-3,)),
+        history=(2.0e-3,),
+        environment=Environment({"cpu": "x"}),
+    )
+    store.update("t.py", {"test_a": {"time": restarted}})
+    runs = [_run_of(level) for level in (1.0e-3, 1.02e-3, 2.0e-3)]
+    assert keep_calibration_history(runs, store, history=10) == ["t.py::test_a"]
+    assert store.load("t.py").get("test_a", "time").history == (1.0e-3, 1.02e-3, 2.0e-3)
+    # A history that kept every run is left as it is.
+    assert keep_calibration_history(runs, store, history=10) == []
+    assert keep_calibration_history(runs, store, history=2) == []
