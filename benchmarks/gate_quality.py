@@ -13,7 +13,12 @@ drift hits both equally:
 Then the plugin's own overhead: the per-call time each tool reports for an empty
 function, next to a bare ``perf_counter_ns`` loop, and how long each takes to measure it.
 
+With ``--calibrate N`` the baselines come from ``perfgate calibrate --runs N`` instead of
+``--refreshes``, and each injected test's detection rate is printed beside the minimum
+detectable change the tool reported for it (read from ``--perf-json``): the two must agree.
+
 Usage:  python benchmarks/gate_quality.py [--runs 20] [--detect-runs 10] [--refreshes 1]
+        [--calibrate 5]
 Needs pytest-benchmark installed (pip install 'pytest-benchmark>=4').
 """
 
@@ -154,6 +159,11 @@ class Tally:
     unchanged_total: int = 0
     inconclusive: int = 0
     changes: list[float] = field(default_factory=list)  #: per-test relative changes (A/A)
+    #: per injected test: runs caught, and the minimum detectable change reported each run
+    caught_by_test: dict[str, int] = field(default_factory=dict)
+    detectable_by_test: dict[str, list[float]] = field(default_factory=dict)
+    #: per injected test and run: (its minimum detectable change that run, caught?)
+    injected_runs: list[tuple[float, bool]] = field(default_factory=list)
 
 
 def run(
@@ -186,6 +196,19 @@ def changes_ours(output: str) -> dict[str, float]:
     return {name: float(change) / 100 for name, change in rows}
 
 
+def detectable_ours(results: Path) -> dict[str, float]:
+    """The minimum detectable change perfgate reported per test (its results file)."""
+    found: dict[str, float] = {}
+    if not results.exists():
+        return found  # the run wrote none: its output is logged by the caller
+    for test in json.loads(results.read_text())["tests"]:
+        for pair in test["measurements"]:
+            change = pair["comparison"].get("detectable_change")
+            if change is not None:
+                found[test["test"]] = change
+    return found
+
+
 def count_tests(
     kind: str, injected_factor: float, failed: set[str], tally: Tally, n_tests: int
 ) -> None:
@@ -207,6 +230,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20, help="A/A suite runs (default 20)")
     parser.add_argument("--detect-runs", type=int, default=10, help="runs per injected slowdown")
     parser.add_argument("--refreshes", type=int, default=1, help="baseline refreshes before gating")
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        help="record perfgate's baselines with `perfgate calibrate --runs N` (not --refreshes)",
+    )
     parser.add_argument("--no-benchmark", action="store_true", help="skip pytest-benchmark")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument(
@@ -255,7 +284,14 @@ def main() -> int:
     ]
     n_tests = 23
 
-    for _ in range(args.refreshes):
+    if args.calibrate:
+        perfgate = [python, "-m", "pytest_perfgate.cli"]
+        _, proc = run(
+            [*perfgate, "calibrate", "--runs", str(args.calibrate), "--", *ours_cmd], ours, base_env
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        print(proc.stdout, flush=True)
+    for _ in range(0 if args.calibrate else args.refreshes):
         _, proc = run([*ours_cmd, "--perf-update-baselines"], ours, base_env)
         assert proc.returncode == 0, proc.stdout[-3000:]
     n_tests = sum(
@@ -276,12 +312,28 @@ def main() -> int:
         env = dict(base_env, GATE_BENCH_SLOWDOWN=str(factor))
         ours_tally, theirs_tally = Tally(), Tally()
         for i in range(runs):
-            junit = work / "ours.xml"
-            wall, proc = run([*ours_cmd, f"--junitxml={junit}"], ours, env)
+            junit, results_file = work / "ours.xml", work / "ours.json"
+            results_file.unlink(missing_ok=True)
+            wall, proc = run(
+                [*ours_cmd, f"--junitxml={junit}", f"--perf-json={results_file}"], ours, env
+            )
             ours_tally.wall.append(wall)
             ours_tally.inconclusive += proc.stdout.count(" INCONCLUSIVE ")
             ours_tally.changes.extend(changes_ours(proc.stdout).values())
-            count_tests("ours", factor, failed_ours(junit), ours_tally, n_tests)
+            failed = failed_ours(junit)
+            if not results_file.exists():
+                print(
+                    f"  no results file; the run's output ends:\n{proc.stdout[-2000:]}",
+                    file=sys.stderr,
+                )
+            count_tests("ours", factor, failed, ours_tally, n_tests)
+            for name, change in detectable_ours(results_file).items():
+                if factor == 1.0 or name in INJECTED:
+                    ours_tally.detectable_by_test.setdefault(name, []).append(change)
+                if factor != 1.0 and name in INJECTED:
+                    caught = ours_tally.caught_by_test.get(name, 0)
+                    ours_tally.caught_by_test[name] = caught + (name in failed)
+                    ours_tally.injected_runs.append((change, name in failed))
             if not args.no_benchmark:
                 wall, proc = run(
                     [*theirs_cmd, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"],
@@ -307,7 +359,6 @@ def main() -> int:
         results[label] = {"perfgate": ours_tally, "pytest-benchmark": theirs_tally}
 
     overhead = measure_overhead(work, python, base_env, not args.no_benchmark)
-    print_report(results, overhead, n_tests, args)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -318,10 +369,12 @@ def main() -> int:
                     "overhead": overhead,
                     "tests": n_tests,
                     "refreshes": args.refreshes,
+                    "calibrate": args.calibrate,
                 },
                 indent=2,
             )
         )
+    print_report(results, overhead, n_tests, args)
     return 0
 
 
@@ -435,6 +488,7 @@ def print_report(
             f"95th pct |change| {spread[int(0.95 * len(spread))] * 100:.1f}%, "
             f"max {spread[-1] * 100:.1f}%"
         )
+    print_detectable(results)
     print("\nEmpty function: per-call time reported, and wall time to measure it")
     print(f"  bare perf_counter_ns loop: {overhead['bare_loop_per_call_ns']:.1f} ns/call")
     print(
@@ -445,6 +499,53 @@ def print_report(
         print(
             f"  pytest-benchmark:          {overhead['pytest_benchmark_per_call_ns']:.1f} ns/call, "
             f"measured in {overhead['pytest_benchmark_measure_s']:.2f} s"
+        )
+
+
+def print_detectable(results: dict[str, dict[str, Tally]]) -> None:
+    """Per injected test: how often each slowdown was caught, beside the minimum detectable
+    change perfgate reported for it (median over the runs of that condition)."""
+    rows = []
+    for name in INJECTED:
+        cells = [name]
+        for label in ("A/A", "+5%", "+10%"):
+            tally = results.get(label, {}).get("perfgate")
+            reported = [] if tally is None else tally.detectable_by_test.get(name, [])
+            mdc = f"{statistics.median(reported) * 100:.1f}%" if reported else "-"
+            if label == "A/A":
+                cells.append(mdc)
+                continue
+            runs = 0 if tally is None else len(tally.wall)
+            caught = 0 if tally is None else tally.caught_by_test.get(name, 0)
+            cells.append(f"{caught}/{runs} (detects {mdc})")
+        rows.append(cells)
+    everything = [
+        c
+        for t in results.get("A/A", {}).get("perfgate", Tally()).detectable_by_test.values()
+        for c in t
+    ]
+    print("\nInjected tests: caught, beside the minimum detectable change perfgate reported")
+    print(f"{'test':<26} {'detects (A/A)':>14} {'+5% caught':>24} {'+10% caught':>24}")
+    for cells in rows:
+        print(f"{cells[0]:<26} {cells[1]:>14} {cells[2]:>24} {cells[3]:>24}")
+    for label, size in (("+5%", 0.05), ("+10%", 0.10)):
+        tally = results.get(label, {}).get("perfgate")
+        if tally is None or not tally.injected_runs:
+            continue
+        # Agreement: a run whose detectable change is at most the injected one should
+        # mostly catch it (80% power at exactly the MDC, more below it); above, mostly not.
+        sees = [caught for mdc, caught in tally.injected_runs if mdc <= size]
+        blind = [caught for mdc, caught in tally.injected_runs if mdc > size]
+        print(
+            f"{label}: runs whose reported MDC <= {size:.0%}: {sum(sees)}/{len(sees)} caught; "
+            f"MDC > {size:.0%}: {sum(blind)}/{len(blind)} caught"
+        )
+    if everything:
+        below = sum(1 for c in everything if c <= 0.05)
+        print(
+            f"A/A, all tests: detectable change median {statistics.median(everything) * 100:.1f}%, "
+            f"range {min(everything) * 100:.1f}%..{max(everything) * 100:.1f}%; "
+            f"{below}/{len(everything)} could see 5%"
         )
 
 

@@ -68,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Example: perfgate ab --base origin/main -- pytest example_suite",
     )
     _ab_arguments(ab_parser)
+    _calibrate_arguments(
+        commands.add_parser(
+            "calibrate",
+            help="run the suite N times on this runner (refreshing its baselines) and say "
+            "per measurement its run-to-run noise and the smallest change the gate can see",
+            description="Example: perfgate calibrate --runs 5 -- pytest tests/perf",
+        )
+    )
     _compare_arguments(
         commands.add_parser(
             "compare",
@@ -119,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "ab":
         return _ab(args)
+    if args.command == "calibrate":
+        return _calibrate(args)
     if args.command == "import-benchmark":
         return _import_benchmark(args.paths, args.baseline_dir)
     if args.command == "show":
@@ -331,6 +341,76 @@ def _print_explanations(comparisons: Sequence[Comparison]) -> None:
     that several share, once with a count)."""
     for text in look_texts(comparisons, GENERIC_REFRESH):
         print(text)
+
+
+# -- calibrate ---------------------------------------------------------------------------------
+
+
+def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs", type=int, default=5, help="suite runs, each a refresh (default: 5)"
+    )
+    parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        help="where the suite keeps its baselines (default: baseline_dir of pyproject.toml)",
+    )
+    for name in ("alpha", "run_noise"):
+        option = OPTIONS_BY_NAME[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
+    parser.add_argument("--json", type=Path, help="write the calibration here, as JSON")
+    parser.add_argument(
+        "pytest_command",
+        nargs=argparse.REMAINDER,
+        help="after --: the pytest command that runs the suite (default: python -m pytest)",
+    )
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Run ``perfgate calibrate``: 0 when calibrated, 2 when it could not be."""
+    from . import calibrate
+
+    problem = None if args.json is None else output_problem(args.json)
+    if problem:
+        print(f"perfgate calibrate: error: cannot write {args.json} ({problem})", file=sys.stderr)
+        return 2
+    if args.runs < 2:
+        print("perfgate calibrate: error: --runs must be at least 2", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.resolve(
+            read_pyproject(Path("pyproject.toml")),
+            {"alpha": args.alpha, "run_noise": args.run_noise},
+        )
+    except SettingsError as error:
+        print(f"perfgate calibrate: {error}", file=sys.stderr)
+        return 2
+    if args.runs > settings.history:
+        print(
+            f"perfgate calibrate: note: baselines keep {settings.history} runs of history; "
+            f"set history = {args.runs} in [tool.perfgate] to keep all {args.runs}",
+            file=sys.stderr,
+        )
+    store = BaselineStore(args.baseline_dir or Path(settings.baseline_dir))
+    try:
+        calibration = calibrate.calibrate(
+            _pytest_command(args.pytest_command),
+            args.runs,
+            store,
+            alpha=settings.alpha,
+            run_noise=settings.run_noise,
+            history=settings.history,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except calibrate.CalibrationError as error:
+        print(f"perfgate calibrate: {error}", file=sys.stderr)
+        return 2
+    print(calibrate.render_calibration(calibration))
+    if args.json:
+        text = json.dumps(calibration.to_dict(), indent=1, allow_nan=False) + "\n"
+        if not _write(args.json, text, "calibrate", "calibration"):
+            return 2
+    return 0
 
 
 # -- ab ----------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ class ComparedRuns:
 def recorded_settings(run: RunResults, overrides: Mapping[str, Any]) -> Settings:
     """The settings the run was made with (where its file records them), under
     ``overrides`` (None values are unset). Raises SettingsError on a bad value."""
-    recorded = {k: v for k, v in run.settings.items() if k in OPTIONS_BY_NAME}
+    # None: a default recorded as "unset" (run_noise: each kind's own prior).
+    recorded = {k: v for k, v in run.settings.items() if k in OPTIONS_BY_NAME and v is not None}
     return Settings.resolve(recorded, overrides, pyproject_source="the candidate's settings")
 
 
@@ -65,13 +66,15 @@ def compare_runs(
     }
     tests = []
     seen = set()
+    decisions = max(sum(len(test.results) for test in candidate.tests), 1)
     for test in candidate.tests:
         results: list[tuple[Measurement, Comparison]] = []
         for measurement, recorded in test.results:
             key = (test.test_id, measurement.name)
             seen.add(key)
             previous = base_measurements.get(key)
-            policy = _policy(settings, recorded, threshold_given, tests=len(candidate.tests))
+            # The suite's alpha is split over its measurements, as in the gate.
+            policy = _policy(settings, recorded, threshold_given, tests=decisions)
             entry = None if previous is None else _base_entry(previous, base, settings)
             comparison = judge(
                 test.test_id, measurement, entry, policy, environment=candidate.environment

@@ -1,7 +1,8 @@
 """The gate: from one measurement and its baseline to a Comparison with a verdict.
 
 This is where the rules around the statistics live: when a baseline may not be compared
-at all (INCOMPARABLE), the per-test false-alarm level (alpha / number of perf tests), and
+at all (INCOMPARABLE), the per-decision false-alarm level (alpha / number of gated
+measurements), and
 the second look: a first look that is inconclusive, or that claims a regression, samples
 again; the level is split between the looks, and a regression must show in the fresh
 samples too. Sampling is done by a callback, so this module stays pure.
@@ -29,6 +30,7 @@ from .model import (
     OnMismatch,
     Verdict,
 )
+from .noise import run_noise_prior
 from .stats import (
     Decision,
     bonferroni,
@@ -57,11 +59,15 @@ class GatePolicy:
 
     threshold: float = 0.02  #: practical threshold (relative)
     alpha: float = 0.05  #: false-alarm level for the whole suite
-    tests: int = 1  #: number of perf tests in the session (Bonferroni)
+    #: Decisions the suite's level is split over (Bonferroni): the gated measurements of
+    #: the session's perf tests, as counted at collection (plugin/session.py).
+    tests: int = 1
     max_looks: int = 2  #: sampling rounds at most
     on_mismatch: OnMismatch = OnMismatch.INCOMPARABLE
     normalize_margin: float = 0.5  #: added to the threshold when comparing across machines
-    run_noise: float = 0.02  #: run-to-run noise of timings (relative sd) assumed a priori
+    #: Run-to-run noise of timings (relative sd) assumed a priori for every kind of
+    #: measurement; None for each kind's own prior (noise.RUN_NOISE_PRIORS).
+    run_noise: float | None = None
     #: Runs pooled in each measurement (A/B mode pools several; the gate's own runs, one).
     current_runs: int = 1
 
@@ -177,8 +183,8 @@ class Basis:
     #: Both sides ran the speed reference after each sample: compare speed-adjusted times.
     adjusted: bool
     threshold: float  #: practical threshold, widened across machine classes
-    alpha: float  #: level of this one decision (the suite's, over the number of tests)
-    run_noise: float  #: run-to-run noise assumed a priori (0 for untimed metrics)
+    alpha: float  #: level of this one decision (the suite's, over the number of decisions)
+    run_noise: float  #: run-to-run noise assumed a priori, its kind's (0 for untimed metrics)
     current_runs: int  #: runs pooled in the measurement (A/B mode)
     statistic: str  #: "median" or a tail quantile ("p99")
     direction: Direction
@@ -229,9 +235,6 @@ def basis_of(
         samples = tuple(x * scale for x in baseline.samples)
         # A speed-adjusted history is in other units than raw samples.
         history = () if baseline.reference else tuple(x * scale for x in baseline.history)
-    # Timings, and rates (MiB/s, IO/s: timings turned over), wander between runs; other
-    # metrics carry their own noise in their samples (and in the history, once there is one).
-    timed = measurement.unit == "s" or measurement.unit.endswith("/s")
     return Basis(
         samples=samples,
         history=history,
@@ -241,7 +244,9 @@ def basis_of(
         # ever declared on the final, pooled look (an earlier look merely decides to sample
         # more), so "the pooled test rejects" bounds the false-alarm probability by itself.
         alpha=policy.alpha / max(policy.tests, 1),
-        run_noise=policy.run_noise if timed else 0.0,
+        # Timings and rates wander between runs, each kind by its own amount; other metrics
+        # carry their noise in their samples (and in the history, once there is one).
+        run_noise=run_noise_prior(measurement, policy.run_noise),
         current_runs=policy.current_runs,
         statistic=measurement.statistic,
         direction=measurement.direction,
@@ -441,6 +446,11 @@ def _comparison(
         statistic=measurement.statistic,
         value=_statistic_value(measurement),
         baseline_value=None if baseline is None else baseline_figure(baseline),
+        detectable_change=(
+            decision.detectable_change
+            if decision is not None and tested and math.isfinite(decision.detectable_change)
+            else None
+        ),
     )
 
 

@@ -302,6 +302,10 @@ class Comparison:
     value: float | None = None
     #: The baseline's figure of that statistic where it is not the median (its p99).
     baseline_value: float | None = None
+    #: The smallest slowdown (relative, 0.08 means 8%) this measurement would be flagged
+    #: for at its level with about 80% power, given its noise and sample sizes; None where
+    #: there is nothing to judge (NEW, INCOMPARABLE) or no test of significance (counts).
+    detectable_change: float | None = None
 
     @property
     def now(self) -> float:
@@ -342,6 +346,7 @@ class Comparison:
             "threshold": self.threshold,
             "looks": self.looks,
             "notes": list(self.notes),
+            "detectable_change": self.detectable_change,
         } | (
             {}
             if self.statistic == "median"
@@ -380,6 +385,7 @@ class Comparison:
             statistic=_string(data.get("statistic", "median"), "statistic"),
             value=optional("value"),
             baseline_value=optional("baseline_value"),
+            detectable_change=optional("detectable_change"),
         )
 
 
@@ -415,6 +421,15 @@ def _three_digits(value: float) -> str:
 def format_change(ratio: float) -> str:
     """``1.218`` -> ``"+21.8%"``."""
     return f"{(ratio - 1.0) * 100:+.1f}%"
+
+
+def format_detectable(change: float | None) -> str:
+    """A minimum detectable change as reports show it: ``0.081`` -> ``">=8.1%"``,
+    ``0.25`` -> ``">=25%"``, None -> ``"-"``."""
+    if change is None:
+        return "-"
+    percent = change * 100
+    return f">={percent:.2g}%" if percent < 10 else f">={percent:.0f}%"
 
 
 def explain(comparison: Comparison) -> str:

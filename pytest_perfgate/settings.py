@@ -312,8 +312,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "run_noise",
         _fraction,
-        "run-to-run noise of timings (relative standard "
-        "deviation) assumed until a baseline's history measures it (default: 0.02)",
+        "run-to-run noise of timings (relative standard deviation) assumed until a "
+        "baseline's history measures it, for every kind of measurement (default: each "
+        "kind's own: CPU 0.025, GPU 0.01, network and collectives 0.05, storage 0.10)",
         "FRACTION",
     ),
     Option(
@@ -389,7 +390,8 @@ class Settings:
     disable_gc: bool = True
     memory: bool = False
     speed_reference: bool = True
-    run_noise: float = 0.02
+    #: Run-to-run noise assumed for every timed measurement; None: each kind's own prior.
+    run_noise: float | None = None
     max_looks: int = 2
     gpu_telemetry_hz: float = 50.0
     history: int = 10

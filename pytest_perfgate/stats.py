@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import final
 
 import numpy as np
@@ -132,12 +133,60 @@ class Decision:
     p_better: float  #: one-sided p of "better by more than the threshold"
     noise: float  #: run-to-run noise (relative sd) the decision assumed
     note: str = ""
+    #: The smallest change in the worse direction (relative: a slowdown for times, a drop
+    #: for rates) that this decision's level and standard error flag with POWER; NaN
+    #: where there is no test of significance.
+    detectable_change: float = math.nan
+    #: Degrees of freedom of the Student-t the decision used; inf for a normal.
+    df: float = math.inf
 
 
-#: Degrees of freedom given to the run-noise prior when it is pooled with a history.
-PRIOR_WEIGHT = 2
 #: Runs of history from which the run-to-run noise is measured rather than assumed.
 NOISE_RUNS = 3
+#: Weight of the run-noise prior, in runs of history, when the history is NOISE_RUNS long;
+#: it falls as the history grows (see prior_weight).
+PRIOR_RUNS = 4
+#: The power at which the minimum detectable change is stated.
+POWER = 0.8
+
+
+def prior_weight(runs: int) -> float:
+    """Weight of the run-noise prior, in runs, against a history of ``runs`` run levels.
+
+    PRIOR_RUNS at NOISE_RUNS runs, then half a run less with each run added, down to half
+    a run: its share of the pooled variance is 2/3 at 3 runs, 3/7 at 5, 1/19 at 10. The
+    degrees of freedom (this weight plus ``runs - 1``) never fall as runs are added.
+    """
+    return max(PRIOR_RUNS - (runs - NOISE_RUNS) / 2, 0.5)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunNoise:
+    """The run-to-run noise of one measurement, as the gate estimates it."""
+
+    sigma: float  #: relative standard deviation of a run's level (log scale)
+    df: float  #: degrees of freedom of the estimate; inf when the prior stands alone
+    runs: int  #: run levels in the history it was measured on (0: the prior alone)
+
+
+def run_noise_of(history: Sequence[float], prior: float) -> RunNoise:
+    """The run noise from a history of run levels pooled with ``prior``.
+
+    Fewer than NOISE_RUNS levels measure nothing: the prior stands, as a known figure
+    (it is chosen per kind of measurement at the high end of what was measured). From
+    NOISE_RUNS on, the history's variance is pooled with the prior's, the prior weighing
+    ``prior_weight(k)`` runs, and the estimate has that many degrees of freedom plus
+    ``k - 1``: the decision then uses a Student-t, whose heavier tails pay for an estimate
+    made from a few runs.
+    """
+    k = len(history)
+    if k < NOISE_RUNS:
+        return RunNoise(prior, math.inf, 0)
+    logs = np.log(np.asarray(history, dtype=float))
+    weight = prior_weight(k) if prior > 0 else 0.0
+    pooled = (weight * prior**2 + (k - 1) * float(logs.var(ddof=1))) / (weight + k - 1)
+    return RunNoise(math.sqrt(pooled), weight + k - 1, k)
 
 
 def compare(
@@ -161,8 +210,9 @@ def compare(
     level of this one decision (the caller corrects it for the number of tests).
 
     With three or more run-level medians in ``history``, the baseline's centre is their
-    mean and the run noise is estimated from their spread (pooled with the ``run_noise``
-    prior, worth two runs), so a baseline refreshed several times gates more tightly.
+    mean and the run noise is estimated from their spread, pooled with the ``run_noise``
+    prior whose weight fades as the history grows (:func:`run_noise_of`), and the test is
+    on a Student-t with the estimate's degrees of freedom.
     ``current_runs`` > 1 says ``current`` pools that many runs (A/B mode), whose level
     wanders by the run noise over that many runs, not one.
     """
@@ -218,29 +268,41 @@ def _decide_on_levels(
     """
     current_log, current_se = current
     runs = max(current_runs, 1)
-    if len(history) >= NOISE_RUNS:
-        logs = np.log(np.asarray(history, dtype=float))
-        k = len(logs)
-        pooled = (PRIOR_WEIGHT * run_noise**2 + (k - 1) * float(logs.var(ddof=1))) / (
-            PRIOR_WEIGHT + k - 1
-        )
-        noise = math.sqrt(pooled)
-        centre = float(logs.mean())
-        variance = current_se**2 + pooled * (1.0 / runs + 1.0 / k)
+    noise = run_noise_of(history, run_noise)
+    if noise.runs:
+        centre = float(np.mean(np.log(np.asarray(history, dtype=float))))
+        # The baseline's within-run error is part of the history's spread already.
+        variance = current_se**2 + noise.sigma**2 * (1.0 / runs + 1.0 / noise.runs)
     else:
-        noise = run_noise
         centre, base_se = baseline()
-        variance = current_se**2 + base_se**2 + (1.0 + 1.0 / runs) * noise**2
-    return _decide(current_log - centre, math.sqrt(variance), direction, threshold, alpha, noise)
+        variance = current_se**2 + base_se**2 + (1.0 + 1.0 / runs) * noise.sigma**2
+    return _decide(
+        current_log - centre,
+        math.sqrt(variance),
+        direction,
+        threshold,
+        alpha,
+        noise.sigma,
+        df=noise.df,
+    )
 
 
 def _decide(
-    diff: float, se: float, direction: Direction, threshold: float, alpha: float, noise: float
+    diff: float,
+    se: float,
+    direction: Direction,
+    threshold: float,
+    alpha: float,
+    noise: float,
+    *,
+    df: float = math.inf,
 ) -> Decision:
     """The verdict on a log difference ``diff`` (current - baseline) with standard error
-    ``se``: a one-sided test with the practical threshold folded in, in both directions."""
+    ``se``: a one-sided test with the practical threshold folded in, in both directions,
+    on a Student-t with ``df`` degrees of freedom (a normal when infinite)."""
     ratio = math.exp(diff)
-    ci_low, ci_high = math.exp(diff - Z95 * se), math.exp(diff + Z95 * se)
+    z = _quantile(0.975, df)
+    ci_low, ci_high = math.exp(diff - z * se), math.exp(diff + z * se)
     # Orient so that a positive difference is worse.
     worse = diff if direction is Direction.LOWER_IS_BETTER else -diff
     delta = math.log1p(threshold)
@@ -248,8 +310,8 @@ def _decide(
         p_worse = 0.0 if worse > delta else 1.0
         p_better = 0.0 if worse < -delta else 1.0
     else:
-        p_worse = _normal_sf((worse - delta) / se)
-        p_better = _normal_sf(-(worse + delta) / se)
+        p_worse = _upper_tail((worse - delta) / se, df)
+        p_better = _upper_tail(-(worse + delta) / se, df)
 
     if p_worse < alpha and worse > delta:
         verdict = Verdict.REGRESSED
@@ -262,12 +324,53 @@ def _decide(
         verdict = Verdict.UNCHANGED
     else:
         verdict = Verdict.INCONCLUSIVE
-    return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise)
+    detectable = detectable_change(se, threshold, alpha, direction, df=df)
+    return Decision(verdict, ratio, ci_low, ci_high, p_worse, p_better, noise, "", detectable, df)
 
 
-def _normal_sf(z: float) -> float:
-    """P(Z > z) for a standard normal Z: scipy's ``norm.sf``, without importing scipy."""
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+def detectable_change(
+    se: float,
+    threshold: float,
+    alpha: float,
+    direction: Direction,
+    *,
+    df: float = math.inf,
+    power: float = POWER,
+) -> float:
+    """The minimum detectable change: the smallest worsening that a one-sided test at level
+    ``alpha`` with the threshold folded in flags with probability ``power``, given the
+    standard error ``se`` of the log difference.
+
+    On the log scale it is ``log(1 + threshold) + (t_{1-alpha} + t_{power}) * se``; returned
+    as a relative change in the worse direction: ``exp(m) - 1`` for a time (lower is
+    better), ``1 - exp(-m)`` for a rate (a drop). Deterministic sides (``se`` 0) detect
+    anything beyond the threshold.
+    """
+    margin = math.log1p(threshold)
+    if se > 0:
+        margin += (_quantile(1 - alpha, df) + _quantile(power, df)) * se
+    if direction is Direction.HIGHER_IS_BETTER:
+        return -math.expm1(-margin)
+    return math.expm1(margin)
+
+
+def _upper_tail(z: float, df: float) -> float:
+    """P(T > z) for a standard normal (``df`` infinite) or a Student-t with ``df`` degrees
+    of freedom. The normal needs no scipy (slow to import); the t takes scipy's ufunc."""
+    if math.isinf(df):
+        return 0.5 * math.erfc(z / math.sqrt(2.0))
+    from scipy.special import stdtr
+
+    return float(stdtr(df, -z))
+
+
+def _quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of the same distribution as :func:`_upper_tail`."""
+    if math.isinf(df):
+        return NormalDist().inv_cdf(p)
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
 
 
 def quantile_of(statistic: str) -> float:

@@ -156,7 +156,7 @@ def test_run_after_recording_compares(work_suite: pytest.Pytester) -> None:
         [
             "perfgate: *(2 perf tests, alpha 0.05 over the suite, mode gate)",
             "perfgate: the table's CIs are 95% for each measurement on its own; "
-            "verdicts use alpha 0.05 shared by the 2 perf tests",
+            "verdicts use alpha 0.05 shared by the 2 measurements of the 2 perf tests",
         ]
     )
     result.stdout.no_fnmatch_line("*NEW*")

@@ -98,7 +98,14 @@ def test_regressions_come_first_and_unchanged_are_folded() -> None:
         "<summary>2 unchanged</summary>",
     ]
     regressed = next(line for line in lines if "test\\_slow" in line)
-    assert regressed.split(" | ")[1:6] == ["1 ms", "1.5 ms", "+50.0%", "+42.5% .. +57.5%", "0.002"]
+    assert regressed.split(" | ")[1:7] == [
+        "1 ms",
+        "1.5 ms",
+        "+50.0%",
+        "+42.5% .. +57.5%",
+        "-",
+        "0.002",
+    ]
     assert "a note |" in regressed
     details = text[text.index("<details>") :]
     assert "test\\_same\\_1" in details
@@ -142,7 +149,7 @@ def test_a_nasty_test_id_shows_as_text() -> None:
     for row in rows:
         body = row.replace("\\|", "")
         # No q column on the unchanged row: there it means nothing (q=0.002 marks the other).
-        assert body.count("|") == (5 if "NEW" in row else 8 if "| 0.002 |" in row else 7)
+        assert body.count("|") == (5 if "NEW" in row else 9 if "| 0.002 |" in row else 8)
 
 
 def test_a_huge_run_stays_within_a_comment_s_size_leaving_out_unchanged_first() -> None:
@@ -299,5 +306,7 @@ def test_a_row_with_its_own_threshold_says_it_and_q_only_where_it_means_somethin
     assert row.endswith("| threshold 10% |")
     assert "threshold" not in next(line for line in text.splitlines() if "test\\_usual" in line)
     improved = text[text.index("#### Improved") :].splitlines()
-    assert improved[2] == "| test [measurement] | baseline | now | change | 95% CI | notes |"
+    assert (
+        improved[2] == "| test [measurement] | baseline | now | change | 95% CI | detects | notes |"
+    )
     assert "0.002" not in improved[4]

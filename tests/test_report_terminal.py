@@ -5,11 +5,22 @@ from __future__ import annotations
 import pytest
 
 from pytest_perfgate.model import Comparison, Direction, Verdict
-from pytest_perfgate.report.terminal import CI_HEADER, MAX_TABLE_ROWS, render_table
+from pytest_perfgate.report.terminal import (
+    CI_HEADER,
+    DETECTS_HEADER,
+    MAX_TABLE_ROWS,
+    render_table,
+)
 from pytest_perfgate.stats import summarize
 
 
-def comparison(test_id: str, verdict: Verdict, unit: str = "s", value: float = 1e-3) -> Comparison:
+def comparison(
+    test_id: str,
+    verdict: Verdict,
+    unit: str = "s",
+    value: float = 1e-3,
+    detectable: float | None = 0.081,
+) -> Comparison:
     samples = (value, value * 1.01, value * 0.99)
     return Comparison(
         test_id,
@@ -22,6 +33,7 @@ def comparison(test_id: str, verdict: Verdict, unit: str = "s", value: float = 1
         ratio=1.04,
         ci_low=0.99,
         ci_high=1.09,
+        detectable_change=detectable,
     )
 
 
@@ -56,7 +68,7 @@ def test_a_table_that_fits_keeps_every_column_with_a_header_that_says_what_the_c
     text = render_table([comparison("t.py::test_a", Verdict.INCONCLUSIVE)], width=80)
     header, row = text.splitlines()[:2]
     assert header.split()[:5] == ["test", "verdict", "baseline", "now", "change"]
-    assert header.endswith(CI_HEADER)
+    assert header.split()[5:] == [*CI_HEADER.split(), DETECTS_HEADER]
     assert row.split() == [
         "t.py::test_a",
         "INCONCLUSIVE",
@@ -66,7 +78,30 @@ def test_a_table_that_fits_keeps_every_column_with_a_header_that_says_what_the_c
         "ms",
         "+4.0%",
         "-1.0%..+9.0%",
+        ">=8.1%",
     ]
+
+
+def test_a_measurement_without_a_detectable_change_shows_a_dash() -> None:
+    rows = [
+        comparison("t.py::test_a", Verdict.NEW, detectable=None),
+        comparison("t.py::test_b", Verdict.UNCHANGED),
+    ]
+    text = render_table(rows, width=100)
+    assert text.splitlines()[0].split()[-1] == DETECTS_HEADER
+    assert [line.split()[-1] for line in text.splitlines()[1:3]] == ["-", ">=8.1%"]
+    alone = render_table([rows[0]], width=100)
+    assert DETECTS_HEADER not in alone  # nothing judged, nothing to say what it could see
+    text = render_table([comparison("t.py::test_a", Verdict.UNCHANGED, detectable=0.25)])
+    assert text.splitlines()[1].split()[-1] == ">=25%"
+
+
+def test_the_detectable_change_stays_when_the_ci_goes() -> None:
+    test_id = "suite/test_module.py::test_" + "y" * 12
+    text = render_table([comparison(test_id, Verdict.INCONCLUSIVE)], width=90)
+    assert CI_HEADER not in text
+    assert text.splitlines()[0].split()[-1] == DETECTS_HEADER
+    assert text.splitlines()[1].split()[-1] == ">=8.1%"
 
 
 def test_the_ci_column_goes_before_the_test_id_is_moved() -> None:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from pytest_perfgate.stats import (
     compare,
     compare_quantile,
     log_quantile_se,
+    prior_weight,
     quantile_bootstrap,
     quantile_of,
     sample_quantile,
@@ -239,8 +241,10 @@ def test_p99_test_counts_the_runs_pooled_in_the_current_samples(history_runs: in
     # The run-noise part of the variance is all that changes: 1/1 -> 1/4 of it.
     if history_runs:
         logs = np.log(history)
-        pooled = (2 * noise**2 + 4 * float(logs.var(ddof=1))) / (2 + 4)
+        weight = prior_weight(history_runs)
+        pooled = (weight * noise**2 + 4 * float(logs.var(ddof=1))) / (weight + 4)
+        z = float(scipy.stats.t.ppf(0.975, weight + 4))  # the noise is estimated: Student-t
     else:
         pooled = noise**2
-    z = 1.959963984540054
+        z = 1.959963984540054
     assert (one / z) ** 2 - (four / z) ** 2 == pytest.approx(pooled * (1 - 1 / 4), rel=1e-9)

@@ -102,6 +102,16 @@ def is_perf_item(item: pytest.Item, *, benchmark: bool = False) -> bool:
     )
 
 
+def _skipped_by_mark(item: pytest.Item) -> bool:
+    """Whether a skip or skipif mark skips ``item`` (pytest's own evaluation of them)."""
+    from _pytest.skipping import evaluate_skip_marks  # pytest's rule, not a copy of it
+
+    try:
+        return evaluate_skip_marks(item) is not None
+    except (Exception, pytest.fail.Exception):  # a bad skipif condition: pytest reports it
+        return False
+
+
 def _skip_perf_test(item: pytest.Item, missing: ProbeUnavailable) -> None:
     """Skip a perf test whose probe found no GPU, driver or library, with the reason.
     Returns (and the caller re-raises) for other tests: there the exception is a bug
@@ -129,6 +139,8 @@ class PerfSession:
         self.benchmark = benchmark
         self.is_worker = hasattr(config, "workerinput")
         self.perf_tests = 0
+        #: Decisions the suite's alpha is split over (count_decisions); 0 until collected.
+        self.decisions = 0
         self.collected: dict[str, set[str]] = {}  # module -> every collected test name
         # module -> scopes ("" for the module, "TestX" for a class) whose tests are all known
         self.expanded: dict[str, set[str]] = {}
@@ -221,7 +233,9 @@ class PerfSession:
         return report
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.perf_tests = sum(1 for item in session.items if self.is_perf_item(item))
+        perf_items = [item for item in session.items if self.is_perf_item(item)]
+        self.perf_tests = len(perf_items)
+        self.decisions = self._count_decisions(perf_items)
         if self.perf_tests and self.settings.mode is not Mode.OFF:
             self._freeze_heap()
         if self.is_worker:
@@ -229,6 +243,7 @@ class PerfSession:
             # (the summary's count of perf tests, and which baselines are stale).
             self.config.workeroutput["perfgate"] = {  # type: ignore[attr-defined]
                 "perf_tests": self.perf_tests,
+                "decisions": self.decisions,
                 "collected": {module: sorted(tests) for module, tests in self.collected.items()},
                 "expanded": {module: sorted(scopes) for module, scopes in self.expanded.items()},
             }
@@ -240,6 +255,7 @@ class PerfSession:
         if output is None:
             return
         self.perf_tests = max(self.perf_tests, output["perf_tests"])
+        self.decisions = max(self.decisions, output.get("decisions", 0))
         for module, tests in output["collected"].items():
             self.collected.setdefault(module, set()).update(tests)
         for module, scopes in output["expanded"].items():
@@ -267,6 +283,24 @@ class PerfSession:
         if self._froze_heap:
             gc.unfreeze()  # back to the oldest generation: collectable again
             self._froze_heap = False
+
+    def _count_decisions(self, perf_items: list[pytest.Item]) -> int:
+        """How many gated measurements share the suite's alpha: each perf test that will
+        run (a skip or true skipif mark, known now, leaves it out; deselected tests are
+        not among the items) counts its baseline entries, or one without any. Known at
+        collection, so a test can fail in its own call phase; a measurement added since
+        the last refresh is not counted until it has a baseline (it is NEW, not judged)."""
+        if self.settings.update_baselines:
+            return len(perf_items)  # nothing is judged against the baselines being replaced
+        count = 0
+        for item in perf_items:
+            if _skipped_by_mark(item):
+                continue
+            module, test = split_nodeid(item.nodeid)
+            baselines = self._baseline_file(module)
+            entries = 0 if isinstance(baselines, Exception) else len(baselines.tests.get(test, {}))
+            count += max(entries, 1)
+        return count
 
     # -- one test --------------------------------------------------------------------
     def fixture_for(self, item: pytest.Item, *, spec: PerfSpec | None = None) -> PerfFixture:
@@ -326,7 +360,7 @@ class PerfSession:
         policy = GatePolicy(
             threshold=spec.threshold_for(s),
             alpha=s.alpha,
-            tests=max(self.perf_tests, 1),
+            tests=max(self.decisions, 1),
             max_looks=s.max_looks,
             on_mismatch=s.on_mismatch,
             normalize_margin=s.normalize_margin,
@@ -558,6 +592,7 @@ class PerfSession:
             measured=[pair for record in self.records.values() for pair in record.results],
             settings=self.settings,
             perf_tests=self.perf_tests,
+            decisions=self.decisions,
             baseline_root=self.store.root,
             rootdir=self.config.rootpath,
             stale=stale,

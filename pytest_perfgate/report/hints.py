@@ -60,4 +60,31 @@ def with_command(note: str, command: str) -> str:
     return note.replace("with --perf-update-baselines", f"with `{command}`")
 
 
-__all__: Sequence[str] = ("GENERIC_REFRESH", "refresh_command", "with_command")
+#: The change every gated measurement should be able to see; the summary counts those that cannot.
+TARGET_CHANGE = 0.05
+
+
+def blind_spot_hint(detectable: Sequence[float | None], change: float = TARGET_CHANGE) -> str:
+    """How many measurements cannot see a slowdown of ``change``, and what would let them;
+    "" when all can (or none was judged). ``detectable`` holds each measurement's minimum
+    detectable change (None where it has none)."""
+    judged = [d for d in detectable if d is not None]
+    blind = sorted(d for d in judged if d > change)
+    if not blind:
+        return ""
+    return (
+        f"{len(blind)} of {len(judged)} judged measurements cannot see a {change:.0%} "
+        f"slowdown (they detect {blind[0]:.0%}..{blind[-1]:.0%}): refresh their baselines "
+        "more times (`perfgate calibrate --runs 10 -- pytest ...`), compare base and "
+        "candidate in one job (`perfgate ab`), count instructions for pure CPU code "
+        "(`--perf-measure=instructions`), or give noisy tests a longer max_time"
+    )
+
+
+__all__: Sequence[str] = (
+    "GENERIC_REFRESH",
+    "TARGET_CHANGE",
+    "blind_spot_hint",
+    "refresh_command",
+    "with_command",
+)

@@ -36,11 +36,12 @@ from ..model import (
     Verdict,
     explain,
     format_change,
+    format_detectable,
     format_quantity,
     printable,
 )
 from ..results import RunResults, TestResults
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 from .summary import extra_info_text, shared_reasons
 from .terminal import VERDICT_ORDER, verdict_counts
 
@@ -106,6 +107,7 @@ def render_html(run: RunResults, *, refresh_command: str = GENERIC_REFRESH) -> s
         "<h1>pytest-perfgate report</h1>",
         _run_line(run),
         f'<p class="counts">{_counts_badges(comparisons)}</p>',
+        *_blind_spot(comparisons),
         "</header>",
         "<main>",
     ]
@@ -129,6 +131,12 @@ def render_html(run: RunResults, *, refresh_command: str = GENERIC_REFRESH) -> s
     parts += [f"<script>{script}</script>" for script in body_scripts]
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _blind_spot(comparisons: Sequence[Comparison]) -> list[str]:
+    """The measurements that cannot see a 5% slowdown, and what would help (hints.py)."""
+    hint = blind_spot_hint([c.detectable_change for c in comparisons])
+    return [f'<p class="blind">{escape(hint[0].upper() + hint[1:])}.</p>'] if hint else []
 
 
 def _content_security_policy(scripts: Sequence[str]) -> str:
@@ -326,7 +334,7 @@ def _table(
 ) -> list[str]:
     head = (
         "<tr><th>test</th><th>verdict</th><th>outcome</th><th>baseline</th><th>now</th>"
-        "<th>change</th><th>95% CI</th><th>q</th><th>notes</th></tr>"
+        "<th>change</th><th>95% CI</th><th>detects</th><th>q</th><th>notes</th></tr>"
     )
     rows = []
     for index, entry in enumerate(entries):
@@ -341,6 +349,7 @@ def _table(
             f'<td class="num">{_quantity(c.now, c.unit)}</td>'
             f'<td class="num">{"-" if c.ratio is None else format_change(c.ratio)}</td>'
             f'<td class="num">{_interval(c)}</td>'
+            f'<td class="num">{escape(format_detectable(c.detectable_change))}</td>'
             f'<td class="num">{_q(c.q_value)}</td>'
             f"<td>{escape(_own_notes(c, shared))}</td>"
             "</tr>"

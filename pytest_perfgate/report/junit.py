@@ -21,7 +21,8 @@ def _number(value: float) -> str:
 
 def junit_properties(comparisons: Iterable[Comparison]) -> list[tuple[str, str]]:
     """``perfgate.<measurement>.<figure>`` pairs: verdict, unit, median, baseline, change,
-    ci_low, ci_high, q (and the gated statistic's value where it is not the median)."""
+    ci_low, ci_high, q, detectable_change (and the gated statistic's value where it is not
+    the median)."""
     pairs: list[tuple[str, str]] = []
     for c in comparisons:
         figures: dict[str, str] = {"verdict": c.verdict.value, "unit": c.unit}
@@ -39,6 +40,8 @@ def junit_properties(comparisons: Iterable[Comparison]) -> list[tuple[str, str]]
             figures["ci_high"] = _number(c.ci_high - 1.0)
         if c.q_value is not None:
             figures["q"] = f"{c.q_value:.3g}"
+        if c.detectable_change is not None:
+            figures["detectable_change"] = _number(c.detectable_change)
         pairs.extend((f"{PREFIX}.{c.name}.{key}", value) for key, value in figures.items())
     return pairs
 

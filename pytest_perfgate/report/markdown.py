@@ -18,11 +18,12 @@ from ..model import (
     Direction,
     Verdict,
     format_change,
+    format_detectable,
     format_quantity,
     printable,
 )
 from ..results import RunResults
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 from .summary import extra_info_text, shared_reasons
 
 #: Lets a bot or a workflow find the comment it posted before (to update, not repeat it).
@@ -115,6 +116,9 @@ def render_markdown(
     if any(c.verdict is Verdict.REGRESSED for c in comparisons):
         head += [f"To accept this change: `{refresh_command}`", ""]
     head += [_context(run), ""]
+    blind = blind_spot_hint([c.detectable_change for c in comparisons])
+    if blind:
+        head += [blind[0].upper() + blind[1:] + ".", ""]  # our own text: no escaping
     sections = _sections(run, comparisons, refresh_command)
     for section in sections:
         section.kept = len(section.rows)
@@ -237,8 +241,9 @@ def _change_header(with_q: bool) -> tuple[str, str]:
     """q is shown where it weighs a possible regression: on an improvement or an unchanged
     row, the probability of being worse beyond the threshold means nothing to a reader."""
     names: tuple[str, ...] = ("test [measurement]", "baseline", "now", "change", "95% CI")
+    names += ("detects",)  # the minimum detectable change
     names += ("q", "notes") if with_q else ("notes",)
-    aligns: tuple[str, ...] = ("---", "---:", "---:", "---:", "---:") + (
+    aligns: tuple[str, ...] = ("---", "---:", "---:", "---:", "---:", "---:") + (
         ("---:", "---") if with_q else ("---",)
     )
     return _row(names), _row(aligns)
@@ -261,6 +266,7 @@ def _change_row(c: Comparison, threshold: object, with_q: bool, extra: Mapping[s
         _now(c),
         "-" if c.ratio is None else format_change(c.ratio),
         interval,
+        format_detectable(c.detectable_change),
     ]
     if with_q:
         cells.append(_q(c.q_value))

@@ -17,7 +17,7 @@ from ..refresh import RefreshReport
 from ..results import RunResults
 from ..settings import Mode, Settings
 from . import github
-from .hints import GENERIC_REFRESH, with_command
+from .hints import GENERIC_REFRESH, blind_spot_hint, with_command
 
 
 @final
@@ -50,6 +50,8 @@ class RunSummary:
     workspace: str | None = None  #: $GITHUB_WORKSPACE
     #: the run's own command turned into a refresh (hints.refresh_command)
     refresh_command: str = GENERIC_REFRESH
+    #: gated measurements the suite's alpha is split over (0: not counted, the perf tests)
+    decisions: int = 0
 
     @property
     def regressions_failed(self) -> bool:
@@ -100,12 +102,17 @@ def _verdict_lines(
         ]
         if any(c.ci_low is not None for c in comparisons):
             # The table's intervals are per measurement; the verdicts' level is corrected.
+            decisions = summary.decisions or summary.perf_tests
+            shared = f"{decisions} measurement{'' if decisions == 1 else 's'} of the {tests}"
             lines.append(
                 SummaryLine(
                     "perfgate: the table's CIs are 95% for each measurement on its own; "
-                    f"verdicts use alpha {settings.alpha} shared by the {tests}"
+                    f"verdicts use alpha {settings.alpha} shared by the {shared}"
                 )
             )
+    blind = blind_spot_hint([c.detectable_change for c in comparisons])
+    if blind:
+        lines.append(SummaryLine(f"perfgate: {blind}"))
     lines += look_lines(summary, comparisons)
     if github.running_in_actions() and any(c.verdict.fails for c in comparisons):
         # Workflow commands: GitHub shows each on the test's line in the PR's diff.

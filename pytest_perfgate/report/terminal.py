@@ -9,7 +9,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Comparison, Measurement, Verdict, format_change, format_quantity
+from ..model import (
+    Comparison,
+    Measurement,
+    Verdict,
+    format_change,
+    format_detectable,
+    format_quantity,
+)
 
 VERDICT_STYLE = {
     Verdict.REGRESSED: "bold red",
@@ -39,44 +46,58 @@ MAX_TABLE_ROWS = 200
 #: Each measurement's own 95% interval (the verdict's level is corrected for the number of
 #: perf tests; the header says which level this is).
 CI_HEADER = "95% CI"
+#: The minimum detectable change: the smallest worsening this measurement would be flagged for.
+DETECTS_HEADER = "detects"
 _FIGURES = ("verdict", "baseline", "now", "change")
+#: The optional columns, dropped from the left of this list while the table is too wide.
+_OPTIONAL = ((CI_HEADER, DETECTS_HEADER), (DETECTS_HEADER,), ())
 
 
 def render_table(
     comparisons: Sequence[Comparison], *, width: int = 120, color: bool = False
 ) -> str:
-    """A table of every measurement: verdict, baseline, now, change and its CI.
+    """A table of every measurement: verdict, baseline, now, change, its CI and the
+    smallest change it could detect.
 
     Never wider than ``width``, and never cutting a verdict or a figure: where the table
-    does not fit, the CI column goes first, then each test id moves onto its own line
-    above its figures (folded only where the id alone is wider than the line). Beyond
-    ``MAX_TABLE_ROWS`` rows, the rest are counted, not listed."""
+    does not fit, the CI column goes first, then the detectable change, then each test id
+    moves onto its own line above its figures (folded only where the id alone is wider
+    than the line). Beyond ``MAX_TABLE_ROWS`` rows, the rest are counted, not listed."""
     ordered = sorted(comparisons, key=lambda c: (VERDICT_ORDER.index(c.verdict), c.label))
     ordered, left_out = ordered[:MAX_TABLE_ROWS], ordered[MAX_TABLE_ROWS:]
     more = (
         f"... and {len(left_out)} more not listed: {verdict_counts(left_out)}\n" if left_out else ""
     )
-    rows = [_cells(c) for c in ordered]
+    all_headers = _headers(_OPTIONAL[0])
+    full_rows = [_cells(c) for c in ordered]
+    # A table of NEW and INCOMPARABLE rows alone has no detectable change to show.
+    sized = any(c.detectable_change is not None for c in ordered)
+    choices = _OPTIONAL if sized else tuple((CI_HEADER,)[: len(o)] for o in _OPTIONAL[1:])
     label_width = max([len("test"), *(len(c.label) for c in ordered)])
-    widths = _widths(rows, _headers(with_ci=True))
-    for with_ci in (True, False):
-        shown = widths if with_ci else widths[: len(_FIGURES)]
-        natural = label_width + sum(shown) + 2 * len(shown)  # two spaces between columns
+    widths = dict(zip(all_headers, _widths(full_rows, all_headers), strict=True))
+    for optional in choices:
+        headers = _headers(optional)
+        natural = label_width + sum(widths[h] + 2 for h in headers)  # two spaces between
         if natural <= width:
-            return _rich_table(ordered, rows, with_ci, width, color) + more
-    return _folded_table(ordered, rows, width, color) + more
+            rows = [_select(row, all_headers, headers) for row in full_rows]
+            return _rich_table(ordered, rows, headers, width, color) + more
+    return _folded_table(ordered, full_rows, width, color) + more
+
+
+def _select(row: tuple[str, ...], headers: Sequence[str], shown: Sequence[str]) -> tuple[str, ...]:
+    return tuple(cell for cell, header in zip(row, headers, strict=True) if header in shown)
 
 
 def _widths(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> list[int]:
     return [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
 
-def _headers(with_ci: bool) -> tuple[str, ...]:
-    return (*_FIGURES, CI_HEADER) if with_ci else _FIGURES
+def _headers(optional: Sequence[str]) -> tuple[str, ...]:
+    return (*_FIGURES, *optional)
 
 
 def _cells(c: Comparison) -> tuple[str, ...]:
-    """verdict, baseline, now, change, CI: the figures of one row, as text."""
+    """verdict, baseline, now, change, CI, detectable change: one row's figures, as text."""
     reference = c.reference_median
     interval = (
         "-"
@@ -89,6 +110,7 @@ def _cells(c: Comparison) -> tuple[str, ...]:
         format_quantity(c.now, c.unit),
         "-" if c.ratio is None else format_change(c.ratio),
         interval,
+        format_detectable(c.detectable_change),
     )
 
 
@@ -107,19 +129,19 @@ def _console(buffer: io.StringIO, width: int, color: bool) -> Console:
 def _rich_table(
     ordered: Sequence[Comparison],
     rows: Sequence[tuple[str, ...]],
-    with_ci: bool,
+    headers: Sequence[str],
     width: int,
     color: bool,
 ) -> str:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("test", no_wrap=True)
-    for header in _headers(with_ci):
+    for header in headers:
         table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
     for c, cells in zip(ordered, rows, strict=True):
         table.add_row(
             Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
             Text(cells[0], style=VERDICT_STYLE[c.verdict]),
-            *cells[1 : len(_headers(with_ci))],
+            *cells[1:],
         )
     buffer = io.StringIO()
     _console(buffer, width, color).print(table)
