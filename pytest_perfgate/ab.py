@@ -24,6 +24,7 @@ cli.py's.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -302,6 +303,9 @@ def _paired_comparison(
         threshold=rounds[0].threshold,
         looks=sum(r.looks for r in rounds),
         notes=(note, remark) if remark else (note,),
+        detectable_change=(
+            decision.detectable_change if math.isfinite(decision.detectable_change) else None
+        ),
     )
 
 
@@ -410,8 +414,8 @@ def _judge(outcome: ABOutcome, policy: GatePolicy) -> None:
     candidate = _pooled(candidate_runs)
     environment = candidate_results[0].environment
     tests_by_id = {t.test_id: t for results in candidate_results for t in results.tests}
-    if policy.tests < 1:  # alpha is shared among the tests measured, as in the gate
-        policy = replace(policy, tests=len(tests_by_id))
+    if policy.tests < 1:  # alpha is shared among the measurements, as in the gate
+        policy = replace(policy, tests=len(candidate))
     judged: dict[str, list[tuple[Measurement, Comparison]]] = {}
     for key, (measurements, _) in sorted(candidate.items()):
         test_id, name = key

@@ -129,32 +129,11 @@ def paired_decision(
 def _t_decision(
     mean: float, se: float, df: int, threshold: float, alpha: float, direction: Direction
 ) -> Decision:
-    from scipy import stats as scipy_stats
+    """The gate's one decision rule on a mean log ratio, with a Student-t of ``df``
+    degrees of freedom; the paired standard error is the whole noise."""
+    from .stats import decide_log_difference
 
-    from .stats import Decision
-
-    t = scipy_stats.t(df=df)
-    half = float(t.ppf(0.975)) * se
-    worse = mean if direction is Direction.LOWER_IS_BETTER else -mean
-    delta = math.log1p(threshold)
-    if se == 0:
-        p_worse = 0.0 if worse > delta else 1.0
-        p_better = 0.0 if worse < -delta else 1.0
-    else:
-        p_worse = float(t.sf((worse - delta) / se))
-        p_better = float(t.cdf((worse + delta) / se))
-    if p_worse < alpha and worse > delta:
-        verdict = Verdict.REGRESSED
-    elif p_better < alpha and worse < -delta:
-        verdict = Verdict.IMPROVED
-    elif worse <= delta:
-        verdict = Verdict.UNCHANGED  # as the gate: not shown worse, estimate inside
-    else:
-        verdict = Verdict.INCONCLUSIVE
-    return Decision(
-        verdict, math.exp(mean), math.exp(mean - half), math.exp(mean + half), p_worse,
-        p_better, se,
-    )  # fmt: skip
+    return decide_log_difference(mean, se, direction, threshold, alpha, se, df=df)
 
 
 #: Below this p, a measurement's rounds disagree more than the suite's process noise

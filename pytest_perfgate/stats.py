@@ -276,7 +276,7 @@ def _decide_on_levels(
     else:
         centre, base_se = baseline()
         variance = current_se**2 + base_se**2 + (1.0 + 1.0 / runs) * noise.sigma**2
-    return _decide(
+    return decide_log_difference(
         current_log - centre,
         math.sqrt(variance),
         direction,
@@ -287,7 +287,7 @@ def _decide_on_levels(
     )
 
 
-def _decide(
+def decide_log_difference(
     diff: float,
     se: float,
     direction: Direction,
