@@ -39,6 +39,16 @@ if TYPE_CHECKING:  # the history's values, for the history commands' annotations
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    run = _COMMANDS.get(args.command)
+    if run is None:
+        parser.print_help()
+        return 2
+    return run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfgate", description="pytest-perfgate: inspect performance baselines."
     )
@@ -112,33 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Exit status: 1 if one REGRESSED, 0 otherwise, 2 on bad input.",
         )
     )
-    args = parser.parse_args(argv)
-    if args.command == "merge":
-        return _merge(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "dashboard":
-        return _dashboard(args)
-    if args.command == "brief":
-        return _brief(args)
-    if args.command == "compare":
-        return _compare(args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "ab":
-        return _ab(args)
-    if args.command == "calibrate":
-        return _calibrate(args)
-    if args.command == "import-benchmark":
-        return _import_benchmark(args.paths, args.baseline_dir)
-    if args.command == "show":
-        try:
-            return _show(args.baseline_dir)
-        except BrokenPipeError:  # `perfgate show | head`: the reader left, not an error
-            sys.stderr.close()
-            return 0
-    parser.print_help()
-    return 2
+    return parser
+
+
+def _show_command(args: argparse.Namespace) -> int:
+    try:
+        return _show(args.baseline_dir)
+    except BrokenPipeError:  # `perfgate show | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 def _show(root: Path) -> int:
@@ -1091,6 +1083,21 @@ def _history_list(args: argparse.Namespace) -> int:
             + (f", {regressed} REGRESSED" if regressed else "")
         )
     return 0
+
+
+#: What each subcommand runs (its arguments are in _parser).
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "show": _show_command,
+    "import-benchmark": lambda args: _import_benchmark(args.paths, args.baseline_dir),
+    "ab": _ab,
+    "calibrate": _calibrate,
+    "compare": _compare,
+    "report": _report,
+    "history": _history,
+    "dashboard": _dashboard,
+    "brief": _brief,
+    "merge": _merge,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover
