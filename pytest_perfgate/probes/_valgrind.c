@@ -1,9 +1,32 @@
-/* Callgrind client requests for pytest-perfgate's instruction counting.
+/* Callgrind client requests, and a deterministic allocator, for pytest-perfgate's
+ * instruction counting.
  *
  * Compiled on first use with the system C compiler and loaded with ctypes
- * (probes/instructions.py). Each request is a few no-op instructions when the
+ * (probes/callgrind.py). Each request is a few no-op instructions when the
  * process is not running under Valgrind.
+ *
+ * The allocator: how many instructions CPython's allocator and glibc's malloc
+ * execute for a request depends on what the process allocated before (free
+ * chunks to sort, pools to take or give back, whether a realloc grows in place
+ * or copies), so the count of the same call moved by up to 19% between runs.
+ * While a batch of calls is counted, perfgate_alloc_begin() routes the MEM and OBJ
+ * domains (every Python object, list and dict storage) to a segregated-fit
+ * allocator over one reserved region: each batch is an epoch that starts with
+ * empty free lists and the bump pointer on a fresh page, so the same sequence of
+ * requests gets blocks at the same page offsets and costs the same instructions,
+ * whatever ran before. Outside counting the hooks only forward to CPython's
+ * allocator; blocks of the region are told apart by address. A past epoch's
+ * freed blocks are not reused (that would make the next epoch depend on it), but
+ * once every block of the latest epochs is freed, their memory is: the epochs
+ * form a stack, and a new one starts where the last still-used one ends. The
+ * region is reserved, not committed: only the pages touched cost memory.
+ * The hooks are called with the GIL held (as these two domains require), and so
+ * are the functions below (loaded with ctypes.PyDLL).
  */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <valgrind/callgrind.h>
 
 int perfgate_running_on_valgrind(void) { return (int)RUNNING_ON_VALGRIND; }
@@ -12,3 +35,173 @@ void perfgate_stop_instrumentation(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 void perfgate_toggle_collect(void) { CALLGRIND_TOGGLE_COLLECT; }
 void perfgate_zero_stats(void) { CALLGRIND_ZERO_STATS; }
 void perfgate_dump_stats_at(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
+
+/* Python's allocator interface (stable since 3.5), declared here so the helper
+ * builds without Python's development headers. */
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr);
+} PyMemAllocatorEx;
+enum { PYMEM_DOMAIN_MEM = 1, PYMEM_DOMAIN_OBJ = 2 };
+extern void PyMem_GetAllocator(int domain, PyMemAllocatorEx *allocator);
+extern void PyMem_SetAllocator(int domain, PyMemAllocatorEx *allocator);
+
+#define REGION_SIZE ((size_t)16 << 30) /* reserved address space, committed on touch */
+#define HEADER 16                      /* before each block: its class and epoch */
+#define SMALL_LIMIT 1024               /* classes of 16 bytes up to here, then 4 per power of two */
+#define CLASSES (SMALL_LIMIT / 16 + 1 + 4 * 54)
+
+typedef struct {
+    uint32_t size_class;
+    uint32_t epoch; /* its epoch's place on the stack (a popped one has no blocks left) */
+    uint64_t unused;
+} BlockHeader;
+
+#define MAX_EPOCHS 65536
+
+typedef struct {
+    char *start;   /* where its first block is */
+    uint64_t live; /* its blocks not freed yet */
+} Epoch;
+
+static char *region, *region_end, *bump;
+static void *free_blocks[CLASSES];
+static Epoch epochs[MAX_EPOCHS]; /* a stack, oldest first; the top is the current one */
+static uint32_t epoch_count;
+static int routing;
+static PyMemAllocatorEx forwarded[3]; /* CPython's allocators, by domain */
+
+static size_t class_capacity(uint32_t size_class) {
+    if (size_class <= SMALL_LIMIT / 16) return (size_t)size_class * 16;
+    uint32_t step = size_class - SMALL_LIMIT / 16 - 1; /* 0 is (1024, 1280] */
+    size_t power = (size_t)SMALL_LIMIT << (step / 4);
+    return power + (power / 4) * (step % 4 + 1);
+}
+
+static uint32_t class_of(size_t size) {
+    if (size <= SMALL_LIMIT) return size == 0 ? 1 : (uint32_t)((size + 15) / 16);
+    unsigned bits = 63 - (unsigned)__builtin_clzl(size - 1); /* size - 1 < 2^(bits+1) */
+    size_t power = (size_t)1 << bits;
+    uint32_t quarter = (uint32_t)((size - 1 - power) / (power / 4));
+    return SMALL_LIMIT / 16 + 1 + (bits - 10) * 4 + quarter;
+}
+
+static int in_region(const void *block) {
+    return (const char *)block >= region && (const char *)block < region_end;
+}
+
+static BlockHeader *header_of(void *block) { return (BlockHeader *)((char *)block - HEADER); }
+
+/* A block of the current epoch for `size` bytes, or NULL (not routing, region full). */
+static void *take(size_t size) {
+    if (!routing || size > REGION_SIZE / 4) return NULL;
+    uint32_t size_class = class_of(size);
+    if (size_class >= CLASSES) return NULL;
+    Epoch *current = &epochs[epoch_count - 1];
+    void *block = free_blocks[size_class];
+    if (block != NULL) {
+        free_blocks[size_class] = *(void **)block;
+        current->live++;
+        return block;
+    }
+    size_t needed = HEADER + class_capacity(size_class);
+    if ((size_t)(region_end - bump) < needed) return NULL;
+    BlockHeader *header = (BlockHeader *)bump;
+    bump += needed;
+    header->size_class = size_class;
+    header->epoch = epoch_count - 1;
+    current->live++;
+    return (char *)header + HEADER;
+}
+
+static void give_back(void *block) {
+    BlockHeader *header = header_of(block);
+    /* The same instructions whichever epoch: the count of a free must not depend on
+     * how many epochs are on the stack. */
+    epochs[header->epoch].live--;
+    if (header->epoch != epoch_count - 1) return; /* a past epoch's block: not reused */
+    *(void **)block = free_blocks[header->size_class];
+    free_blocks[header->size_class] = block;
+}
+
+static void *hook_malloc(void *ctx, size_t size) {
+    void *block = take(size);
+    if (block != NULL) return block;
+    PyMemAllocatorEx *next = ctx;
+    return next->malloc(next->ctx, size);
+}
+
+static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
+    if (elsize != 0 && nelem > SIZE_MAX / elsize) return NULL;
+    void *block = take(nelem * elsize);
+    if (block != NULL) return memset(block, 0, nelem * elsize);
+    PyMemAllocatorEx *next = ctx;
+    return next->calloc(next->ctx, nelem, elsize);
+}
+
+static void *hook_realloc(void *ctx, void *ptr, size_t new_size) {
+    PyMemAllocatorEx *next = ctx;
+    if (ptr == NULL) return hook_malloc(ctx, new_size);
+    if (!in_region(ptr)) return next->realloc(next->ctx, ptr, new_size);
+    size_t capacity = class_capacity(header_of(ptr)->size_class);
+    if (new_size <= capacity) return ptr;
+    void *moved = take(new_size);
+    if (moved == NULL) moved = next->malloc(next->ctx, new_size);
+    if (moved == NULL) return NULL;
+    memcpy(moved, ptr, capacity);
+    give_back(ptr);
+    return moved;
+}
+
+static void hook_free(void *ctx, void *ptr) {
+    if (ptr == NULL) return;
+    if (in_region(ptr)) {
+        give_back(ptr);
+        return;
+    }
+    PyMemAllocatorEx *next = ctx;
+    next->free(next->ctx, ptr);
+}
+
+/* Reserve the region and wrap CPython's MEM and OBJ allocators; 0 on success. */
+int perfgate_alloc_install(void) {
+    if (region != NULL) return 0;
+    void *reserved = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reserved == MAP_FAILED) return -1;
+    region = bump = reserved;
+    region_end = region + REGION_SIZE;
+    for (int domain = PYMEM_DOMAIN_MEM; domain <= PYMEM_DOMAIN_OBJ; domain++) {
+        PyMem_GetAllocator(domain, &forwarded[domain]);
+        PyMemAllocatorEx hooks = {&forwarded[domain], hook_malloc, hook_calloc, hook_realloc,
+                                  hook_free};
+        PyMem_SetAllocator(domain, &hooks);
+    }
+    return 0;
+}
+
+/* A new epoch: empty free lists, the bump pointer on a fresh page after the last
+ * epoch that still has live blocks; route requests. 0, or -1 when the stack is
+ * full (then requests go on to CPython's allocator). */
+int perfgate_alloc_begin(void) {
+    while (epoch_count > 0 && epochs[epoch_count - 1].live == 0) {
+        bump = epochs[--epoch_count].start;
+    }
+    if (epoch_count == MAX_EPOCHS) {
+        routing = 0;
+        return -1;
+    }
+    memset(free_blocks, 0, sizeof free_blocks);
+    bump = region + (((size_t)(bump - region) + 4095) & ~(size_t)4095);
+    epochs[epoch_count++] = (Epoch){bump, 0};
+    routing = 1;
+    return 0;
+}
+
+void perfgate_alloc_end(void) { routing = 0; }
+
+/* Bytes of the region below the bump pointer (the epochs on the stack). */
+size_t perfgate_alloc_used(void) { return (size_t)(bump - region); }

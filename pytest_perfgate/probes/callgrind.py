@@ -184,6 +184,7 @@ class Callgrind:
         library.perfgate_running_on_valgrind.argtypes = []
         library.perfgate_running_on_valgrind.restype = ctypes.c_int
         self.toggle_collect: Callable[[], None] = library.perfgate_toggle_collect
+        self._allocator = CountingAllocator(library._name)
 
     @classmethod
     def attach(cls, environ: Mapping[str, str] = os.environ) -> Callgrind:
@@ -219,8 +220,13 @@ class Callgrind:
         the allocator holds between runs moves the counts of the next."""
         self._discard_dumps()
         for batch, loops in runs:
-            self._library.perfgate_zero_stats()
-            batch(loops, self.toggle_collect)
+            # Each batch on fresh memory: its count does not depend on what ran before.
+            self._allocator.begin()
+            try:
+                self._library.perfgate_zero_stats()
+                batch(loops, self.toggle_collect)
+            finally:
+                self._allocator.end()
             self._library.perfgate_dump_stats_at(b"perfgate")
         dumps = self._dumps()
         if len(dumps) != len(runs):
@@ -242,6 +248,44 @@ class Callgrind:
     def _discard_dumps(self) -> None:
         for dump in self._dumps():
             dump.unlink()
+
+
+@final
+class CountingAllocator:
+    """The helper's deterministic allocator (_valgrind.c), in place of CPython's for
+    Python objects while counts are taken: the same requests then cost the same
+    instructions whatever the process allocated before. Called with the GIL held
+    (``ctypes.PyDLL``), as CPython's allocator hooks must be."""
+
+    def __init__(self, library_path: str) -> None:
+        library = ctypes.PyDLL(library_path)
+        library.perfgate_alloc_install.argtypes = []
+        library.perfgate_alloc_install.restype = ctypes.c_int
+        library.perfgate_alloc_begin.argtypes = []
+        library.perfgate_alloc_begin.restype = ctypes.c_int
+        library.perfgate_alloc_end.argtypes = []
+        library.perfgate_alloc_end.restype = None
+        library.perfgate_alloc_used.argtypes = []
+        library.perfgate_alloc_used.restype = ctypes.c_size_t
+        if library.perfgate_alloc_install() != 0:
+            raise InstructionsUnavailable(
+                "could not reserve address space for the counting allocator (mmap failed)"
+            )
+        self._begin = library.perfgate_alloc_begin
+        self.end: Callable[[], None] = library.perfgate_alloc_end
+        self._used = library.perfgate_alloc_used
+        #: Batches counted with CPython's allocator because the epoch stack was full.
+        self.overflowed = 0
+
+    def begin(self) -> None:
+        """Route Python's allocations to a new epoch until :meth:`end`."""
+        if self._begin() != 0:
+            self.overflowed += 1
+
+    @property
+    def used(self) -> int:
+        """Bytes of its region handed out so far."""
+        return int(self._used())
 
 
 #: Written into a test's skip reason when a timing is asked for under Valgrind.

@@ -140,7 +140,6 @@ def count_instructions(
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
-    ballast = allocator_ballast()
     counter.start()
     try:
         # One pair more than kept: the first counts after the start settle the allocator.
@@ -149,7 +148,6 @@ def count_instructions(
         counter.stop()
         if was_enabled:
             gc.enable()
-    del ballast
     overheads = totals[0::2][SETTLING:]
     counts = [
         whole - overhead for whole, overhead in zip(totals[1::2][SETTLING:], overheads, strict=True)
@@ -176,34 +174,6 @@ def count_instructions(
         machine={"valgrind": _valgrind_version()},
         details=details,
     )
-
-
-#: CPython's small-object allocator (3.11, 64-bit): pool size and the first block's offset.
-POOL_SIZE = 16384
-POOL_HEADER = 48
-
-
-def _block_of(size: int, serial: int) -> object:
-    """A new object of ``size`` bytes (a multiple of 16, 32 to 512)."""
-    if size == 32:
-        return 2**20 + serial  # a one-digit int: 28 bytes
-    return bytes(size - 33)
-
-
-def allocator_ballast() -> list[object]:
-    """Objects that leave every size class of CPython's allocator with a fresh current
-    pool holding one live block: the measured code's short-lived objects then cycle
-    through the same fresh pool, whatever the run allocated before. Without it, a pool
-    that the code's objects filled or emptied on every call (set up again, handed back)
-    depended on the run's history, and moved a count by up to 1% between runs."""
-    kept: list[object] = []
-    for size in range(32, 513, 16):
-        for serial in range(2 * POOL_SIZE // size + 2):
-            block = _block_of(size, serial)
-            kept.append(block)
-            if id(block) % POOL_SIZE == POOL_HEADER:  # the first block of a new pool
-                break
-    return kept
 
 
 def _nothing() -> None:
