@@ -12,8 +12,8 @@
  * While a batch of calls is counted, perfgate_alloc_begin() routes the MEM and OBJ
  * domains (every Python object, list and dict storage) to a segregated-fit
  * allocator over one reserved region: each batch is an epoch that starts with
- * empty free lists and the bump pointer on a fresh page, so the same sequence of
- * requests gets blocks at the same page offsets and costs the same instructions,
+ * empty free lists and the bump pointer on a fresh megabyte, so the same sequence of
+ * requests gets blocks at the same offsets and costs the same instructions,
  * whatever ran before. Outside counting the hooks only forward to CPython's
  * allocator; blocks of the region are told apart by address. A past epoch's
  * freed blocks are not reused (that would make the next epoch depend on it), but
@@ -50,6 +50,7 @@ extern void PyMem_GetAllocator(int domain, PyMemAllocatorEx *allocator);
 extern void PyMem_SetAllocator(int domain, PyMemAllocatorEx *allocator);
 
 #define REGION_SIZE ((size_t)16 << 30) /* reserved address space, committed on touch */
+#define EPOCH_ALIGNMENT ((size_t)1 << 20) /* see perfgate_alloc_begin */
 #define HEADER 16                      /* before each block: its class and epoch */
 #define SMALL_LIMIT 1024               /* classes of 16 bytes up to here, then 4 per power of two */
 #define CLASSES (SMALL_LIMIT / 16 + 1 + 4 * 54)
@@ -169,10 +170,10 @@ static void hook_free(void *ctx, void *ptr) {
 /* Reserve the region and wrap CPython's MEM and OBJ allocators; 0 on success. */
 int perfgate_alloc_install(void) {
     if (region != NULL) return 0;
-    void *reserved = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+    void *reserved = mmap(NULL, REGION_SIZE + EPOCH_ALIGNMENT, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (reserved == MAP_FAILED) return -1;
-    region = bump = reserved;
+    region = bump = (char *)(((uintptr_t)reserved + EPOCH_ALIGNMENT - 1) & ~(EPOCH_ALIGNMENT - 1));
     region_end = region + REGION_SIZE;
     for (int domain = PYMEM_DOMAIN_MEM; domain <= PYMEM_DOMAIN_OBJ; domain++) {
         PyMem_GetAllocator(domain, &forwarded[domain]);
@@ -183,9 +184,11 @@ int perfgate_alloc_install(void) {
     return 0;
 }
 
-/* A new epoch: empty free lists, the bump pointer on a fresh page after the last
- * epoch that still has live blocks; route requests. 0, or -1 when the stack is
- * full (then requests go on to CPython's allocator). */
+/* A new epoch: empty free lists, the bump pointer after the last epoch that still
+ * has live blocks, on a multiple of EPOCH_ALIGNMENT: addresses then agree between
+ * runs in their low 20 bits, and so do the slots of dicts and sets keyed by id()
+ * (json.dumps keeps one), up to a million slots. Route requests from now on. 0, or
+ * -1 when the stack is full (then requests go on to CPython's allocator). */
 int perfgate_alloc_begin(void) {
     while (epoch_count > 0 && epochs[epoch_count - 1].live == 0) {
         bump = epochs[--epoch_count].start;
@@ -195,7 +198,7 @@ int perfgate_alloc_begin(void) {
         return -1;
     }
     memset(free_blocks, 0, sizeof free_blocks);
-    bump = region + (((size_t)(bump - region) + 4095) & ~(size_t)4095);
+    bump = region + (((size_t)(bump - region) + EPOCH_ALIGNMENT - 1) & ~(EPOCH_ALIGNMENT - 1));
     epochs[epoch_count++] = (Epoch){bump, 0};
     routing = 1;
     return 0;
