@@ -42,6 +42,8 @@ INJECTED = (
     "test_regex[10000]",
 )
 LEVELS = (1.01, 1.02, 1.05)
+#: The 1-minute load average after each suite run (a shared machine: wall times move with it).
+LOADS: list[float] = []
 
 SUITE = '''
 import json, os, random, re
@@ -138,6 +140,7 @@ def run_suite(
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    LOADS.append(os.getloadavg()[0])
     if not results.exists():
         raise SystemExit(
             f"suite run wrote no results:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -236,9 +239,12 @@ def main() -> int:
 
     # Refreshed several times, as for timings: the baselines' history of run-level medians
     # measures how much each count moves between runs, and the verdict rule widens by it.
+    refresh_counts: dict[str, list[float]] = {}
     for _ in range(args.refreshes):
         wall, found = run_suite(work, [*counting, "--perf-update-baselines"], env)
         print(f"baselines recorded in {wall:.0f} s: {len(found)} tests", flush=True)
+        for test, (_, median, _) in found.items():
+            refresh_counts.setdefault(test, []).append(median)
 
     # Detection and the burner first: the A/A runs are the longest part.
     def detect(label: str, level: float, runs: int) -> Round:
@@ -315,13 +321,24 @@ def main() -> int:
         for test, values in counts.items()
         if values
     }
+    refresh_spread = {
+        test: (max(values) - min(values)) / statistics.median(values)
+        for test, values in refresh_counts.items()
+    }
     figures = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "spread_per_test": spread,
+        "spread_over_refreshes": refresh_spread,
+        "median_counts": {test: statistics.median(values) for test, values in counts.items()},
         "rounds": [asdict(r) for r in rounds],
-        "rejudged": {str(t): rejudged(rounds, work, t) for t in (0.005, 0.01)},
+        "rejudged": {str(t): rejudged(rounds, work, t) for t in (0.002, 0.003, 0.005, 0.01, 0.02)},
         "burner_counts_identical_to_first_aa_run": identical,
+        "load_average_1min": {
+            "min": min(LOADS),
+            "median": statistics.median(LOADS),
+            "max": max(LOADS),
+        },
         "wall_seconds": {
             "instructions": statistics.median(aa_walls),
             "time": statistics.median(timing_walls),
@@ -331,7 +348,7 @@ def main() -> int:
     print()
     print("run-to-run spread of the median counts (max - min over median), per test:")
     for test, value in sorted(spread.items(), key=lambda kv: -kv[1]):
-        print(f"  {test:32s} {value * 100:.4f}%")
+        print(f"  {test:32s} {value * 100:.4f}%  refreshes {refresh_spread[test] * 100:.4f}%")
     print()
     print(f"{'condition':22s} {'runs':>4s} {'red runs':>8s} {'false alarms':>12s} {'caught':>10s}")
     for r in rounds:

@@ -76,7 +76,7 @@ def test_a_count_is_recorded_and_a_quarter_more_work_fails(
     more = pytester.runpytest_subprocess("--perf-measure=instructions")
     more.assert_outcomes(failed=1)
     more.stdout.fnmatch_lines(
-        ["*performance regression in*median * instr vs baseline * instr (+*%)*threshold 2%*"]
+        ["*performance regression in*median * instr vs baseline * instr (+*%)*threshold 0.5%*"]
     )
 
 
