@@ -204,6 +204,11 @@ class Callgrind:
         return cls(library, Path(dump_dir))
 
     @property
+    def batches_on_cpython_allocator(self) -> int:
+        """Batches counted so far without the counting allocator (its epochs ran out)."""
+        return self._allocator.overflowed
+
+    @property
     def pid_prefix(self) -> str:
         return f"callgrind.out.{os.getpid()}."
 
@@ -265,15 +270,12 @@ class CountingAllocator:
         library.perfgate_alloc_begin.restype = ctypes.c_int
         library.perfgate_alloc_end.argtypes = []
         library.perfgate_alloc_end.restype = None
-        library.perfgate_alloc_used.argtypes = []
-        library.perfgate_alloc_used.restype = ctypes.c_size_t
         if library.perfgate_alloc_install() != 0:
             raise InstructionsUnavailable(
                 "could not reserve address space for the counting allocator (mmap failed)"
             )
         self._begin = library.perfgate_alloc_begin
         self.end: Callable[[], None] = library.perfgate_alloc_end
-        self._used = library.perfgate_alloc_used
         #: Batches counted with CPython's allocator because the epoch stack was full.
         self.overflowed = 0
 
@@ -281,11 +283,6 @@ class CountingAllocator:
         """Route Python's allocations to a new epoch until :meth:`end`."""
         if self._begin() != 0:
             self.overflowed += 1
-
-    @property
-    def used(self) -> int:
-        """Bytes of its region handed out so far."""
-        return int(self._used())
 
 
 #: Written into a test's skip reason when a timing is asked for under Valgrind.

@@ -41,7 +41,8 @@ MAX_LOOPS = 1000
 #: Samples per measurement (fewer with ``rounds=``): a count hardly moves, so a few
 #: samples measure its spread.
 MAX_SAMPLES = 5
-#: Counts taken first and dropped (the allocator's state settles over the first ones).
+#: Counts taken first and dropped: CPython's own free lists (of tuples, frames, dict
+#: keys...) and caches reach the state the next calls find over the first batch.
 SETTLING = 1
 
 
@@ -100,9 +101,8 @@ def warmup_calls(one_call: int) -> int:
 
 def loops_for(one_call: int) -> int:
     """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS, and an even
-    number: with CPython's allocator a call can cost more every other time (its pools
-    alternate between two states), and a sample of one call, or of an odd number,
-    alternated with them by up to 3%."""
+    number: a call can cost more every other time (a free list alternating between two
+    states), and a sample of an odd number of calls alternated with it."""
     wanted = max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
     return wanted + wanted % 2
 
@@ -137,6 +137,7 @@ def count_instructions(
         batch(1, _nothing)
     loops = plan.loops or loops_for(one_call - one_empty)
     threads_before = native_threads()
+    fallbacks = counter.batches_on_cpython_allocator
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -158,6 +159,11 @@ def count_instructions(
         "warmup_calls": warmed,
         "empty_loop_instructions": sorted(overheads)[len(overheads) // 2],
     }
+    if counter.batches_on_cpython_allocator > fallbacks:
+        details["allocator"] = (
+            "counted with CPython's allocator (the counting allocator's epochs ran out): "
+            "this count depends on what the run allocated before"
+        )
     if threads_before > 1 or threads_after > 1:
         details["note"] = (
             f"{max(threads_before, threads_after)} threads were alive: the instructions "
