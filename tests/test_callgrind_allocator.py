@@ -114,7 +114,7 @@ def test_a_batch_gets_the_same_layout_whatever_was_allocated_before(tmp_path: Pa
 
 COUNT = (
     """
-import json, re, sys
+import gc, json, re, sys
 from pytest_perfgate.probes.callgrind import Callgrind
 """
     + HISTORY
@@ -130,6 +130,9 @@ def batch(loops, toggle):
         ",".join(str(i) for i in range(500))
     toggle()
 
+batch(8, lambda: None)  # warm: the interpreter specializes the first calls' bytecode
+gc.collect()
+gc.disable()  # as the probe does: a collection's cost depends on everything alive
 counter.start()
 counts = counter.count([(batch, 2)] * 3)
 counter.stop()
@@ -158,4 +161,8 @@ def test_a_count_does_not_depend_on_what_the_process_allocated_before(tmp_path: 
         run_python(COUNT.replace("int(sys.argv[1])", seed), *valgrind, env=env, cwd=tmp_path)
         for seed in ("1", "2")
     ]
-    assert runs[0]["counts"] == runs[1]["counts"]
+    # The first batch finds CPython's free lists as the history left them (the probe
+    # drops it: SETTLING); the next ones must agree to the instruction.
+    first, second = (run["counts"] for run in runs)
+    assert isinstance(first, list) and isinstance(second, list)
+    assert first[1:] == second[1:]
