@@ -164,5 +164,6 @@ def test_a_count_does_not_depend_on_what_the_process_allocated_before(tmp_path: 
     # The first batch finds CPython's free lists as the history left them (the probe
     # drops it: SETTLING); the next ones must agree to the instruction.
     first, second = (run["counts"] for run in runs)
-    assert isinstance(first, list) and isinstance(second, list)
+    assert isinstance(first, list)
+    assert isinstance(second, list)
     assert first[1:] == second[1:]
