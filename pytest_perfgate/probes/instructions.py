@@ -38,49 +38,63 @@ MIN_WARMUP_CALLS = 2
 #: Calls per sample are chosen so a sample counts about this many instructions.
 TARGET_SAMPLE_INSTRUCTIONS = 1_000_000
 MAX_LOOPS = 1000
-#: Samples per measurement (fewer with ``rounds=``): a count hardly moves, so a few
-#: samples measure its spread.
-MAX_SAMPLES = 5
+#: Samples per measurement (fewer with ``rounds=``): a count repeats to the
+#: instruction or nearly, so three samples show its spread; each costs a batch of calls
+#: at about a hundredth of native speed.
+MAX_SAMPLES = 3
 #: Counts taken first and dropped: CPython's own free lists (of tuples, frames, dict
 #: keys...) and caches reach the state the next calls find over the first batch.
 SETTLING = 1
 
 
 def plain_batch(probe: CallProbe) -> CountedBatch:
-    """The calls of ``probe``, counted as one span."""
+    """The calls of ``probe``, counted as one span. Each call's result is freed inside
+    the span, the last one's too: a count per call that left the last free out would
+    depend on the number of calls in the span."""
     fn, args, kwargs = probe.fn, probe.args, probe.kwargs
 
     def batch(loops: int, toggle: Callable[[], None]) -> None:
-        result = None
         if args or kwargs:
             toggle()
             for _ in range(loops):
-                result = fn(*args, **kwargs)
+                fn(*args, **kwargs)
             toggle()
         else:
             toggle()
             for _ in range(loops):
-                result = fn()
+                fn()
             toggle()
-        probe.result = result
 
     return batch
 
 
 def setup_batch(probe: CallProbe, setup: Setup) -> CountedBatch:
-    """The calls of ``probe``, each counted alone after its setup."""
+    """The calls of ``probe``, each counted alone after its setup (its result freed
+    inside the count, as in :func:`plain_batch`)."""
     fn = probe.fn
 
     def batch(loops: int, toggle: Callable[[], None]) -> None:
         for _ in range(loops):
-            prepared = setup()
-            args, kwargs = (probe.args, probe.kwargs) if prepared is None else prepared
+            args, kwargs = prepared_arguments(probe, setup)
             toggle()
-            result = fn(*args, **kwargs)
+            fn(*args, **kwargs)
             toggle()
-            probe.result = result
 
     return batch
+
+
+def prepared_arguments(probe: CallProbe, setup: Setup) -> tuple[Any, Any]:
+    prepared = setup()
+    return (probe.args, probe.kwargs) if prepared is None else prepared
+
+
+def keep_last_result(probe: CallProbe) -> None:
+    """One more call, not counted: what ``perf(fn)`` returns (counted calls free theirs)."""
+    if probe.setup is None:
+        probe.result = probe.fn(*probe.args, **probe.kwargs)
+    else:
+        args, kwargs = prepared_arguments(probe, probe.setup)
+        probe.result = probe.fn(*args, **kwargs)
 
 
 def _empty(*args: Any, **kwargs: Any) -> None:
@@ -100,11 +114,10 @@ def warmup_calls(one_call: int) -> int:
 
 
 def loops_for(one_call: int) -> int:
-    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS, and an even
-    number: a call can cost more every other time (a free list alternating between two
-    states), and a sample of an odd number of calls alternated with it."""
-    wanted = max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
-    return wanted + wanted % 2
+    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS. (The count
+    per call does not depend on it: each batch starts on fresh memory and frees every
+    result it makes.)"""
+    return max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
 
 
 @final
@@ -149,6 +162,7 @@ def count_instructions(
         counter.stop()
         if was_enabled:
             gc.enable()
+    keep_last_result(probe)
     overheads = totals[0::2][SETTLING:]
     counts = [
         whole - overhead for whole, overhead in zip(totals[1::2][SETTLING:], overheads, strict=True)
