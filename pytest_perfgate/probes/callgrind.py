@@ -224,15 +224,19 @@ class Callgrind:
         order. The dumps are read after the last run: reading one allocates, and what
         the allocator holds between runs moves the counts of the next."""
         self._discard_dumps()
-        for batch, loops in runs:
-            # Each batch on fresh memory: its count does not depend on what ran before.
-            self._allocator.begin()
-            try:
+        # The runs on memory of their own, fresh when they start: their counts do not
+        # depend on what ran before. One epoch for all of them: once the first run has
+        # filled the free lists, every call finds its blocks there, and the count per call
+        # does not depend on how many calls a run makes (a first call served from fresh
+        # memory costs more).
+        self._allocator.begin()
+        try:
+            for batch, loops in runs:
                 self._library.perfgate_zero_stats()
                 batch(loops, self.toggle_collect)
-            finally:
-                self._allocator.end()
-            self._library.perfgate_dump_stats_at(b"perfgate")
+                self._library.perfgate_dump_stats_at(b"perfgate")
+        finally:
+            self._allocator.end()
         dumps = self._dumps()
         if len(dumps) != len(runs):
             raise InstructionsUnavailable(
