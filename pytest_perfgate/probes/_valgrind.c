@@ -9,18 +9,18 @@
  * execute for a request depends on what the process allocated before (free
  * chunks to sort, pools to take or give back, whether a realloc grows in place
  * or copies), so the count of the same call moved by up to 19% between runs.
- * While a batch of calls is counted, perfgate_alloc_begin() routes the MEM and OBJ
+ * While a measurement is counted, perfgate_alloc_begin() routes the MEM and OBJ
  * domains (every Python object, list and dict storage) to a segregated-fit
- * allocator over one reserved region: each batch is an epoch that starts with
- * empty free lists and the bump pointer on a fresh megabyte, so the same sequence
- * of requests gets blocks at the same offsets and costs the same instructions,
- * whatever ran before. Outside counting the hooks only forward to CPython's
- * allocator; blocks of the region are told apart by address.
+ * allocator over one reserved region: each measurement is an epoch that starts
+ * with empty free lists and the bump pointer on a fresh megabyte, so the same
+ * sequence of requests gets blocks at the same offsets and costs the same
+ * instructions, whatever ran before. Outside counting the hooks only forward to
+ * CPython's allocator; blocks of the region are told apart by address.
  *
  * Memory: a past epoch's freed blocks are never reused (that would make the next
  * epoch depend on it). Instead its pages that hold no live block are given back to
- * the system (madvise) once it is two epochs old (its batch's result is gone by
- * then), all of them once its last block is freed; and the epochs form a stack: a
+ * the system (madvise) once it is two epochs old (what its test kept is mostly
+ * gone by then), all of them once its last block is freed; and the epochs form a stack: a
  * new one starts where the last one with live blocks ends. The region is reserved,
  * not committed; only the pages in use cost memory.
  * The hooks are called with the GIL held (as these two domains require), and so
