@@ -5,7 +5,8 @@ to decide whether to restart the run under Valgrind (docs/explanation/measuremen
 The client requests are C macros: ``_valgrind.c`` wraps them in functions, compiled
 with the system C compiler on first use (cached per user, keyed by the source, the
 Python and the platform: :func:`helper_library`) and called through ctypes. Each dump
-is a file in a directory the restarted run owns; its ``totals:`` line is the count.
+is a file in a directory the restarted run owns; its ``totals:`` line is the count. The
+helper also holds the counting allocator the counts are taken on (:class:`CountingAllocator`).
 """
 
 from __future__ import annotations

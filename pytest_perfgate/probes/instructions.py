@@ -9,7 +9,9 @@ turns counting on around the measured calls only, through callgrind's client req
 What is counted: every instruction this process executes between the collect toggles,
 in every thread of it (Valgrind runs one thread at a time); not child processes, which
 run outside Valgrind. The same loop around an empty callable is counted too and
-subtracted, so a sample is the callable's own instructions per call.
+subtracted, so a sample is the callable's own instructions per call. Python's memory
+comes from the helper's counting allocator meanwhile (fresh for each measurement), so a
+count does not depend on what the run allocated before (docs/explanation/measurement.md).
 """
 
 from __future__ import annotations
@@ -115,8 +117,8 @@ def warmup_calls(one_call: int) -> int:
 
 def loops_for(one_call: int) -> int:
     """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS. (The count
-    per call does not depend on it: each batch starts on fresh memory and frees every
-    result it makes.)"""
+    per call does not depend on it: the settling batch fills the counting allocator's
+    free lists, and every call frees its result inside the count.)"""
     return max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
 
 
