@@ -85,7 +85,8 @@ def test_a_marker_restarts_the_run_and_timings_under_valgrind_skip(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_mixed=MIXED_SUITE)
-    result = pytester.runpytest_subprocess("-rs")
+    # -p no:benchmark: where pytest-benchmark is installed, it owns the fixture.
+    result = pytester.runpytest_subprocess("-rs", "-p", "no:benchmark")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*timings taken under Valgrind are not comparable*"])
     # benchmark.pedantic counts too, its setup outside the count.
