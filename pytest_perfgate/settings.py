@@ -251,7 +251,7 @@ OPTIONS: tuple[Option, ...] = (
         "instructions_threshold",
         _threshold,
         "practical threshold for instruction counts (default: 0.005; counts repeat "
-        "between runs to 0.003% or better)",
+        "between runs to a few parts in 100,000)",
         "FRACTION",
     ),
     Option(
