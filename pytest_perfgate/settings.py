@@ -360,7 +360,7 @@ class Settings:
     html: str = ""  #: HTML report to write; "" for none
     threshold: float = 0.02
     measure: Measure = Measure.TIME
-    #: Counts repeat between runs to 0.003% (0.2% for code hashing object addresses):
+    #: Counts repeat between runs to 0.003% (0.3% for code hashing object addresses):
     #: 0.5% leaves room for that and still sees a 1% change (docs/performance.md).
     instructions_threshold: float = 0.005
     alpha: float = 0.05
