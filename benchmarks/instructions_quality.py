@@ -22,9 +22,11 @@ Needs Valgrind (apt-get install valgrind) and a C compiler; pytest-benchmark is 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +44,8 @@ INJECTED = (
     "test_regex[10000]",
 )
 LEVELS = (1.01, 1.02, 1.05)
+#: The 1-minute load average after each suite run (a shared machine: wall times move with it).
+LOADS: list[float] = []
 
 SUITE = '''
 import json, os, random, re
@@ -138,6 +142,7 @@ def run_suite(
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    LOADS.append(os.getloadavg()[0])
     if not results.exists():
         raise SystemExit(
             f"suite run wrote no results:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -149,6 +154,29 @@ def run_suite(
             ratio = comparison.get("ratio") or 1.0
             found[test["test"]] = (comparison["verdict"], statistics.median(samples), ratio - 1)
     return wall, found
+
+
+def run_suites(
+    work: Path, runs: list[tuple[list[str], dict[str, str]]], jobs: int
+) -> list[tuple[float, dict[str, tuple[str, float, float]]]]:
+    """Gate runs (no baseline is written), ``jobs`` at a time, each in its own copy of
+    the suite and its baselines. Counts do not depend on what else runs; wall times do."""
+
+    def one(index: int) -> tuple[float, dict[str, tuple[str, float, float]]]:
+        copy = work.parent / f"{work.name}-{index % jobs}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(work, copy)
+        args, env = runs[index]
+        wall, found = run_suite(copy, args, env)
+        medians = {test: median for test, (_, median, _) in found.items()}
+        print("run", json.dumps({"args": args, "wall": wall, "medians": medians}), flush=True)
+        return wall, found
+
+    done: list[tuple[float, dict[str, tuple[str, float, float]]]] = []
+    for wave in range(0, len(runs), jobs):  # a copy is reused only by the next wave
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            done += pool.map(one, range(wave, min(wave + jobs, len(runs))))
+    return done
 
 
 def tally(
@@ -218,6 +246,9 @@ def main() -> int:
     parser.add_argument(
         "--refreshes", type=int, default=3, help="baseline refreshes before the A/A runs"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="gate runs at a time (counts do not mind)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the figures")
     parser.add_argument("-k", dest="select", default="", help="run only these tests (smoke)")
     parser.add_argument(
@@ -236,44 +267,50 @@ def main() -> int:
 
     # Refreshed several times, as for timings: the baselines' history of run-level medians
     # measures how much each count moves between runs, and the verdict rule widens by it.
+    refresh_counts: dict[str, list[float]] = {}
+    refresh_walls = []
     for _ in range(args.refreshes):
         wall, found = run_suite(work, [*counting, "--perf-update-baselines"], env)
+        refresh_walls.append(wall)
         print(f"baselines recorded in {wall:.0f} s: {len(found)} tests", flush=True)
+        for test, (_, median, _) in found.items():
+            refresh_counts.setdefault(test, []).append(median)
 
     # Detection and the burner first: the A/A runs are the longest part.
-    def detect(label: str, level: float, runs: int) -> Round:
-        level_env = {**env, "GATE_BENCH_SLOWDOWN": str(level)}
-        found_rounds, walls = [], []
-        for _ in range(runs):
-            wall, found = run_suite(work, counting, level_env)
-            found_rounds.append(found)
-            walls.append(wall)
-        result = tally(label, found_rounds, walls)
+    def level_env(level: float) -> dict[str, str]:
+        return {**env, "GATE_BENCH_SLOWDOWN": str(level)}
+
+    def report(result: Round) -> Round:
         print(
-            f"{label}: {result.caught}/{result.injected_total} caught, "
-            f"{result.false_alarms} false alarms",
+            f"{result.label}: {result.caught}/{result.injected_total} caught, "
+            f"{result.false_alarms} false alarms, {result.red_runs}/{result.runs} red",
             flush=True,
         )
         return result
 
     rounds: list[Round] = []
-    for level in LEVELS:
-        rounds.append(detect(f"+{(level - 1) * 100:.0f}%", level, args.detect_runs))
+    detection = [(counting, level_env(level)) for level in LEVELS for _ in range(args.detect_runs)]
+    detected = run_suites(work, detection, args.jobs)
+    for index, level in enumerate(LEVELS):
+        mine = detected[index * args.detect_runs : (index + 1) * args.detect_runs]
+        label = f"+{(level - 1) * 100:.0f}%"
+        rounds.append(report(tally(label, [f for _, f in mine], [w for w, _ in mine])))
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        burner_aa, burner_walls = [], []
-        for _ in range(args.burner_runs):
-            wall, found = run_suite(work, counting, env)
-            burner_aa.append(found)
-            burner_walls.append(wall)
-        rounds.append(tally("A/A, CPU burner", burner_aa, burner_walls))
-        print(f"A/A with burner: {rounds[-1].red_runs}/{args.burner_runs} red", flush=True)
-        for level in LEVELS:
-            rounds.append(detect(f"+{(level - 1) * 100:.0f}%, CPU burner", level, 1))
+        beside = [(counting, env)] * args.burner_runs
+        beside += [(counting, level_env(level)) for level in LEVELS]
+        burned = run_suites(work, beside, args.jobs)
     finally:
         burner.kill()
         burner.wait()
+    burner_aa = [found for _, found in burned[: args.burner_runs]]
+    rounds.append(
+        report(tally("A/A, CPU burner", burner_aa, [w for w, _ in burned[: args.burner_runs]]))
+    )
+    for index, level in enumerate(LEVELS):
+        wall, found = burned[args.burner_runs + index]
+        rounds.append(report(tally(f"+{(level - 1) * 100:.0f}%, CPU burner", [found], [wall])))
 
     # Wall time of one suite run in each mode (baselines recorded first, not timed).
     timing_walls = []
@@ -298,11 +335,10 @@ def main() -> int:
     print(f"wall: timing mode {timing_walls}, pytest-benchmark {benchmark_walls}", flush=True)
 
     counts: dict[str, list[float]] = {test: [] for test in found}
-    aa_rounds, aa_walls = [], []
-    for index in range(args.runs):
-        wall, found = run_suite(work, counting, env)
-        aa_rounds.append(found)
-        aa_walls.append(wall)
+    aa = run_suites(work, [(counting, env)] * args.runs, args.jobs)
+    aa_rounds = [found for _, found in aa]
+    aa_walls = [wall for wall, _ in aa]
+    for index, (wall, found) in enumerate(aa):
         for test, (_, median, _) in found.items():
             counts[test].append(median)
         flagged = [t for t, (v, _, _) in found.items() if v != "UNCHANGED"]
@@ -315,15 +351,28 @@ def main() -> int:
         for test, values in counts.items()
         if values
     }
+    refresh_spread = {
+        test: (max(values) - min(values)) / statistics.median(values)
+        for test, values in refresh_counts.items()
+    }
+    rejudged_tables = {str(t): rejudged(rounds, work, t) for t in (0.002, 0.003, 0.005, 0.01, 0.02)}
     figures = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "spread_per_test": spread,
+        "spread_over_refreshes": refresh_spread,
+        "median_counts": {test: statistics.median(values) for test, values in counts.items()},
         "rounds": [asdict(r) for r in rounds],
-        "rejudged": {str(t): rejudged(rounds, work, t) for t in (0.005, 0.01)},
+        "rejudged": rejudged_tables,
         "burner_counts_identical_to_first_aa_run": identical,
+        "load_average_1min": {
+            "min": min(LOADS),
+            "median": statistics.median(LOADS),
+            "max": max(LOADS),
+        },
         "wall_seconds": {
-            "instructions": statistics.median(aa_walls),
+            "instructions (refresh runs, one at a time)": statistics.median(refresh_walls),
+            f"instructions (A/A runs, {args.jobs} at a time)": statistics.median(aa_walls),
             "time": statistics.median(timing_walls),
             "pytest-benchmark": statistics.median(benchmark_walls) if benchmark_walls else None,
         },
@@ -331,14 +380,14 @@ def main() -> int:
     print()
     print("run-to-run spread of the median counts (max - min over median), per test:")
     for test, value in sorted(spread.items(), key=lambda kv: -kv[1]):
-        print(f"  {test:32s} {value * 100:.4f}%")
+        print(f"  {test:32s} {value * 100:.4f}%  refreshes {refresh_spread[test] * 100:.4f}%")
     print()
     print(f"{'condition':22s} {'runs':>4s} {'red runs':>8s} {'false alarms':>12s} {'caught':>10s}")
     for r in rounds:
         caught = f"{r.caught}/{r.injected_total}" if r.injected_total else "-"
         print(f"{r.label:22s} {r.runs:4d} {r.red_runs:8d} {r.false_alarms:12d} {caught:>10s}")
     print(f"verdicts and counts beside the burner identical to the first A/A run: {identical}")
-    for threshold, table in figures["rejudged"].items():  # type: ignore[union-attr]
+    for threshold, table in rejudged_tables.items():
         print(f"re-judged at threshold {float(threshold) * 100:g}%:")
         for row in table:
             print("  ", json.dumps(row))

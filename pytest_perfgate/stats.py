@@ -554,14 +554,15 @@ def compare_counts(
     """Decide on a deterministic metric (instruction counts): no run-noise prior and no
     test of significance, but the spread measured between runs.
 
-    The samples of one run may differ (the allocator's state alternates between counts),
-    but in the same pattern in every run, so their medians agree between runs to a few
-    thousandths of a percent: the within-run spread says nothing about the median's
-    and is only reported. The spread that counts is the relative range of the
-    baseline's run-level history (what the median did between refreshes of unchanged
-    code). The change, widened by it on both sides, must lie beyond the threshold to be a
-    regression (or an improvement), and within it to be unchanged; a history that moved
-    as much as the threshold leaves the verdict inconclusive.
+    The samples of one run may differ by a few hundredths of a percent (CPython's free
+    lists alternate between states), but in the same pattern in every run, so their
+    medians agree between runs to the instruction or nearly: the within-run spread says
+    nothing about the median's and is only reported. The spread that counts is the
+    relative range of the baseline's run-level history (what the median did between
+    refreshes of unchanged code). The change, widened by it on both sides, must lie
+    beyond the threshold to be a regression (or an improvement), and within it to be
+    unchanged; a history that moved as much as the threshold leaves the verdict
+    inconclusive.
     """
     if not baseline or not current:
         raise ValueError("compare_counts needs samples on both sides")

@@ -255,6 +255,8 @@ class ScriptedCounter:
         self.per_count = per_count
         self.collecting = False
         self.instrumented = False
+        self.batches_on_cpython_allocator = 0
+        self.fallback_from_now = False  #: count every batch as the allocator's fallback
 
     def toggle(self) -> None:
         self.collecting = not self.collecting
@@ -270,6 +272,7 @@ class ScriptedCounter:
         totals = []
         for batch, loops in runs:
             before = self.executed
+            self.batches_on_cpython_allocator += self.fallback_from_now
             batch(loops, self.toggle)
             assert not self.collecting
             totals.append(self.executed - before + self.per_count)
@@ -295,6 +298,16 @@ def test_a_sample_is_the_callables_own_count_per_call() -> None:
     assert not counter.instrumented  # instrumentation is off again after counting
 
 
+def test_a_count_without_the_counting_allocator_says_so() -> None:
+    counter = ScriptedCounter()
+    plan = CountPlan(samples=2, loops=2)
+    fine = count_instructions("instructions", CallProbe(int), counter, plan)  # type: ignore[arg-type]
+    assert "allocator" not in fine.details
+    counter.fallback_from_now = True
+    fallen = count_instructions("instructions", CallProbe(int), counter, plan)  # type: ignore[arg-type]
+    assert "depends on what the run allocated before" in fallen.details["allocator"]
+
+
 def test_setup_runs_outside_the_counted_span() -> None:
     counter = ScriptedCounter()
 
@@ -316,7 +329,7 @@ def test_setup_runs_outside_the_counted_span() -> None:
 def test_loops_and_warmup_follow_the_count_of_one_call() -> None:
     assert loops_for(10) == MAX_LOOPS
     assert loops_for(500_000) == 2
-    assert loops_for(300_000) == 4  # an even number of calls, always
-    assert loops_for(50_000_000) == 2
+    assert loops_for(300_000) == 4
+    assert loops_for(50_000_000) == 1
     assert warmup_calls(1_000) == FULL_WARMUP_CALLS
     assert warmup_calls(60_000_000) == MIN_WARMUP_CALLS

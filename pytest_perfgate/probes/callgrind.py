@@ -5,7 +5,8 @@ to decide whether to restart the run under Valgrind (docs/explanation/measuremen
 The client requests are C macros: ``_valgrind.c`` wraps them in functions, compiled
 with the system C compiler on first use (cached per user, keyed by the source, the
 Python and the platform: :func:`helper_library`) and called through ctypes. Each dump
-is a file in a directory the restarted run owns; its ``totals:`` line is the count.
+is a file in a directory the restarted run owns; its ``totals:`` line is the count. The
+helper also holds the counting allocator the counts are taken on (:class:`CountingAllocator`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ class Callgrind:
         library.perfgate_running_on_valgrind.argtypes = []
         library.perfgate_running_on_valgrind.restype = ctypes.c_int
         self.toggle_collect: Callable[[], None] = library.perfgate_toggle_collect
+        self._allocator = CountingAllocator(library._name)
 
     @classmethod
     def attach(cls, environ: Mapping[str, str] = os.environ) -> Callgrind:
@@ -203,6 +205,11 @@ class Callgrind:
         return cls(library, Path(dump_dir))
 
     @property
+    def batches_on_cpython_allocator(self) -> int:
+        """Batches counted so far without the counting allocator (its epochs ran out)."""
+        return self._allocator.overflowed
+
+    @property
     def pid_prefix(self) -> str:
         return f"callgrind.out.{os.getpid()}."
 
@@ -218,10 +225,19 @@ class Callgrind:
         order. The dumps are read after the last run: reading one allocates, and what
         the allocator holds between runs moves the counts of the next."""
         self._discard_dumps()
-        for batch, loops in runs:
-            self._library.perfgate_zero_stats()
-            batch(loops, self.toggle_collect)
-            self._library.perfgate_dump_stats_at(b"perfgate")
+        # The runs on memory of their own, fresh when they start: their counts do not
+        # depend on what ran before. One epoch for all of them: once the first run has
+        # filled the free lists, every call finds its blocks there, and the count per call
+        # does not depend on how many calls a run makes (a first call served from fresh
+        # memory costs more).
+        self._allocator.begin()
+        try:
+            for batch, loops in runs:
+                self._library.perfgate_zero_stats()
+                batch(loops, self.toggle_collect)
+                self._library.perfgate_dump_stats_at(b"perfgate")
+        finally:
+            self._allocator.end()
         dumps = self._dumps()
         if len(dumps) != len(runs):
             raise InstructionsUnavailable(
@@ -242,6 +258,36 @@ class Callgrind:
     def _discard_dumps(self) -> None:
         for dump in self._dumps():
             dump.unlink()
+
+
+@final
+class CountingAllocator:
+    """The helper's deterministic allocator (_valgrind.c), in place of CPython's for
+    Python objects while counts are taken: the same requests then cost the same
+    instructions whatever the process allocated before. Called with the GIL held
+    (``ctypes.PyDLL``), as CPython's allocator hooks must be."""
+
+    def __init__(self, library_path: str) -> None:
+        library = ctypes.PyDLL(library_path)
+        library.perfgate_alloc_install.argtypes = []
+        library.perfgate_alloc_install.restype = ctypes.c_int
+        library.perfgate_alloc_begin.argtypes = []
+        library.perfgate_alloc_begin.restype = ctypes.c_int
+        library.perfgate_alloc_end.argtypes = []
+        library.perfgate_alloc_end.restype = None
+        if library.perfgate_alloc_install() != 0:
+            raise InstructionsUnavailable(
+                "could not reserve address space for the counting allocator (mmap failed)"
+            )
+        self._begin = library.perfgate_alloc_begin
+        self.end: Callable[[], None] = library.perfgate_alloc_end
+        #: Batches counted with CPython's allocator because the epoch stack was full.
+        self.overflowed = 0
+
+    def begin(self) -> None:
+        """Route Python's allocations to a new epoch until :meth:`end`."""
+        if self._begin() != 0:
+            self.overflowed += 1
 
 
 #: Written into a test's skip reason when a timing is asked for under Valgrind.

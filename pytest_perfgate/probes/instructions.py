@@ -9,7 +9,9 @@ turns counting on around the measured calls only, through callgrind's client req
 What is counted: every instruction this process executes between the collect toggles,
 in every thread of it (Valgrind runs one thread at a time); not child processes, which
 run outside Valgrind. The same loop around an empty callable is counted too and
-subtracted, so a sample is the callable's own instructions per call.
+subtracted, so a sample is the callable's own instructions per call. Python's memory
+comes from the helper's counting allocator meanwhile (fresh for each measurement), so a
+count does not depend on what the run allocated before (docs/explanation/measurement.md).
 """
 
 from __future__ import annotations
@@ -38,48 +40,63 @@ MIN_WARMUP_CALLS = 2
 #: Calls per sample are chosen so a sample counts about this many instructions.
 TARGET_SAMPLE_INSTRUCTIONS = 1_000_000
 MAX_LOOPS = 1000
-#: Samples per measurement (fewer with ``rounds=``): a count hardly moves, so a few
-#: samples measure its spread.
-MAX_SAMPLES = 5
-#: Counts taken first and dropped (the allocator's state settles over the first ones).
+#: Samples per measurement (fewer with ``rounds=``): a count repeats to the
+#: instruction or nearly, so three samples show its spread; each costs a batch of calls
+#: at about a hundredth of native speed.
+MAX_SAMPLES = 3
+#: Counts taken first and dropped: CPython's own free lists (of tuples, frames, dict
+#: keys...) and caches reach the state the next calls find over the first batch.
 SETTLING = 1
 
 
 def plain_batch(probe: CallProbe) -> CountedBatch:
-    """The calls of ``probe``, counted as one span."""
+    """The calls of ``probe``, counted as one span. Each call's result is freed inside
+    the span, the last one's too: a count per call that left the last free out would
+    depend on the number of calls in the span."""
     fn, args, kwargs = probe.fn, probe.args, probe.kwargs
 
     def batch(loops: int, toggle: Callable[[], None]) -> None:
-        result = None
         if args or kwargs:
             toggle()
             for _ in range(loops):
-                result = fn(*args, **kwargs)
+                fn(*args, **kwargs)
             toggle()
         else:
             toggle()
             for _ in range(loops):
-                result = fn()
+                fn()
             toggle()
-        probe.result = result
 
     return batch
 
 
 def setup_batch(probe: CallProbe, setup: Setup) -> CountedBatch:
-    """The calls of ``probe``, each counted alone after its setup."""
+    """The calls of ``probe``, each counted alone after its setup (its result freed
+    inside the count, as in :func:`plain_batch`)."""
     fn = probe.fn
 
     def batch(loops: int, toggle: Callable[[], None]) -> None:
         for _ in range(loops):
-            prepared = setup()
-            args, kwargs = (probe.args, probe.kwargs) if prepared is None else prepared
+            args, kwargs = prepared_arguments(probe, setup)
             toggle()
-            result = fn(*args, **kwargs)
+            fn(*args, **kwargs)
             toggle()
-            probe.result = result
 
     return batch
+
+
+def prepared_arguments(probe: CallProbe, setup: Setup) -> tuple[Any, Any]:
+    prepared = setup()
+    return (probe.args, probe.kwargs) if prepared is None else prepared
+
+
+def keep_last_result(probe: CallProbe) -> None:
+    """One more call, not counted: what ``perf(fn)`` returns (counted calls free theirs)."""
+    if probe.setup is None:
+        probe.result = probe.fn(*probe.args, **probe.kwargs)
+    else:
+        args, kwargs = prepared_arguments(probe, probe.setup)
+        probe.result = probe.fn(*args, **kwargs)
 
 
 def _empty(*args: Any, **kwargs: Any) -> None:
@@ -99,12 +116,10 @@ def warmup_calls(one_call: int) -> int:
 
 
 def loops_for(one_call: int) -> int:
-    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS, and an even
-    number: with CPython's allocator a call can cost more every other time (its pools
-    alternate between two states), and a sample of one call, or of an odd number,
-    alternated with them by up to 3%."""
-    wanted = max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
-    return wanted + wanted % 2
+    """Calls per sample so a sample counts about TARGET_SAMPLE_INSTRUCTIONS. (The count
+    per call does not depend on it: the settling batch fills the counting allocator's
+    free lists, and every call frees its result inside the count.)"""
+    return max(1, min(MAX_LOOPS, math.ceil(TARGET_SAMPLE_INSTRUCTIONS / max(one_call, 1))))
 
 
 @final
@@ -137,10 +152,10 @@ def count_instructions(
         batch(1, _nothing)
     loops = plan.loops or loops_for(one_call - one_empty)
     threads_before = native_threads()
+    fallbacks = counter.batches_on_cpython_allocator
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
-    ballast = allocator_ballast()
     counter.start()
     try:
         # One pair more than kept: the first counts after the start settle the allocator.
@@ -149,7 +164,7 @@ def count_instructions(
         counter.stop()
         if was_enabled:
             gc.enable()
-    del ballast
+    keep_last_result(probe)
     overheads = totals[0::2][SETTLING:]
     counts = [
         whole - overhead for whole, overhead in zip(totals[1::2][SETTLING:], overheads, strict=True)
@@ -160,6 +175,11 @@ def count_instructions(
         "warmup_calls": warmed,
         "empty_loop_instructions": sorted(overheads)[len(overheads) // 2],
     }
+    if counter.batches_on_cpython_allocator > fallbacks:
+        details["allocator"] = (
+            "counted with CPython's allocator (the counting allocator's epochs ran out): "
+            "this count depends on what the run allocated before"
+        )
     if threads_before > 1 or threads_after > 1:
         details["note"] = (
             f"{max(threads_before, threads_after)} threads were alive: the instructions "
@@ -176,34 +196,6 @@ def count_instructions(
         machine={"valgrind": _valgrind_version()},
         details=details,
     )
-
-
-#: CPython's small-object allocator (3.11, 64-bit): pool size and the first block's offset.
-POOL_SIZE = 16384
-POOL_HEADER = 48
-
-
-def _block_of(size: int, serial: int) -> object:
-    """A new object of ``size`` bytes (a multiple of 16, 32 to 512)."""
-    if size == 32:
-        return 2**20 + serial  # a one-digit int: 28 bytes
-    return bytes(size - 33)
-
-
-def allocator_ballast() -> list[object]:
-    """Objects that leave every size class of CPython's allocator with a fresh current
-    pool holding one live block: the measured code's short-lived objects then cycle
-    through the same fresh pool, whatever the run allocated before. Without it, a pool
-    that the code's objects filled or emptied on every call (set up again, handed back)
-    depended on the run's history, and moved a count by up to 1% between runs."""
-    kept: list[object] = []
-    for size in range(32, 513, 16):
-        for serial in range(2 * POOL_SIZE // size + 2):
-            block = _block_of(size, serial)
-            kept.append(block)
-            if id(block) % POOL_SIZE == POOL_HEADER:  # the first block of a new pool
-                break
-    return kept
 
 
 def _nothing() -> None:
