@@ -128,9 +128,15 @@ def calibrate_machine(clock: Callable[[], int] | None = None, max_time: float = 
 
 def git_commit(directory: Path) -> str | None:
     """The checked-out commit of the repository holding ``directory``, if any."""
+    return git_output(directory, "rev-parse", "HEAD")
+
+
+def git_output(directory: Path, *args: str) -> str | None:
+    """What ``git ARGS`` prints in ``directory``, stripped; None where git, the repository
+    or an answer is missing."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=directory,
             capture_output=True,
             text=True,
@@ -139,8 +145,8 @@ def git_commit(directory: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
+    text = result.stdout.strip()
+    return text if result.returncode == 0 and text else None
 
 
 def utc_now() -> str:

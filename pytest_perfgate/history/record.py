@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,19 +124,10 @@ def current_branch(directory: Path, environ: Mapping[str, str] | None = None) ->
     for variable in BRANCH_VARIABLES:
         if environ.get(variable):
             return environ[variable]
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    branch = result.stdout.strip()
-    return branch if result.returncode == 0 and branch and branch != "HEAD" else None
+    from ..environment import git_output  # environment imports numpy: only when asked
+
+    branch = git_output(directory, "rev-parse", "--abbrev-ref", "HEAD")
+    return branch if branch != "HEAD" else None  # a detached HEAD names no branch
 
 
 @final
