@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -464,12 +465,30 @@ def _open_sqlite(path: Path) -> History:
             path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
         )
         connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        # WAL: readers never block the writer, and a crash mid-write leaves the last run whole.
-        connection.execute("PRAGMA journal_mode = WAL")
+        _write_ahead_logging(connection)
         connection.execute("PRAGMA foreign_keys = ON")
     except (OSError, sqlite3.Error) as error:
         raise HistoryError(f"{path}: cannot open the history ({error})") from None
     return History(str(path), Dialect.SQLITE, connection, sqlite3.Error)
+
+
+def _write_ahead_logging(connection: sqlite3.Connection) -> None:
+    """WAL: readers never block the writer, and a crash mid-write leaves the last run whole.
+
+    Switching a new file to WAL takes a lock that SQLite refuses at once, without its busy
+    timeout, while another process is switching it too (two jobs opening a history that
+    does not exist yet): retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def _open_postgres(url: str) -> History:
