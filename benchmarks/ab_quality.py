@@ -140,6 +140,12 @@ def run_trial(mode: str, case: str, command: list[str], cwd: Path, env: dict[str
     )  # fmt: skip
 
 
+def with_option(command: list[str], *option: str) -> list[str]:
+    """``command`` (perfgate ab ... -- pytest ...) with ``option`` before its ``--``."""
+    cut = command.index("--")
+    return [*command[:cut], *option, *command[cut:]]
+
+
 def schedule(args: argparse.Namespace) -> list[str]:
     """Cases in turn (A/A, +5%, +10%, ...) until each has its number of trials."""
     left = {"A/A": args.aa_runs, "+5%": args.detect_runs, "+10%": args.detect_runs}
@@ -166,6 +172,11 @@ def main() -> int:
     )
     parser.add_argument("--paired-args", default="", help="extra arguments of paired A/B")
     parser.add_argument("--json", type=Path, help="write every trial here")
+    parser.add_argument(
+        "--keep-pairs",
+        type=Path,
+        help="keep each paired trial's --pairs-json here (benchmarks/paired_rejudge.py reads them)",
+    )
     args = parser.parse_args()  # fmt: skip
     modes = [m for m in args.modes.split(",") if m]
     repo, theirs = scratch_suites()
@@ -187,7 +198,12 @@ def main() -> int:
         for mode in rotated:
             if mode == "whole" and index % args.whole_every:
                 continue
-            trial = run_trial(mode, case, run[mode], theirs if mode == "benchmark" else repo, env)
+            command = run[mode]
+            if mode == "paired" and args.keep_pairs:
+                args.keep_pairs.mkdir(parents=True, exist_ok=True)
+                kept = args.keep_pairs / f"trial-{index + 1:03}-{CASES[case]}.json"
+                command = with_option(command, "--pairs-json", str(kept))
+            trial = run_trial(mode, case, command, theirs if mode == "benchmark" else repo, env)
             tallies[(mode, case)].trials.append(trial)
             trials.append(trial)
             print(

@@ -39,7 +39,15 @@ from typing import final
 
 from .gate import GatePolicy, judge
 from .model import BaselineEntry, Comparison, Environment, Measurement, Verdict
-from .paired import Key, PairedResult, PairRules, process_noise, rounds_decision
+from .paired import (
+    PAIRED_THRESHOLD,
+    PAIRED_WARMUP_TIME,
+    Key,
+    PairedResult,
+    PairRules,
+    process_noise,
+    rounds_decision,
+)
 from .results import ResultsError, RunResults, TestResults, read_results
 from .stats import Decision, bonferroni, speed_adjusted, summarize
 
@@ -242,6 +250,21 @@ def _start_worker(
             stderr=subprocess.STDOUT,
         )
     return process
+
+
+def paired_worker_options(configured: Mapping[str, object], threshold: str | None) -> list[str]:
+    """Options for both sides' pytest in paired mode: ``perfgate ab --threshold`` (the
+    workers judge each pair with it), else paired defaults for what the project's
+    ``[tool.perfgate]`` (``configured``) leaves unset. A test's own marker still wins."""
+    keys = {str(key).replace("-", "_") for key in configured}
+    options = []
+    if threshold is not None:
+        options.append(f"--perf-threshold={threshold}")
+    elif "threshold" not in keys:
+        options.append(f"--perf-threshold={PAIRED_THRESHOLD:g}")
+    if "warmup_time" not in keys:
+        options.append(f"--perf-warmup-time={PAIRED_WARMUP_TIME:g}")
+    return options
 
 
 #: What the workers of a paired run add to the command: both sides must meet the same

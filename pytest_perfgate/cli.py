@@ -24,7 +24,7 @@ from .compare import compare_runs, recorded_settings
 from .gate import GatePolicy, baseline_figure
 from .importers import SavedRunError, import_saved_runs
 from .model import Comparison, format_quantity
-from .paired import PairRules
+from .paired import PAIRED_THRESHOLD, PairRules
 from .report import github
 from .report.hints import GENERIC_REFRESH
 from .report.markdown import render_markdown
@@ -422,8 +422,8 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         default=None,
-        help="pairs of processes, one after another (default: 5); with --whole-runs, runs "
-        "of each side (default: 3)",
+        help="paired: pairs of processes, started together and taking turns (default: "
+        f"{PairRules().rounds}); with --whole-runs, runs of each side (default: 3)",
     )
     parser.add_argument(
         "--budget",
@@ -440,7 +440,14 @@ def _ab_arguments(parser: argparse.ArgumentParser) -> None:
         help="paired: measuring time of one measurement at most, all rounds together "
         f"(default: {PairRules().measurement_time:g})",
     )
-    for name in ("threshold", "alpha", "run_noise"):
+    parser.add_argument(
+        "--threshold",
+        metavar=OPTIONS_BY_NAME["threshold"].metavar,
+        help="practical threshold: relative changes below it do not count; 0.02 means 2%% "
+        f"(default: [tool.perfgate] threshold, else {PAIRED_THRESHOLD:g} paired and "
+        f"{Settings().threshold:g} with --whole-runs; a test's marker wins)",
+    )
+    for name in ("alpha", "run_noise"):
         option = OPTIONS_BY_NAME[name]
         parser.add_argument(f"--{name.replace('_', '-')}", metavar=option.metavar, help=option.help)
     parser.add_argument("--json", type=Path, help="write the judged results file here")
@@ -489,9 +496,10 @@ def _ab(args: argparse.Namespace) -> int:
             f"perfgate ab: error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr
         )
         return 2
+    configured = read_pyproject(Path("pyproject.toml"))
     try:
         settings = Settings.resolve(
-            read_pyproject(Path("pyproject.toml")),
+            configured,
             {"threshold": args.threshold, "alpha": args.alpha, "run_noise": args.run_noise},
         )
     except SettingsError as error:
@@ -528,6 +536,7 @@ def _ab(args: argparse.Namespace) -> int:
                     policy=policy, scratch=Path(scratch), progress=progress,
                 )  # fmt: skip
             else:
+                command += ab.paired_worker_options(configured, args.threshold)
                 outcome = ab.run_paired(
                     command, candidate_dir=candidate_dir, base_dir=base, rules=rules,
                     policy=policy, scratch=Path(scratch), progress=progress,

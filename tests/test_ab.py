@@ -123,3 +123,19 @@ def test_one_round_is_refused(repo: Path) -> None:
     done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "1", "--", "pytest")
     assert done.returncode == 2
     assert "at least 2 rounds" in done.stderr
+
+
+def test_paired_workers_get_paired_defaults_for_what_the_project_leaves_unset() -> None:
+    from pytest_perfgate.ab import paired_worker_options
+    from pytest_perfgate.paired import PAIRED_THRESHOLD, PAIRED_WARMUP_TIME
+
+    assert paired_worker_options({}, None) == [
+        f"--perf-threshold={PAIRED_THRESHOLD:g}",
+        f"--perf-warmup-time={PAIRED_WARMUP_TIME:g}",
+    ]
+    # The project's own choices stand (either spelling of a key), a command-line
+    # threshold stands over both.
+    assert paired_worker_options({"threshold": 0.05, "warmup-time": 0.1}, None) == []
+    assert paired_worker_options({"threshold": 0.05, "warmup_time": 0.1}, "0.03") == [
+        "--perf-threshold=0.03"
+    ]

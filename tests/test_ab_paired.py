@@ -151,3 +151,14 @@ def test_the_whole_run_fallback_still_alternates_runs(repo: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(base HEAD, 2 rounds)" in done.stdout
     assert "paired" not in done.stderr
+
+
+def test_the_threshold_given_to_perfgate_ab_reaches_the_paired_verdicts(repo: Path) -> None:
+    # The project's pyproject.toml says 0.5; the command line wins over it, in the
+    # workers that judge each pair too (they once kept the project's threshold).
+    (repo / "test_work.py").write_text(SUITE.format(work=SLOWDOWN))
+    done = perfgate_ab(repo, "--threshold", "0.9", "--pairs-json", "pairs.json", "--", "pytest")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "threshold 90%" in done.stdout
+    pairs = json.loads((repo / "pairs.json").read_text())
+    assert {m["threshold"] for m in pairs["measurements"]} == {0.9}
