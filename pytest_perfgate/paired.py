@@ -353,8 +353,12 @@ class Coordinator:
     """Pairs the batches of two workers; every method takes the event's time and returns
     the replies to send. Not thread-safe: the server holds a lock around it."""
 
-    def __init__(self, rules: PairRules) -> None:
+    def __init__(self, rules: PairRules, opens: str = "base") -> None:
         self.rules = rules
+        #: The side that opens every even pair (ABBA...). Rounds alternate it: they
+        #: measure at the same time, so a neighbour's burst that lasts several turns
+        #: then meets both sides across the rounds, not one side in all of them.
+        self.opens = opens
         self.sides = {s: _Side() for s in SIDES}
         self.results: dict[Key, PairedResult] = {}
         self.unpaired: dict[Key, str] = {}  #: measured on one side alone -> why
@@ -422,7 +426,7 @@ class Coordinator:
             state.waiting = None
         threshold = self.sides["candidate"].threshold
         self._active = _Active(key, threshold, now, now + self._time_for_one(), turn_since=now)
-        return self._give_turn("base", now)
+        return self._give_turn(self.opens, now)
 
     def _time_for_one(self) -> float:
         """This measurement's share of the budget: its own cap, or what is left of the
@@ -460,7 +464,7 @@ class Coordinator:
             if out_of_time or active.looks >= self.rules.max_looks:
                 return self._end("time budget" if out_of_time else "look limit", now)
         # Alternate who opens a pair (ABBA...), so neither side always measures first.
-        return self._give_turn("base" if pairs % 2 == 0 else "candidate", now)
+        return self._give_turn(self.opens if pairs % 2 == 0 else other(self.opens), now)
 
     def _clear(self, active: _Active) -> bool:
         ratios = _log_ratios(active.levels)
@@ -589,7 +593,7 @@ class CoordinatorServer:
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.path = path
-        self.coordinators = [Coordinator(rules) for _ in range(rules.rounds)]
+        self.coordinators = [Coordinator(rules, SIDES[i % 2]) for i in range(rules.rounds)]
         self._clock = clock
         self._log = log
         self._lock = threading.Lock()

@@ -155,6 +155,20 @@ def test_base_measures_first_then_the_pairs_alternate_who_opens() -> None:
     assert ops(coordinator.level("candidate", 1e-3, 1.0)) == [("base", "go")]
 
 
+def test_a_round_that_opens_with_the_candidate_mirrors_the_order(tmp_path: Path) -> None:
+    # Rounds alternate who opens, so a burst that spans a few turns of every round at
+    # once meets both sides across the rounds.
+    coordinator = Coordinator(RULES, opens="candidate")
+    coordinator.hello("base", (T1, T2), 0.0)
+    coordinator.hello("candidate", (T1, T2), 0.0)
+    coordinator.arrive("base", KEY, 0.02, 1.0)
+    assert ops(coordinator.arrive("candidate", KEY, 0.02, 1.0)) == [("candidate", "go")]
+    assert ops(coordinator.level("candidate", 1e-3, 1.0)) == [("base", "go")]
+    assert ops(coordinator.level("base", 1e-3, 1.0)) == [("base", "go")]
+    with CoordinatorServer(tmp_path / "pair.sock", PairRules(rounds=3)) as server:
+        assert [c.opens for c in server.coordinators] == ["base", "candidate", "base"]
+
+
 def test_a_clear_slowdown_stops_at_the_first_look() -> None:
     coordinator = started()
     replies = run_pairs(coordinator, 1e-3, 2e-3, pairs=50)
