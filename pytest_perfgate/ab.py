@@ -209,11 +209,6 @@ def run_paired(
     return outcome
 
 
-def _measurement_level(rounds: Sequence[PairedResult], rules: PairRules) -> float:
-    """The suite's level split over its perf tests (Bonferroni)."""
-    return rules.alpha / max(rounds[0].suite_tests, 1)
-
-
 def _start_worker(
     command: Sequence[str],
     side: str,
@@ -275,6 +270,9 @@ PAIRED_ARGS = ("-p", "no:randomly")
 def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRules) -> None:
     """Replace the whole-run verdict of every paired measurement by its paired one."""
     noise = process_noise(list(outcome.paired.values()))
+    # The suite's level split over the measurements judged, as in the gate (Bonferroni):
+    # only now are they known; the coordinator's early stops split it over perf tests.
+    measurements = max(sum(len(test.results) for test in outcome.tests), 1)
     tests: list[TestResults] = []
     for test in outcome.tests:
         judged = []
@@ -284,14 +282,14 @@ def _apply_pairs(outcome: ABOutcome, unpaired: Mapping[Key, str], rules: PairRul
             decided = (
                 rounds_decision(
                     rounds, noise=noise, threshold=rounds[0].threshold,
-                    alpha=_measurement_level(rounds, rules),
+                    alpha=rules.alpha / measurements,
                     direction=measurement.direction,
                 )
                 if rounds
                 else None
             )  # fmt: skip
             if decided is not None:
-                comparison = _paired_comparison(comparison, rounds, decided, noise)
+                comparison = _paired_comparison(comparison, rounds, decided, noise, measurements)
             else:
                 why = unpaired.get(key) or "fewer than 3 pairs"
                 note = f"not paired ({why}): judged on whole runs of each side"
@@ -307,6 +305,7 @@ def _paired_comparison(
     rounds: Sequence[PairedResult],
     decided: tuple[Decision, str],
     noise: float,
+    measurements: int,
 ) -> Comparison:
     decision, remark = decided
     pairs = sum(r.pairs for r in rounds)
@@ -314,7 +313,6 @@ def _paired_comparison(
     note = (
         f"paired: {pairs} pairs in {len(rounds)} rounds, {seconds:.1f}s; process noise {noise:.1%}"
     )
-    decisions = max(rounds[0].suite_tests, 1)
     return replace(
         comparison,
         verdict=decision.verdict,
@@ -322,7 +320,7 @@ def _paired_comparison(
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
         p_value=decision.p_worse,
-        q_value=bonferroni(decision.p_worse, decisions),
+        q_value=bonferroni(decision.p_worse, measurements),
         threshold=rounds[0].threshold,
         looks=sum(r.looks for r in rounds),
         notes=(note, remark) if remark else (note,),

@@ -139,3 +139,38 @@ def test_paired_workers_get_paired_defaults_for_what_the_project_leaves_unset() 
     assert paired_worker_options({"threshold": 0.05, "warmup_time": 0.1}, "0.03") == [
         "--perf-threshold=0.03"
     ]
+
+
+def test_paired_verdicts_split_alpha_over_the_measurements_judged() -> None:
+    # One test with two paired measurements: each gets alpha / 2 (q = 2 p), the way the
+    # gate splits it, though the coordinator saw one perf test.
+    from pytest_perfgate.ab import ABOutcome, _apply_pairs
+    from pytest_perfgate.model import Comparison, Direction, Measurement, Summary, Verdict
+    from pytest_perfgate.paired import PairedResult, PairRules
+    from pytest_perfgate.results import TestResults
+
+    summary = Summary(8, 1e-3, 1e-3, 1e-5, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3)
+
+    def rounds(name: str) -> list[PairedResult]:
+        base = tuple(1e-3 * (1 + 0.003 * (i % 3)) for i in range(8))
+        candidate = tuple(b * 1.04 * (1 + 0.002 * (i % 2)) for i, b in enumerate(base))
+        key = ("t.py::test_x", name)
+        return [PairedResult(key, base, candidate, None, 1, "clear", 0.2, 0.01, 0.05, 1)] * 3
+
+    results = []
+    for name in ("a", "b"):
+        measurement = Measurement(name, "s", Direction.LOWER_IS_BETTER, (1e-3,) * 8, loops=1)
+        whole_run = Comparison(
+            "t.py::test_x", name, Verdict.UNCHANGED, "s", Direction.LOWER_IS_BETTER, summary
+        )
+        results.append((measurement, whole_run))
+    outcome = ABOutcome(
+        tests=[TestResults("t.py::test_x", "t.py", "test_x", "passed", tuple(results))],
+        paired={("t.py::test_x", name): rounds(name) for name in ("a", "b")},
+    )
+    _apply_pairs(outcome, {}, PairRules())
+    for comparison in outcome.comparisons:
+        assert comparison.verdict is Verdict.REGRESSED
+        assert comparison.p_value is not None
+        assert comparison.p_value > 0
+        assert comparison.q_value == pytest.approx(min(1.0, 2 * comparison.p_value))
