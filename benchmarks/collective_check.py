@@ -15,6 +15,7 @@ Usage:
     python benchmarks/collective_check.py --backend nccl          # every GPU, ~2-3 min on 2
     python benchmarks/collective_check.py --backend gloo          # 2 CPU processes
     python benchmarks/collective_check.py --backend nccl --sizes 1MiB,64MiB,1GiB --repeats 5
+    python benchmarks/collective_check.py --backend nccl --processes 4   # 4 of the GPUs
 
 NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and NVSHMEM_DISABLE_NVLS=1 are set
 for every process started here, as the probe does for its workers.
@@ -169,13 +170,20 @@ def bandwidth_table(
     )
 
 
-def run_nccl_tests(directory: str, op: str, sizes: list[str], dtype: str, world_size: int) -> None:
+def run_nccl_tests(
+    directory: str, op: str, sizes: list[str], dtype: str, world_size: int, graph: int = 0
+) -> None:
+    """nccl-tests' binary for ``op`` on the same sizes; with ``graph`` > 0, its ``-G``: the
+    iterations captured in a CUDA graph and replayed ``graph`` times (our graph mode)."""
     binary = Path(directory) / NCCL_TESTS_BINARY[op]
     parsed = [parse_size(s, argument="sizes", where="--sizes") for s in sizes]
     low, high = min(parsed), max(parsed)
     dtype_name = NCCL_TESTS_DTYPE[DTYPES[dtype][0]]
     command = [str(binary), "-b", str(low), "-e", str(high), "-f", "4", "-g", str(world_size)]
     command += ["-d", dtype_name, "-w", "50", "-n", "200"]
+    if graph:
+        command[-1] = str(max(1, 200 // graph))  # the same 200 operations, in `graph` replays
+        command += ["-G", str(graph)]
     print("\n== nccl-tests:", " ".join(command), "==")
     env = dict(os.environ, **MULTICAST_OFF)
     try:
@@ -298,6 +306,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="A/A runs")
     parser.add_argument("--refreshes", type=int, default=3, help="baseline refreshes before A/A")
     parser.add_argument("--nccl-tests", default=None, help="folder of nccl-tests' binaries")
+    parser.add_argument(
+        "--nccl-tests-graph",
+        type=int,
+        default=0,
+        help="also run nccl-tests with -G N (N graph replays of its iterations)",
+    )
     parser.add_argument("--ops", default="all_reduce", help="comma-separated, for the table")
     parser.add_argument(
         "--inject-runs", type=int, default=0, help="runs with 10%% more bytes per size after A/A"
@@ -322,6 +336,8 @@ def main() -> int:
         bandwidth_table(op, backend, world_size, sizes, dtype, args.max_time)
         if backend == "nccl" and nccl_tests:
             run_nccl_tests(nccl_tests, op, sizes, dtype, world_size)
+            if args.nccl_tests_graph:
+                run_nccl_tests(nccl_tests, op, sizes, dtype, world_size, args.nccl_tests_graph)
     if backend == "nccl" and not nccl_tests:
         print("\n(nccl-tests not found: pass --nccl-tests DIR, the folder of all_reduce_perf)")
     if not args.skip_aa:
