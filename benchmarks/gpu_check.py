@@ -208,7 +208,7 @@ def run_suite(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        env={**os.environ, "PYTHONPATH": path, "COLUMNS": "200", **(env or {})},
     )
     return done.returncode, done.stdout + done.stderr
 
@@ -263,12 +263,17 @@ def gate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def verdict_lines(output: str) -> list[str]:
-    """The perfgate table's rows for the example GPU tests."""
-    return [
-        line.strip()
-        for line in output.splitlines()
-        if line.startswith("example_suite/test_gpu.py::") and "[gpu]" in line
-    ]
+    """The perfgate table's rows for the example GPU tests, each on one line (a narrow
+    terminal puts the verdict on the line below the test's name)."""
+    lines = output.splitlines()
+    rows = []
+    for index, line in enumerate(lines):
+        if not (line.startswith("example_suite/test_gpu.py::") and "[gpu]" in line):
+            continue
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        wrapped = line.rstrip().endswith("]") and following.startswith(" ")
+        rows.append(f"{line.strip()} {following.strip()}" if wrapped else line.strip())
+    return rows
 
 
 def print_gate(results: dict[str, Any], runs: int) -> None:

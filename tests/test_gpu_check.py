@@ -17,10 +17,9 @@ RECORDED = ROOT / "benchmarks" / "results" / "gpu_check_gate_h100_2026-11-24.jso
 
 @pytest.fixture(scope="module")
 def gpu_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gpu_check", ROOT / "benchmarks" / "gpu_check.py"
-    )
-    assert spec is not None and spec.loader is not None
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -63,8 +62,10 @@ def test_paired_summary_of_ratios_around_one(gpu_check: ModuleType) -> None:
     assert summary["median"] == pytest.approx(1.0)
     assert summary["sign_ci_low"] < 1.0 < summary["sign_ci_high"]
     assert summary["bootstrap_ci_low"] <= summary["median"] <= summary["bootstrap_ci_high"]
-    assert summary["sign_ci_low"] in ratios and summary["sign_ci_high"] in ratios
-    assert summary["above_one"] == 4 and summary["below_one"] == 4
+    assert summary["sign_ci_low"] in ratios
+    assert summary["sign_ci_high"] in ratios
+    assert summary["above_one"] == 4
+    assert summary["below_one"] == 4
     assert summary["sign_p"] == pytest.approx(1.0)
 
 
@@ -84,3 +85,12 @@ def test_paired_summary_is_reproducible(gpu_check: ModuleType) -> None:
 def test_paired_summary_needs_six_pairs(gpu_check: ModuleType) -> None:
     with pytest.raises(ValueError, match="at least 6 pairs"):
         gpu_check.paired_ratio_summary([1.0] * 5)
+
+
+def test_a_row_wrapped_by_a_narrow_terminal_is_read(
+    gpu_check: ModuleType, recorded_logs: dict[str, str]
+) -> None:
+    name = "example_suite/test_gpu.py::test_matmul_bf16_8192 [gpu]"
+    output = recorded_logs["+10% work"].replace(f"{name}        REGRESSED", f"{name}\n  REGRESSED")
+    assert f"{name}\n  REGRESSED" in output
+    assert gpu_check.failed_tests(output.replace("FAILED ", "")) == list(gpu_check.GPU_TESTS)
