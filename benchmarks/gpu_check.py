@@ -13,7 +13,7 @@
      and torch.utils.benchmark.Timer, measured in alternation;
   3. telemetry overhead: the matmul with NVML sampling at 50 Hz and without, alternated;
   4. a perf.gpu.region around the matmul beside the same matmul through perf.gpu.
-``gate`` records the example GPU tests' baselines (3 refreshes, in a scratch copy of
+``gate`` records the example GPU tests' baselines (``--refreshes``, 3, in a scratch copy of
 baselines/), re-runs them ``--runs`` times unchanged (A/A) and ``--runs`` times with
 ``--slowdown`` (default 0.1: 10%) more work in every kernel, and counts failures per test;
 ``--keep`` copies the refreshed baseline file to the path given (to commit it). At 0.03
@@ -231,9 +231,9 @@ def gate(args: argparse.Namespace) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="perfgate-gpu-"))
     injected = f"+{args.slowdown:.0%} work"
     try:
-        for i in range(3):
+        for i in range(args.refreshes):
             code, out = run_suite(scratch, "--perf-update-baselines")
-            print(f"refresh {i + 1}/3: exit {code}", flush=True)
+            print(f"refresh {i + 1}/{args.refreshes}: exit {code}", flush=True)
             if code != 0:
                 print(out)
                 raise SystemExit("recording the GPU baselines failed")
@@ -421,6 +421,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--overhead-pairs", type=int, default=10)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--refreshes", type=int, default=3, help="baseline refreshes before")
     parser.add_argument(
         "--slowdown", type=float, default=0.1, help="extra work per kernel in the injected runs"
     )
