@@ -15,6 +15,7 @@ Usage:
     python benchmarks/collective_check.py --backend nccl          # every GPU, ~2-3 min on 2
     python benchmarks/collective_check.py --backend gloo          # 2 CPU processes
     python benchmarks/collective_check.py --backend nccl --sizes 1MiB,64MiB,1GiB --repeats 5
+    python benchmarks/collective_check.py --backend nccl --processes 4   # 4 of the GPUs
 
 NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and NVSHMEM_DISABLE_NVLS=1 are set
 for every process started here, as the probe does for its workers.
@@ -90,17 +91,6 @@ def test_all_reduce(perf):
     )
 """
 
-COLLECTOR = """
-import json, os
-
-def pytest_runtest_logreport(report):
-    payload = getattr(report, "perfgate", None)
-    if payload is not None:
-        with open(os.environ["CHECK_OUT"], "a") as f:
-            f.write(json.dumps(payload) + "\\n")
-"""
-
-
 #: nccl-tests' bus factor per operation (src/<op>.cu, <Op>GetBw), for n ranks. Its busBw is
 #: baseBw x factor, and its baseBw is the size column (S, the total bytes) over the time.
 NCCL_TESTS_BUS_FACTOR = {
@@ -169,13 +159,20 @@ def bandwidth_table(
     )
 
 
-def run_nccl_tests(directory: str, op: str, sizes: list[str], dtype: str, world_size: int) -> None:
+def run_nccl_tests(
+    directory: str, op: str, sizes: list[str], dtype: str, world_size: int, graph: int = 0
+) -> None:
+    """nccl-tests' binary for ``op`` on the same sizes; with ``graph`` > 0, its ``-G``: the
+    iterations captured in a CUDA graph and replayed ``graph`` times (our graph mode)."""
     binary = Path(directory) / NCCL_TESTS_BINARY[op]
     parsed = [parse_size(s, argument="sizes", where="--sizes") for s in sizes]
     low, high = min(parsed), max(parsed)
     dtype_name = NCCL_TESTS_DTYPE[DTYPES[dtype][0]]
     command = [str(binary), "-b", str(low), "-e", str(high), "-f", "4", "-g", str(world_size)]
     command += ["-d", dtype_name, "-w", "50", "-n", "200"]
+    if graph:
+        command[-1] = str(max(1, 200 // graph))  # the same 200 operations, in `graph` replays
+        command += ["-G", str(graph)]
     print("\n== nccl-tests:", " ".join(command), "==")
     env = dict(os.environ, **MULTICAST_OFF)
     try:
@@ -193,20 +190,19 @@ def aa_runs(args: argparse.Namespace, backend: str, world_size: int, dtype: str)
     sizes = args.aa_sizes or DEFAULT_AA_SIZES[backend]
     directory = Path(tempfile.mkdtemp(prefix="perfgate-collective-aa-"))
     (directory / "test_collective_aa.py").write_text(SUITE, encoding="utf-8")
-    (directory / "conftest.py").write_text(COLLECTOR, encoding="utf-8")
     settings = f"[tool.perfgate]\nmax_time = {args.max_time}\n"
     (directory / "pyproject.toml").write_text(settings, encoding="utf-8")
-    out = directory / "results.jsonl"
+    out = directory / "results.json"
     env = dict(
         os.environ,
         CHECK_SIZES=sizes,
         CHECK_DTYPE=dtype,
         CHECK_BACKEND=backend,
         CHECK_PROCESSES=str(world_size),
-        CHECK_OUT=str(out),
         **MULTICAST_OFF,
     )
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
+    command += [f"--perf-json={out}"]
     if not any(e.name == "perfgate" for e in entry_points(group="pytest11")):
         command += ["-p", "pytest_perfgate.plugin"]  # a checkout that is not installed
     print(
@@ -220,10 +216,8 @@ def aa_runs(args: argparse.Namespace, backend: str, world_size: int, dtype: str)
             [*command, *extra], cwd=directory, env=env, capture_output=True, text=True, check=False
         )
         elapsed = time.perf_counter() - started
-        payloads = (
-            [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-        )
-        results = [r for p in payloads for r in p["results"]]
+        document = json.loads(out.read_text()) if out.exists() else {"tests": []}
+        results = [r for test in document["tests"] for r in test["measurements"]]
         comparisons = [r["comparison"] for r in results]
         if done.returncode not in (0, 1) or not comparisons:
             print(done.stdout[-3000:], done.stderr[-3000:])
@@ -298,11 +292,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="A/A runs")
     parser.add_argument("--refreshes", type=int, default=3, help="baseline refreshes before A/A")
     parser.add_argument("--nccl-tests", default=None, help="folder of nccl-tests' binaries")
+    parser.add_argument(
+        "--nccl-tests-graph",
+        type=int,
+        default=0,
+        help="also run nccl-tests with -G N (N graph replays of its iterations)",
+    )
     parser.add_argument("--ops", default="all_reduce", help="comma-separated, for the table")
     parser.add_argument(
         "--inject-runs", type=int, default=0, help="runs with 10%% more bytes per size after A/A"
     )
     parser.add_argument("--skip-aa", action="store_true")
+    parser.add_argument("--skip-table", action="store_true", help="only the A/A (and injected)")
     args = parser.parse_args()
 
     try:
@@ -318,11 +319,13 @@ def main() -> int:
     )
     found = shutil.which("all_reduce_perf")
     nccl_tests = args.nccl_tests or (str(Path(found).parent) if found else None)
-    for op in args.ops.split(","):
+    for op in [] if args.skip_table else args.ops.split(","):
         bandwidth_table(op, backend, world_size, sizes, dtype, args.max_time)
         if backend == "nccl" and nccl_tests:
             run_nccl_tests(nccl_tests, op, sizes, dtype, world_size)
-    if backend == "nccl" and not nccl_tests:
+            if args.nccl_tests_graph:
+                run_nccl_tests(nccl_tests, op, sizes, dtype, world_size, args.nccl_tests_graph)
+    if backend == "nccl" and not nccl_tests and not args.skip_table:
         print("\n(nccl-tests not found: pass --nccl-tests DIR, the folder of all_reduce_perf)")
     if not args.skip_aa:
         aa_runs(args, backend, world_size, dtype)

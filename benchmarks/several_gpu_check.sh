@@ -4,12 +4,15 @@
 #   benchmarks/several_gpu_check.sh [NCCL_TESTS_SOURCE_DIR]
 # With a nccl-tests source tree (git clone https://github.com/NVIDIA/nccl-tests), it is built
 # against the NCCL of the installed nvidia-nccl wheel (the one PyTorch uses) and run beside us.
+# Every GPU of the machine takes part. Environment: REPEATS (A/A runs, 5), INJECT (runs with
+# 10% more bytes, 2), GRAPH (N > 0: nccl-tests also with -G N, graph replays), OPS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp}
 # NVLink multicast stays off: a program that uses it can take a shared host's GPUs down.
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader
+nvidia-smi topo -m
 python3 -c "import torch; print('torch', torch.__version__, 'nccl', torch.cuda.nccl.version())"
 nccl_tests_args=()
 if [ $# -ge 1 ]; then
@@ -29,4 +32,5 @@ fi
 python3 benchmarks/collective_check.py --backend nccl --sizes 1MiB,64MiB,1GiB \
     --ops "${OPS:-all_reduce,all_gather,reduce_scatter,broadcast,all_to_all}" \
     --repeats "${REPEATS:-5}" --refreshes 3 --inject-runs "${INJECT:-2}" "${nccl_tests_args[@]}" \
+    --nccl-tests-graph "${GRAPH:-0}" \
     2>&1 | tee "$out/collective_check.txt"
