@@ -2,8 +2,9 @@
 
 ``ab_quality.py --keep-pairs DIR`` keeps each paired trial's batch levels as
 ``trial-NNN-<slowdown>.json`` (slowdown 1.0 is A/A). This reads them and prints, per
-practical threshold, what paired A/B would have said: red A/A runs, false alarms, and the
-injected slowdowns caught. Same data, different rule: the comparison has no run-to-run
+practical threshold, what paired A/B would have said: red A/A runs, false alarms, the
+injected slowdowns caught, and INCONCLUSIVE verdicts on unchanged tests (never a
+failure, but noise in the report). Same data, different rule: the comparison has no run-to-run
 luck in it (the rounds' early stops depend a little on the threshold they ran with).
 
 Usage:  python benchmarks/paired_rejudge.py DIR [--thresholds 0.01,0.02]
@@ -63,9 +64,9 @@ def main() -> int:
     args = parser.parse_args()
     trials = sorted(args.directory.glob("trial-*.json"))
     print(f"{len(trials)} kept trials in {args.directory}")
-    print("threshold case  trials red-runs false-alarms caught")
+    print("threshold case  trials red-runs false-alarms inconclusive-unchanged caught")
     for threshold in (float(t) for t in args.thresholds.split(",")):
-        tally: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+        tally: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0, 0])
         for path in trials:
             slowdown = float(path.stem.split("-")[-1])
             case = "A/A" if slowdown == 1.0 else f"+{slowdown - 1:.0%}"
@@ -78,9 +79,16 @@ def main() -> int:
             row[1] += bool(false)
             row[2] += len(false)
             row[3] += len(caught)
-        for case, (runs, red, false_alarms, caught) in sorted(tally.items()):
+            row[4] += sum(
+                v is Verdict.INCONCLUSIVE and (slowdown == 1.0 or t not in INJECTED)
+                for t, v in judged.items()
+            )
+        for case, (runs, red, false_alarms, caught, unsure) in sorted(tally.items()):
             injected = "-" if case == "A/A" else f"{caught}/{runs * len(INJECTED)}"
-            print(f"{threshold:<9.1%} {case:5} {runs:6} {red:8} {false_alarms:12} {injected}")
+            print(
+                f"{threshold:<9.1%} {case:5} {runs:6} {red:8} {false_alarms:12} "
+                f"{unsure / runs:10.1f}/run       {injected}"
+            )
     return 0
 
 
