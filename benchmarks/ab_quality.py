@@ -136,7 +136,8 @@ def run_trial(mode: str, case: str, command: list[str], cwd: Path, env: dict[str
     injected = set(INJECTED) if CASES[case] != 1.0 else set()
     return Trial(
         mode, case, wall, sorted(failed & injected), sorted(failed - injected),
-        done.stdout.count("INCONCLUSIVE "), done.returncode, load,
+        sum(line.startswith("  INCONCLUSIVE ") for line in done.stdout.splitlines()),
+        done.returncode, load,
     )  # fmt: skip
 
 
