@@ -19,6 +19,7 @@ from pytest_perfgate.paired import (
     PairedResult,
     PairRules,
     Reply,
+    combined,
     decode,
     encode,
     paired_decision,
@@ -132,6 +133,21 @@ def test_rounds_all_over_the_place_are_inconclusive() -> None:
     decided = rounds_decision(rounds, noise=0.01, threshold=0.02, alpha=0.001)
     assert decided is not None
     assert decided[0].verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_measurement_noisier_than_the_suite_gets_a_wider_interval_a_quieter_one_narrower() -> (
+    None
+):
+    # The suite's process noise is 1%; one measurement's rounds spread by about 3%,
+    # another's by 0.1%. Each is judged on the two figures pooled, not on 1% alone.
+    noisy = combined([result(c) for c in (0.05, 0.09, 0.02, 0.07, 0.03, 0.08)], 0.01)
+    quiet = combined([result(c) for c in (0.050, 0.051, 0.049, 0.050, 0.052, 0.049)], 0.01)
+    suite_alone = 0.01 / math.sqrt(6)
+    assert noisy is not None
+    assert quiet is not None
+    assert noisy.se > 1.5 * suite_alone
+    assert quiet.se < 0.8 * suite_alone
+    assert noisy.df == quiet.df == 10  # 5 from the suite's figure, 5 from its own rounds
 
 
 def test_process_noise_follows_the_typical_round_difference_not_the_odd_one() -> None:
