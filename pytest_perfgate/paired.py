@@ -245,21 +245,15 @@ def rounds_decision(
     direction: Direction = Direction.LOWER_IS_BETTER,
 ) -> tuple[Decision, str] | None:
     """The verdict on one measurement over every round (pair of processes) it was
-    measured in, and a note: why its rounds disagree, or which round was left out. None
-    with fewer than 3 pairs in every round.
-
-    With fewer than MODERATE_FROM rounds, rounds that disagree make it INCONCLUSIVE: the
-    standard error then rests on the suite's noise alone. From MODERATE_FROM rounds on,
-    their spread is in the standard error itself (_combine), so the verdict stands and
-    the note says why the interval is wide."""
+    measured in, and a note: why its rounds disagree (which makes it INCONCLUSIVE) or
+    which round was left out. None with fewer than 3 pairs in every round."""
     both = combined(results, noise)
     if both is None:
         return None
     decision = _t_decision(both.mean, both.se, both.df, threshold, alpha, direction)
-    rounds = sum(r.pairs >= 3 for r in results)
-    if both.disagreement and rounds < MODERATE_FROM:
+    if both.disagreement:
         return replace(decision, verdict=Verdict.INCONCLUSIVE), both.disagreement
-    return decision, both.disagreement or both.note
+    return decision, both.note
 
 
 def clearly_unchanged(
