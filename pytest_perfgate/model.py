@@ -482,6 +482,8 @@ MAX_VALUES = 1_000_000
 
 def _number(value: Any, field_name: str) -> float:
     """A finite JSON number (never a bool or a string) as a float."""
+    if type(value) is float and math.isfinite(value):  # most are: no more to check
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{field_name}: must be a number, got {_shown(value)}")
     try:

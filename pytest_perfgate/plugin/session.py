@@ -11,6 +11,7 @@ holds the same results, and only the controller writes files.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -457,8 +458,8 @@ class PerfSession:
         if fixture is not None and report.when == "call":
             record = _record_of(item, fixture)
             if self.is_worker:
-                # Plain JSON data: pytest-xdist carries report attributes to the controller.
-                report.perfgate = record.to_payload()  # type: ignore[attr-defined]
+                # pytest-xdist carries report attributes to the controller.
+                report.perfgate = _transported(record.to_payload())  # type: ignore[attr-defined]
             else:  # the controller itself: no round trip through JSON data
                 self.records[item.nodeid] = record
             # Read by --junitxml from the teardown report, which copies the item's list
@@ -478,7 +479,8 @@ class PerfSession:
             return
         payload = getattr(report, "perfgate", None)
         if payload is not None:  # from a pytest-xdist worker
-            self.records[report.nodeid] = _record_from(payload)
+            data = json.loads(payload) if isinstance(payload, str) else payload
+            self.records[report.nodeid] = _record_from(data)
             del report.perfgate  # the report is kept to the end; the record has it all
             self._perf_test_done()
         record = self.records.get(report.nodeid)
@@ -634,6 +636,15 @@ def _record_of(item: pytest.Item, fixture: PerfFixture) -> _TestRecord:
         extra_info=dict(extra_info or {}),
         location=(item.location[0], (item.location[1] or 0) + 1),
     )
+
+
+def _transported(payload: dict[str, Any]) -> str | dict[str, Any]:
+    """What a worker's report carries: the payload as one JSON string, which pytest-xdist's
+    serializer passes at once where it walks a dict object by object (several times
+    json's cost per test); the dict itself where JSON would not give it back as it is (a
+    tuple or a number as a key in a probe's details)."""
+    text = json.dumps(payload)
+    return text if json.loads(text) == payload else payload
 
 
 def _record_from(payload: dict[str, Any]) -> _TestRecord:
