@@ -14,7 +14,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +150,9 @@ class PerfSession:
         self._store: BaselineStore | None = None
         self._environment: Environment | None = None
         self._files: dict[str, BaselineFile | BaselineError] = {}
+        #: Under pytest-xdist, on the controller: module -> test -> measurement names of
+        #: the baseline files the workers read (the stale check needs no more than that).
+        self._stored_names: dict[str, dict[str, list[str]]] = {}
         self._refresh: RefreshReport | None = None
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
@@ -247,6 +250,14 @@ class PerfSession:
                 "decisions": self.decisions,
                 "collected": {module: sorted(tests) for module, tests in self.collected.items()},
                 "expanded": {module: sorted(scopes) for module, scopes in self.expanded.items()},
+                # One JSON string: the serializer's cost is per object (_transported).
+                "stored": json.dumps(
+                    {
+                        module: {test: sorted(names) for test, names in file.tests.items()}
+                        for module, file in self._files.items()
+                        if not isinstance(file, Exception)
+                    }
+                ),
             }
 
     @pytest.hookimpl(optionalhook=True)
@@ -261,6 +272,7 @@ class PerfSession:
             self.collected.setdefault(module, set()).update(tests)
         for module, scopes in output["expanded"].items():
             self.expanded.setdefault(module, set()).update(scopes)
+        self._stored_names.update(json.loads(output.get("stored", "{}")))
 
     def is_perf_item(self, item: pytest.Item) -> bool:
         return is_perf_item(item, benchmark=self.benchmark)
@@ -576,7 +588,15 @@ class PerfSession:
             return []
         from ..refresh import stale_entries
 
-        return stale_entries(self.collected, self.expanded, self._tests(), self._baseline_file)
+        return stale_entries(self.collected, self.expanded, self._tests(), self._stored)
+
+    def _stored(self, module: str) -> Mapping[str, Iterable[str]] | BaselineError:
+        """A module's stored test and measurement names: from the file this process read,
+        else from what the pytest-xdist workers read, else read now."""
+        if module not in self._files and module in self._stored_names:
+            return self._stored_names[module]
+        file = self._baseline_file(module)
+        return file if isinstance(file, Exception) else file.tests
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.settings.mode is Mode.OFF:
