@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, final
 
+from . import student_t
 from .model import Direction, Summary, Verdict
 
 if TYPE_CHECKING:
@@ -404,21 +405,17 @@ def detectable_change(
 
 def _upper_tail(z: float, df: float) -> float:
     """P(T > z) for a standard normal (``df`` infinite) or a Student-t with ``df`` degrees
-    of freedom. The normal needs no scipy (slow to import); the t takes scipy's ufunc."""
+    of freedom; neither needs scipy (slow to import: student_t.py says how close they are)."""
     if math.isinf(df):
         return 0.5 * math.erfc(z / math.sqrt(2.0))
-    from scipy.special import stdtr
-
-    return float(stdtr(df, -z))
+    return student_t.upper_tail(z, df)
 
 
 def _quantile(p: float, df: float) -> float:
     """The ``p`` quantile of the same distribution as :func:`_upper_tail`."""
     if math.isinf(df):
         return NormalDist().inv_cdf(p)
-    from scipy.special import stdtrit
-
-    return float(stdtrit(df, p))
+    return student_t.quantile(p, df)
 
 
 def quantile_of(statistic: str) -> float:
