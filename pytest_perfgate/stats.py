@@ -70,13 +70,17 @@ def summarize(samples: Sequence[float]) -> Summary:
     ordered = sorted(values)
     lo, hi = (ordered[rank] for rank in median_ci_ranks(len(ordered)))
     q1, median, q3 = (percentile_of_sorted(ordered, q) for q in (0.25, 0.5, 0.75))
+    mean = mean_of(values)
+    low, high = ordered[0], ordered[-1]
+    if math.isnan(mean) and any(math.isnan(v) for v in values):
+        low = high = math.nan  # as numpy's: sorting puts a NaN anywhere
     return Summary(
         n=len(values),
         median=float(median),
-        mean=mean_of(values),
+        mean=mean,
         stdev=math.sqrt(variance_of(values)) if len(values) > 1 else 0.0,
-        min=ordered[0],
-        max=ordered[-1],
+        min=low,
+        max=high,
         q1=float(q1),
         q3=float(q3),
         median_ci_low=float(lo),
