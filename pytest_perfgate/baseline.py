@@ -200,7 +200,7 @@ def render_samples(tests: Mapping[str, Mapping[str, BaselineEntry]]) -> str:
 
 
 #: Each entry's ``to_dict()`` by test, then measurement, both sorted: taken once per write
-#: and shared by the check, the file and its sidecar (it is most of a write's work).
+#: and shared by the check, the file and its sidecar, instead of once for each.
 EntryData = dict[str, dict[str, dict[str, Any]]]
 
 

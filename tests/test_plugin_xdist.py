@@ -145,6 +145,6 @@ def test_a_workers_results_travel_as_one_json_string_where_json_keeps_them() -> 
     assert isinstance(carried, str)
     assert json.loads(carried) == payload
     # A tuple or a number as a key would come back changed: the dict itself travels then.
-    for details in ({"shape": (2, 3)}, {1: "rank one"}, {"x": float("nan")}):
+    for details in ({"shape": (2, 3)}, {1: "rank one"}, {"x": float("nan")}, {"s": {1, 2}}):
         changed = {**payload, "details": details}
         assert _transported(changed) is changed

@@ -663,7 +663,10 @@ def _transported(payload: dict[str, Any]) -> str | dict[str, Any]:
     serializer passes at once where it walks a dict object by object (several times
     json's cost per test); the dict itself where JSON would not give it back as it is (a
     tuple or a number as a key in a probe's details)."""
-    text = json.dumps(payload)
+    try:
+        text = json.dumps(payload)
+    except (TypeError, ValueError):  # not JSON data: as before, for execnet to judge
+        return payload
     return text if json.loads(text) == payload else payload
 
 
