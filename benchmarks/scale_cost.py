@@ -25,8 +25,11 @@ archive <commit> pytest_perfgate | tar -x -C DIR``) first on ``PYTHONPATH``, sid
 N baselines from their files, decide N verdicts, write a refresh of them, and a refresh
 in which one module's entries changed (which files are rewritten).
 
+``--repeat N`` runs every row N times, in rounds (each round starts without baselines, so
+each refresh records the same first run), and prints the medians.
+
 Usage:  python benchmarks/scale_cost.py [--sizes 100 1000 10000] [--python PYTHON]
-            [--xdist 2] [--isolated 10000] [--before DIR]
+            [--xdist 2] [--isolated 10000] [--before DIR] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,9 +147,19 @@ def run_suites(args: argparse.Namespace) -> None:
         f"{'cpu s':>7} {'cpu over plain':>14} {'peak MiB':>8}"
     )
     for size in args.sizes:
+        rows = suite_rows(args, size, work)
+        runs: dict[str, list[tuple[float, float, float]]] = {label: [] for label, *_ in rows}
+        failures: dict[str, str] = {}
+        for _ in range(args.repeat):  # rounds of every row, so drift in the load hits all
+            shutil.rmtree(work / f"perf{size}" / "baselines", ignore_errors=True)
+            for label, command, cwd, env in rows:
+                wall, cpu, peak, last = timed(command, cwd, env)
+                runs[label].append((wall, cpu, peak))
+                if "failed" in last:
+                    failures[label] = last.strip("= ")
         floors: dict[bool, tuple[float, float]] = {}  # under xdist or not -> plain's times
-        for label, command, cwd, env in suite_rows(args, size, work):
-            wall, cpu, peak, last = timed(command, cwd, env)
+        for label, command, *_ in rows:
+            wall, cpu, peak = (statistics.median(r[i] for r in runs[label]) for i in range(3))
             under_xdist = "-n" in command
             if label.startswith("plain pytest"):
                 floors[under_xdist] = (wall, cpu)
@@ -153,9 +168,10 @@ def run_suites(args: argparse.Namespace) -> None:
             print(
                 f"{size:>6} {label:<30} {wall:>7.2f} {wall / size * 1000:>7.2f} {over:>10.2f} "
                 f"{cpu:>7.2f} {cpu_over:>14.2f} {peak:>8.0f}"
-                + (f"  ({last.strip('= ')})" if "failed" in last else ""),
+                + (f"  (last with failures: {failures[label]})" if label in failures else ""),
                 flush=True,
             )
+        print(f"load average after {size} tests: {os.getloadavg()}", flush=True)
 
 
 class Stopwatch:
@@ -270,6 +286,9 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
     parser.add_argument("--xdist", type=int, default=0, help="also run under -n N")
     parser.add_argument("--isolated", type=int, default=0, help="core alone on N baselines")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every run; medians are printed"
+    )
     parser.add_argument(
         "--before",
         help="a directory holding an earlier pytest_perfgate package (git archive of a "

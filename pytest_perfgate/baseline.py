@@ -190,26 +190,45 @@ def _parse_samples(text: str | None, path: Path) -> dict[tuple[str, str], dict[s
 
 def render_document(tests: Mapping[str, Mapping[str, BaselineEntry]], generator: str) -> str:
     """Deterministic text of a baseline file, without the raw samples (``render_samples``)."""
-    document = {
-        "format_version": FORMAT_VERSION,
-        "generator": generator,
-        "tests": {
-            test: {name: _reviewed_part(entry) for name, entry in sorted(measurements.items())}
-            for test, measurements in sorted(tests.items())
-        },
-    }
-    return _dump(document, 0) + "\n"
+    return _document_text(_entry_data(tests), generator)
 
 
 def render_samples(tests: Mapping[str, Mapping[str, BaselineEntry]]) -> str:
     """Deterministic text of a baseline file's sidecar: one line of raw samples per
     measurement, sorted like the baseline file."""
+    return _samples_text(_entry_data(tests))
+
+
+#: Each entry's ``to_dict()`` by test, then measurement, both sorted: taken once per write
+#: and shared by the check, the file and its sidecar, instead of once for each.
+EntryData = dict[str, dict[str, dict[str, Any]]]
+
+
+def _entry_data(tests: Mapping[str, Mapping[str, BaselineEntry]]) -> EntryData:
+    return {
+        test: {name: entry.to_dict() for name, entry in sorted(measurements.items())}
+        for test, measurements in sorted(tests.items())
+    }
+
+
+def _document_text(data: EntryData, generator: str) -> str:
+    document = {
+        "format_version": FORMAT_VERSION,
+        "generator": generator,
+        "tests": {
+            test: {name: _reviewed_part(entry) for name, entry in measurements.items()}
+            for test, measurements in data.items()
+        },
+    }
+    return _dump(document, 0) + "\n"
+
+
+def _samples_text(data: EntryData) -> str:
     lines = []
-    for test, measurements in sorted(tests.items()):
-        for name, entry in sorted(measurements.items()):
-            data = entry.to_dict()
+    for test, measurements in data.items():
+        for name, entry in measurements.items():
             record = {"test": test, "measurement": name}
-            record |= {key: data[key] for key in RAW_KEYS if key in data}
+            record |= {key: entry[key] for key in RAW_KEYS if key in entry}
             for key in RAW_KEYS[1:]:
                 _check_finite(record[key])
             lines.append(json.dumps(record, allow_nan=False, sort_keys=False))
@@ -220,32 +239,44 @@ class _InOrder(dict[str, Any]):
     """An object whose keys are written in the order given, not sorted."""
 
 
-def _reviewed_part(entry: BaselineEntry) -> _InOrder:
-    data = entry.to_dict()
-    for key in RAW_KEYS:
-        data.pop(key, None)
+def _reviewed_part(data: Mapping[str, Any]) -> _InOrder:
     ordered = [key for key in ENTRY_KEY_ORDER if key in data]
-    ordered += sorted(key for key in data if key not in ENTRY_KEY_ORDER)
+    ordered += sorted(key for key in data if key not in ENTRY_KEY_ORDER and key not in RAW_KEYS)
     return _InOrder((key, data[key]) for key in ordered)
 
 
 def _dump(value: Any, depth: int) -> str:
     """JSON with sorted keys (unless ``_InOrder``), two-space indent, and lists of numbers
     and objects of numbers kept on one line."""
+    kind = type(value)
+    if kind is str:
+        return _quoted(value)
+    if kind in _NUMBER_TEXT:
+        return _figure(value)
+    if value is None:
+        return "null"
     pad = "  " * (depth + 1)
-    if isinstance(value, dict) and value and _all_numbers(value.values()):
-        _check_finite(value.values())
-        keys = value if isinstance(value, _InOrder) else sorted(value)
-        return json.dumps({str(k): value[k] for k in keys})  # one call: a line of figures
     if isinstance(value, dict):
         if not value:
             return "{}"
         keys = value if isinstance(value, _InOrder) else sorted(value)
-        items = [f"{pad}{_quoted(str(k))}: {_dump(value[k], depth + 1)}" for k in keys]
+        values = [value[k] for k in keys]
+        figures = _figures(values)
+        if figures is not None:  # a line of figures
+            pairs = zip(keys, figures, strict=True)
+            return "{" + ", ".join(f"{_quoted(str(k))}: {f}" for k, f in pairs) + "}"
+        items = [
+            f"{pad}{_quoted(str(k))}: {_quoted(v) if type(v) is str else _dump(v, depth + 1)}"
+            for k, v in zip(keys, values, strict=True)
+        ]
         return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
-    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        items = [pad + _dump(v, depth + 1) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
+    if isinstance(value, list):
+        figures = _figures(value)
+        if figures is not None:
+            return "[" + ", ".join(figures) + "]"
+        if any(isinstance(v, dict | list) for v in value):
+            items = [pad + _dump(v, depth + 1) for v in value]
+            return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
     if isinstance(value, str):
         return _quoted(value)
     _check_finite(value if isinstance(value, list) else [value])
@@ -255,6 +286,34 @@ def _dump(value: Any, depth: int) -> str:
 #: What ``json.dumps`` writes for a string, without its per-call overhead (a file of
 #: 10,000 entries has some 200,000 strings and figures).
 _quoted = json.encoder.encode_basestring_ascii
+#: ... and for a number of these exact types (``json`` calls these; a bool is not one).
+_NUMBER_TEXT: dict[type, Any] = {float: float.__repr__, int: int.__repr__}
+
+
+def _figure(value: float) -> str:
+    """A float or int as ``json.dumps`` writes it; a non-finite one refused."""
+    text: str = _NUMBER_TEXT[type(value)](value)
+    if "n" in text:  # inf, nan: the only texts of a number with an n
+        _check_finite([value])
+    return text
+
+
+def _figures(values: list[Any]) -> list[str] | None:
+    """Each value as ``json.dumps`` writes it, when all are plain numbers; else None."""
+    texts = []
+    for value in values:
+        text_of = _NUMBER_TEXT.get(type(value))
+        if text_of is None:
+            break
+        texts.append(text_of(value))
+    else:
+        if any("n" in text for text in texts):  # inf, nan: the only numbers with an n
+            _check_finite(values)
+        return texts
+    if not _all_numbers(values):
+        return None
+    # A subclass (an IntEnum) is a number too, and a bool is not.
+    return [_figure(float(v) if isinstance(v, float) else int(v)) for v in values]
 
 
 def _all_numbers(values: Iterable[Any]) -> bool:
@@ -414,14 +473,16 @@ class BaselineStore:
         current, texts_now = self._read(module)
         tests = {test: dict(ms) for test, ms in current.tests.items()}
         for test, measurements in entries.items():
-            for name, entry in measurements.items():
+            tests.setdefault(test, {}).update(measurements)
+        data = _entry_data(tests)
+        for test, measurements in entries.items():
+            for name in measurements:
                 try:  # never write what the reader would refuse
-                    BaselineEntry.from_dict(entry.to_dict())
+                    BaselineEntry.from_dict(data[test][name])
                 except ValueError as error:
                     raise BaselineError(f"{current.path}: {test} [{name}]: {error}") from None
-            tests.setdefault(test, {}).update(measurements)
         try:
-            texts = (render_samples(tests), render_document(tests, self.generator))
+            texts = (_samples_text(data), _document_text(data, self.generator))
         except ValueError as error:  # a non-finite number: never written
             raise BaselineError(f"{current.path}: {error}") from None
         staged: list[tuple[Path, Path]] = []

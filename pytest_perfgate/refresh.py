@@ -18,6 +18,9 @@ from .stats import NOISE_RUNS
 
 #: A module's baseline file, or why it cannot be read.
 BaselineLoader = Callable[[str], "BaselineFile | BaselineError"]
+#: A module's stored test names, each with its measurement names (a file's ``tests``, or
+#: what a pytest-xdist worker that read the file sent), or why the file cannot be read.
+StoredNames = Callable[[str], "Mapping[str, Iterable[str]] | BaselineError"]
 
 #: module -> test -> measurement name -> the entry to store.
 _Entries = dict[str, dict[str, dict[str, BaselineEntry]]]
@@ -124,7 +127,7 @@ def stale_entries(
     collected: Mapping[str, set[str]],
     expanded: Mapping[str, set[str]],
     tests: Iterable[TestResults],
-    load: BaselineLoader,
+    stored_names: StoredNames,
 ) -> list[str]:
     """Baselines of collected modules whose test no longer exists (renamed or removed),
     and measurements a passing test no longer takes.
@@ -140,11 +143,11 @@ def stale_entries(
     }
     stale: list[str] = []
     for module, names in sorted(collected.items()):
-        file = load(module)
-        if isinstance(file, BaselineError):
+        stored = stored_names(module)
+        if isinstance(stored, BaselineError):
             continue
         scopes = expanded.get(module)
-        for test, measurements in sorted(file.tests.items()):
+        for test, measurements in sorted(stored.items()):
             if test not in names:
                 # Only where every test was seen: "TestX::test_y[1]" is in scope "TestX".
                 if scopes is None or test.split("[", 1)[0].rpartition("::")[0] in scopes:

@@ -53,7 +53,7 @@ def test_importing_the_plugin_imports_nothing_heavy() -> None:
 
 def test_the_facade_imports_a_name_when_asked() -> None:
     assert imported_by("import pytest_perfgate") == []
-    assert "numpy" in imported_by("from pytest_perfgate import summarize")
+    assert "pytest_perfgate.stats" in imported_by("from pytest_perfgate import summarize")
 
 
 def test_a_suite_without_perf_tests_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
@@ -70,4 +70,7 @@ def test_a_perf_test_imports_the_core(pytester: pytest.Pytester) -> None:
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
     loaded = json.loads((pytester.path / "imported.json").read_text())
-    assert {"numpy", "pytest_perfgate.fixture"} <= set(loaded)
+    assert "pytest_perfgate.fixture" in loaded
+    # A median's gate is plain Python (issue 18): numpy and scipy come with tail statistics.
+    assert "numpy" not in loaded
+    assert "scipy" not in loaded

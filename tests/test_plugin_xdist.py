@@ -134,3 +134,17 @@ def test_stale_entries_under_xdist(suite: pytest.Pytester) -> None:
         ["perfgate: 1 stale baseline(s), *", "  stale test_one.py::test_steady"]
     )
     result.stdout.no_fnmatch_line("  stale *test_slow*")
+
+
+def test_a_workers_results_travel_as_one_json_string_where_json_keeps_them() -> None:
+    # pytest-xdist's serializer walks a dict object by object: a string costs it nothing.
+    from pytest_perfgate.plugin.session import _transported
+
+    payload: dict[str, Any] = {"module": "m.py", "results": [{"samples": [1e-6, 2e-6]}]}
+    carried = _transported(payload)
+    assert isinstance(carried, str)
+    assert json.loads(carried) == payload
+    # A tuple or a number as a key would come back changed: the dict itself travels then.
+    for details in ({"shape": (2, 3)}, {1: "rank one"}, {"x": float("nan")}, {"s": {1, 2}}):
+        changed = {**payload, "details": details}
+        assert _transported(changed) is changed

@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_perfgate.baseline import BaselineError, BaselineFile, BaselineStore
-from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
+from pytest_perfgate.model import (
+    BaselineEntry,
+    Comparison,
+    Direction,
+    Environment,
+    Measurement,
+    Verdict,
+)
 from pytest_perfgate.refresh import (
     INTERRUPTED,
     RefreshContext,
@@ -81,14 +88,25 @@ def test_stale_entries_are_tests_and_measurements_no_longer_produced(tmp_path: P
         [perf_test("test_a", "time", "memory"), perf_test("test_gone", "time")],
         context(store),
     )
+
+    def load(module: str) -> dict[str, dict[str, BaselineEntry]]:
+        return store.load(module).tests
+
     stale = stale_entries(
-        {"test_m.py": {"test_a"}},
-        {"test_m.py": {""}},
-        [perf_test("test_a", "time")],
-        context(store).load,
+        {"test_m.py": {"test_a"}}, {"test_m.py": {""}}, [perf_test("test_a", "time")], load
     )
     assert stale == ["test_m.py::test_a [memory]", "test_m.py::test_gone"]
-    load = context(store).load
+    # Names alone do (what a pytest-xdist worker sends the controller).
+    names = {"test_m.py": {"test_a": ["memory", "time"], "test_gone": ["time"]}}
+    assert (
+        stale_entries(
+            {"test_m.py": {"test_a"}},
+            {"test_m.py": {""}},
+            [perf_test("test_a", "time")],
+            names.__getitem__,
+        )
+        == stale
+    )
     # Only its class TestX was expanded (a node id on the command line): test_gone may
     # exist elsewhere in the module, so it is not called stale.
     assert stale_entries({"test_m.py": {"test_a"}}, {"test_m.py": {"TestX"}}, [], load) == []

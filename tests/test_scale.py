@@ -12,7 +12,9 @@ import pytest
 from pytest_perfgate.baseline import BaselineError, BaselineFile, BaselineStore, samples_path
 from pytest_perfgate.model import Comparison, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.refresh import RefreshContext, refresh_baselines
-from pytest_perfgate.results import TestResults
+from pytest_perfgate.report.summary import MAX_LOOK_LINES, RunSummary, look_lines
+from pytest_perfgate.results import RunResults, TestResults
+from pytest_perfgate.settings import Mode, Settings
 from pytest_perfgate.stats import summarize
 
 ENVIRONMENT = Environment({"cpu": "Test CPU"})
@@ -149,3 +151,36 @@ def test_a_run_without_perf_tests_freezes_nothing(pytester: pytest.Pytester) -> 
     pytester.makepyfile("def test_plain():\n    pass\n")
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
     assert json.loads((pytester.path / "freeze.json").read_text())["test_plain"] == 0
+
+
+def verdict_of(test: str, verdict: Verdict) -> Comparison:
+    samples = (1e-3, 1.1e-3, 0.9e-3)
+    return Comparison(
+        test, "time", verdict, "s", Direction.LOWER_IS_BETTER, summarize(samples), None
+    )
+
+
+def test_the_lines_to_look_at_are_capped_with_regressions_first() -> None:
+    inconclusive = [
+        verdict_of(f"t.py::test_{i:05d}", Verdict.INCONCLUSIVE) for i in range(MAX_LOOK_LINES)
+    ]
+    comparisons = [*inconclusive, verdict_of("t.py::test_slow", Verdict.REGRESSED)]
+    summary = RunSummary(
+        results=RunResults(ENVIRONMENT, ()),
+        measured=[],
+        settings=Settings(mode=Mode.WARN),
+        perf_tests=len(comparisons),
+        baseline_root=Path("baselines"),
+        rootdir=Path("."),
+    )
+    lines = [line.text for line in look_lines(summary, comparisons)]
+    assert len(lines) == MAX_LOOK_LINES + 1
+    assert lines[0].startswith("  REGRESSED t.py::test_slow: ")  # never the one left out
+    assert lines[-1] == "  ... and 1 more not listed: 1 INCONCLUSIVE"
+    # Under the cap every line is listed, in the order the tests ran.
+    few = look_lines(summary, comparisons[-3:])
+    assert [line.text.split()[:2] for line in few] == [
+        ["INCONCLUSIVE", "t.py::test_00098:"],
+        ["INCONCLUSIVE", "t.py::test_00099:"],
+        ["REGRESSED", "t.py::test_slow:"],
+    ]

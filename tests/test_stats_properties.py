@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_perfgate.model import Direction, Verdict
-from pytest_perfgate.stats import compare, median_ci, percentile_of_sorted, summarize, thin
+from pytest_perfgate.stats import (
+    compare,
+    mean_of,
+    median_ci,
+    percentile_of_sorted,
+    sum_of,
+    summarize,
+    thin,
+    variance_of,
+)
 
 positive = st.floats(min_value=1e-7, max_value=1e3, allow_nan=False, allow_infinity=False)
 samples = st.lists(positive, min_size=3, max_size=60)
@@ -36,6 +45,33 @@ def test_quartiles_are_numpys_to_the_last_bit(values: list[float]) -> None:
     ordered = sorted(values)
     for q in (0.25, 0.5, 0.75):
         assert percentile_of_sorted(ordered, q) == float(np.percentile(ordered, 100 * q))
+
+
+# Past numpy's block of 128 and its halving, where its pairwise summation changes shape.
+long_samples = st.lists(positive, min_size=1, max_size=300)
+
+
+@COMMON
+@given(long_samples)
+def test_sums_means_and_variances_are_numpys_to_the_last_bit(values: list[float]) -> None:
+    # A median's gate runs without numpy (issue 18): its figures must not move for it.
+    array = np.asarray(values)
+    assert sum_of(values) == float(np.sum(array))
+    assert mean_of(values) == float(np.mean(array))
+    if len(values) > 1:
+        assert variance_of(values) == float(np.var(array, ddof=1))
+        assert summarize(values).stdev == float(np.std(array, ddof=1))
+    assert summarize(values).mean == float(np.mean(array))
+
+
+@COMMON
+@given(long_samples, st.integers(min_value=1, max_value=300))
+def test_thinning_keeps_the_samples_numpys_linspace_picks(values: list[float], cap: int) -> None:
+    if len(values) > cap:
+        picked = np.linspace(0, len(values) - 1, cap)
+        assert thin(values, cap) == tuple(values[round(p)] for p in picked)
+    else:
+        assert thin(values, cap) == tuple(values)
 
 
 @COMMON

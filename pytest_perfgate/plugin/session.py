@@ -11,9 +11,10 @@ holds the same results, and only the controller writes files.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,9 @@ class PerfSession:
         self._store: BaselineStore | None = None
         self._environment: Environment | None = None
         self._files: dict[str, BaselineFile | BaselineError] = {}
+        #: Under pytest-xdist, on the controller: module -> test -> measurement names of
+        #: the baseline files the workers read (the stale check needs no more than that).
+        self._stored_names: dict[str, dict[str, list[str]]] = {}
         self._refresh: RefreshReport | None = None
         self._interrupted = False
         self._report_lines: list[str] = []  #: said at the end of the terminal summary
@@ -246,6 +250,14 @@ class PerfSession:
                 "decisions": self.decisions,
                 "collected": {module: sorted(tests) for module, tests in self.collected.items()},
                 "expanded": {module: sorted(scopes) for module, scopes in self.expanded.items()},
+                # One JSON string: the serializer's cost is per object (_transported).
+                "stored": json.dumps(
+                    {
+                        module: {test: sorted(names) for test, names in file.tests.items()}
+                        for module, file in self._files.items()
+                        if not isinstance(file, Exception)
+                    }
+                ),
             }
 
     @pytest.hookimpl(optionalhook=True)
@@ -260,6 +272,7 @@ class PerfSession:
             self.collected.setdefault(module, set()).update(tests)
         for module, scopes in output["expanded"].items():
             self.expanded.setdefault(module, set()).update(scopes)
+        self._stored_names.update(json.loads(output.get("stored", "{}")))
 
     def is_perf_item(self, item: pytest.Item) -> bool:
         return is_perf_item(item, benchmark=self.benchmark)
@@ -457,8 +470,8 @@ class PerfSession:
         if fixture is not None and report.when == "call":
             record = _record_of(item, fixture)
             if self.is_worker:
-                # Plain JSON data: pytest-xdist carries report attributes to the controller.
-                report.perfgate = record.to_payload()  # type: ignore[attr-defined]
+                # pytest-xdist carries report attributes to the controller.
+                report.perfgate = _transported(record.to_payload())  # type: ignore[attr-defined]
             else:  # the controller itself: no round trip through JSON data
                 self.records[item.nodeid] = record
             # Read by --junitxml from the teardown report, which copies the item's list
@@ -478,7 +491,8 @@ class PerfSession:
             return
         payload = getattr(report, "perfgate", None)
         if payload is not None:  # from a pytest-xdist worker
-            self.records[report.nodeid] = _record_from(payload)
+            data = json.loads(payload) if isinstance(payload, str) else payload
+            self.records[report.nodeid] = _record_from(data)
             del report.perfgate  # the report is kept to the end; the record has it all
             self._perf_test_done()
         record = self.records.get(report.nodeid)
@@ -574,7 +588,15 @@ class PerfSession:
             return []
         from ..refresh import stale_entries
 
-        return stale_entries(self.collected, self.expanded, self._tests(), self._baseline_file)
+        return stale_entries(self.collected, self.expanded, self._tests(), self._stored)
+
+    def _stored(self, module: str) -> Mapping[str, Iterable[str]] | BaselineError:
+        """A module's stored test and measurement names: from the file this process read,
+        else from what the pytest-xdist workers read, else read now."""
+        if module not in self._files and module in self._stored_names:
+            return self._stored_names[module]
+        file = self._baseline_file(module)
+        return file if isinstance(file, Exception) else file.tests
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.settings.mode is Mode.OFF:
@@ -634,6 +656,18 @@ def _record_of(item: pytest.Item, fixture: PerfFixture) -> _TestRecord:
         extra_info=dict(extra_info or {}),
         location=(item.location[0], (item.location[1] or 0) + 1),
     )
+
+
+def _transported(payload: dict[str, Any]) -> str | dict[str, Any]:
+    """What a worker's report carries: the payload as one JSON string, which pytest-xdist's
+    serializer passes at once where it walks a dict object by object (several times
+    json's cost per test); the dict itself where JSON would not give it back as it is (a
+    tuple or a number as a key in a probe's details)."""
+    try:
+        text = json.dumps(payload)
+    except (TypeError, ValueError):  # not JSON data: as before, for execnet to judge
+        return payload
+    return text if json.loads(text) == payload else payload
 
 
 def _record_from(payload: dict[str, Any]) -> _TestRecord:

@@ -129,27 +129,44 @@ def _verdict_lines(
     return lines
 
 
+#: Lines ``look_lines`` lists at most, regressions first; the rest are counted by verdict
+#: in one line. A suite of ten thousand trivial tests had four thousand INCONCLUSIVE
+#: lines; the results file (``--perf-json``) has every one.
+MAX_LOOK_LINES = 100
+
+
 def look_lines(summary: RunSummary, comparisons: Sequence[Comparison]) -> list[SummaryLine]:
     """The verdicts to look at, one line each; those that share a reason (another machine
     class, for every measurement) one line with a count. A regression that failed its
-    test is not repeated: pytest printed its message in the failure and its summary."""
-    texts = look_texts(comparisons, summary.refresh_command, summary.regressions_failed)
-    return [SummaryLine(text) for text in texts]
+    test is not repeated: pytest printed its message in the failure and its summary.
+    Beyond ``MAX_LOOK_LINES`` lines, the rest are counted, not listed."""
+    from .terminal import VERDICT_ORDER, verdict_counts
+
+    groups = grouped(comparisons, summary.regressions_failed)
+    if len(groups) > MAX_LOOK_LINES:
+        groups.sort(key=lambda group: VERDICT_ORDER.index(group[0].verdict))
+    shown, left_out = groups[:MAX_LOOK_LINES], groups[MAX_LOOK_LINES:]
+    lines = [SummaryLine(_look_text(group, summary.refresh_command)) for group in shown]
+    if left_out:
+        rest = [c for group in left_out for c in group]
+        lines.append(SummaryLine(f"  ... and {len(rest)} more not listed: {verdict_counts(rest)}"))
+    return lines
 
 
 def look_texts(
     comparisons: Sequence[Comparison], command: str, regressions_failed: bool = False
 ) -> list[str]:
-    """The lines of look_lines, as text (``perfgate compare`` prints them too)."""
-    texts = []
-    for group in grouped(comparisons, regressions_failed):
-        first = group[0]
-        if len(group) == 1:
-            text = f"  {first.verdict.value} {first.label}: {explain(first)}"
-        else:
-            text = f"  {len(group)} {first.verdict.value}: {'; '.join(first.notes)}"
-        texts.append(with_command(text, command))
-    return texts
+    """The lines of look_lines, as text, every one (``perfgate compare`` prints them)."""
+    return [_look_text(group, command) for group in grouped(comparisons, regressions_failed)]
+
+
+def _look_text(group: Sequence[Comparison], command: str) -> str:
+    first = group[0]
+    if len(group) == 1:
+        text = f"  {first.verdict.value} {first.label}: {explain(first)}"
+    else:
+        text = f"  {len(group)} {first.verdict.value}: {'; '.join(first.notes)}"
+    return with_command(text, command)
 
 
 def grouped(
