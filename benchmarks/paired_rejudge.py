@@ -36,7 +36,7 @@ def rounds_of(path: Path) -> dict[tuple[str, str], list[PairedResult]]:
         by_key[key].append(
             PairedResult(
                 key, tuple(entry["base"]), tuple(entry["candidate"]), None, entry["looks"],
-                entry["stop_reason"], entry["seconds"], entry["threshold"], entry["alpha"], 0,
+                entry["stop_reason"], entry["seconds"], entry["threshold"], entry["alpha"],
             )
         )  # fmt: skip
     return by_key

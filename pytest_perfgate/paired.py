@@ -54,10 +54,10 @@ ROUND_VARIABLE = "PERFGATE_PAIRED_ROUND"
 #: The CPU a worker moves to once it has collected (every worker the same one).
 CPU_VARIABLE = "PERFGATE_PAIRED_CPU"
 
-#: Paired A/B's practical threshold where the user sets none. A paired verdict's standard
-#: error is 0.4-0.9% on a 2-core VM (stored baselines: two to three times that), so a 1%
-#: margin keeps the false-alarm level, and a 5% slowdown clears it by 4% instead of 3%
-#: (figures in docs/performance.md, "Paired A/B").
+#: Paired A/B's practical threshold where the user sets none. On a 2-core VM a paired
+#: verdict's standard error was 0.38-1.18% (10th-90th percentile, median 0.6%), where a
+#: stored baseline's run level moves by 3.5% (sd), so a 1% margin keeps the false-alarm
+#: level and a 5% slowdown clears it by 4% instead of 3% (docs/performance.md).
 PAIRED_THRESHOLD = 0.01
 #: Paired A/B's warm-up where the user sets none: it runs inside the paired clock, once
 #: per process and measurement, and both sides warm alike, so it is kept short.
@@ -330,7 +330,6 @@ class PairedResult:
     seconds: float  #: paired measuring time
     threshold: float  #: the practical threshold it was judged with
     alpha: float  #: the level of each look in this round
-    suite_tests: int  #: perf tests the two sides collected between them
 
     @property
     def pairs(self) -> int:
@@ -539,7 +538,6 @@ class Coordinator:
             seconds,
             active.threshold,
             self._look_level(),
-            self.perf_tests(),
         )
         return [reply for s in SIDES for reply in self._reply(s, "stop")]
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,54 @@ FAST_FLAGS: tuple[str, ...] = (
 #: 2-core machine running 10 times its load a 6-fold slowdown once measured as 1.7 ms against
 #: 61 us with a 95% CI of -33%..+116367% (INCONCLUSIVE): a real regression must fail every time.
 SLOWDOWN = "50"
+
+
+#: The suite of the A/B acceptance tests (tests/test_ab*.py): test_slow does WORK times the
+#: work of test_steady.
+AB_SUITE = """
+import os
+
+import pytest
+
+WORK = {work}
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+@pytest.mark.perf
+def test_slow(perf):
+    perf(spin, 2000 * WORK)
+
+
+@pytest.mark.perf
+def test_steady(perf):
+    perf(spin, 2000)
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    """Run git in ``repo`` with a committer identity of its own."""
+    identity = ("-c", "user.name=t", "-c", "user.email=t@t")
+    subprocess.run(["git", "-C", str(repo), *identity, *args], check=True, capture_output=True)
+
+
+def committed_repo(tmp_path: Path) -> Path:
+    """A git repository whose HEAD holds AB_SUITE at WORK = 1, with FAST_SETTINGS."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    settings = "\n".join(f"{key} = {value!r}" for key, value in FAST_SETTINGS.items())
+    (repo / "pyproject.toml").write_text(f"[tool.perfgate]\n{settings}\n")
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1))
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    return repo
+
 
 #: A suite whose test_slow does WORK times more work (WORK from the environment, read at
 #: call time: the test's code, and so its code hash, stays the same).

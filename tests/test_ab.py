@@ -15,32 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_support import FAST_SETTINGS, SLOWDOWN
+from plugin_support import AB_SUITE, SLOWDOWN, committed_repo, git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
-SUITE = """
-import pytest
-
-WORK = {work}
-
-
-def spin(n):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
-
-
-@pytest.mark.perf
-def test_slow(perf):
-    perf(spin, 2000 * WORK)
-
-
-@pytest.mark.perf
-def test_steady(perf):
-    perf(spin, 2000)
-"""
 
 NEW_TEST = """
 
@@ -50,22 +28,10 @@ def test_added(perf):
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository whose HEAD holds the suite at WORK = 1."""
-    repo = tmp_path / "project"
-    repo.mkdir()
-    settings = "\n".join(f"{key} = {value!r}" for key, value in FAST_SETTINGS.items())
-    (repo / "pyproject.toml").write_text(f"[tool.perfgate]\n{settings}\n")
-    (repo / "test_work.py").write_text(SUITE.format(work=1))
-    git(repo, "init", "-q")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
-    return repo
+    """A git repository whose HEAD holds AB_SUITE at WORK = 1."""
+    return committed_repo(tmp_path)
 
 
 def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,7 +41,7 @@ def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_slowdown_against_the_base_ref_is_a_regression(repo: Path) -> None:
-    (repo / "test_work.py").write_text(SUITE.format(work=SLOWDOWN))
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=SLOWDOWN))
     done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--json", "ab.json", "--", "pytest")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "REGRESSED test_work.py::test_slow:" in done.stdout
@@ -95,7 +61,7 @@ def test_nothing_changed_passes(repo: Path) -> None:
 
 
 def test_a_test_missing_on_the_base_side_is_reported_not_fatal(repo: Path) -> None:
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + NEW_TEST)
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + NEW_TEST)
     done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--", "pytest")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_work.py::test_added [time]: not measured on the base side" in done.stdout
@@ -104,8 +70,8 @@ def test_a_test_missing_on_the_base_side_is_reported_not_fatal(repo: Path) -> No
 
 def test_a_base_side_that_cannot_import_is_reported_per_test(repo: Path) -> None:
     (repo / "test_work.py").write_text("import not_a_module\n")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "broken base")
-    (repo / "test_work.py").write_text(SUITE.format(work=1))
+    git(repo, "commit", "-qam", "broken base")
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1))
     done = perfgate_ab(repo, "--base", "HEAD", "--rounds", "2", "--", "pytest")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not measured on the base side" in done.stdout
@@ -155,7 +121,7 @@ def test_paired_verdicts_split_alpha_over_the_measurements_judged() -> None:
         base = tuple(1e-3 * (1 + 0.003 * (i % 3)) for i in range(8))
         candidate = tuple(b * 1.04 * (1 + 0.002 * (i % 2)) for i, b in enumerate(base))
         key = ("t.py::test_x", name)
-        return [PairedResult(key, base, candidate, None, 1, "clear", 0.2, 0.01, 0.05, 1)] * 3
+        return [PairedResult(key, base, candidate, None, 1, "clear", 0.2, 0.01, 0.05)] * 3
 
     results = []
     for name in ("a", "b"):

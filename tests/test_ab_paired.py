@@ -16,37 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_support import FAST_SETTINGS, SLOWDOWN
+from plugin_support import AB_SUITE, SLOWDOWN, committed_repo, git
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or not hasattr(os, "sched_getaffinity"),
     reason="needs git and Linux (Unix sockets, CPU affinity)",
 )
 
-SUITE = """
-import os
-
-import pytest
-
-WORK = {work}
-
-
-def spin(n):
-    total = 0
-    for i in range(n):
-        total += i
-    return total
-
-
-@pytest.mark.perf
-def test_slow(perf):
-    perf(spin, 2000 * WORK)
-
-
-@pytest.mark.perf
-def test_steady(perf):
-    perf(spin, 2000)
-"""
 
 EXTRA = """
 
@@ -60,23 +36,10 @@ def test_extra(perf):
 PAIRED = ("--rounds", "2", "--pair-time", "1.0")
 
 
-def git(repo: Path, *args: str) -> None:
-    identity = ("-c", "user.name=t", "-c", "user.email=t@t")
-    subprocess.run(["git", "-C", str(repo), *identity, *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository whose HEAD holds the suite at WORK = 1."""
-    repo = tmp_path / "project"
-    repo.mkdir()
-    settings = "\n".join(f"{key} = {value!r}" for key, value in FAST_SETTINGS.items())
-    (repo / "pyproject.toml").write_text(f"[tool.perfgate]\n{settings}\n")
-    (repo / "test_work.py").write_text(SUITE.format(work=1))
-    git(repo, "init", "-q")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "base")
-    return repo
+    """A git repository whose HEAD holds AB_SUITE at WORK = 1."""
+    return committed_repo(tmp_path)
 
 
 def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +51,7 @@ def perfgate_ab(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_slowdown_is_caught_in_pairs(repo: Path) -> None:
-    (repo / "test_work.py").write_text(SUITE.format(work=SLOWDOWN))
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=SLOWDOWN))
     done = perfgate_ab(repo, "--json", "ab.json", "--pairs-json", "pairs.json", "--", "pytest")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "REGRESSED test_work.py::test_slow:" in done.stdout
@@ -113,7 +76,7 @@ def test_nothing_changed_passes(repo: Path) -> None:
 
 def test_a_test_on_the_candidate_side_only_is_measured_alone(repo: Path) -> None:
     extra = EXTRA.format(body="pass")
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + extra)
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + extra)
     done = perfgate_ab(repo, "--", "pytest")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_work.py::test_extra [time]: not measured on the base side" in done.stdout
@@ -122,10 +85,10 @@ def test_a_test_on_the_candidate_side_only_is_measured_alone(repo: Path) -> None
 
 def test_a_test_skipped_on_one_side_does_not_hold_up_the_other(repo: Path) -> None:
     git_extra = EXTRA.format(body="pass")
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + git_extra)
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + git_extra)
     git(repo, "commit", "-qam", "extra test")
     skipped = EXTRA.format(body='pytest.skip("not today")')
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + skipped)
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + skipped)
     done = perfgate_ab(repo, "--", "pytest")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_work.py::test_extra [time]: measured on the base side only" in done.stdout
@@ -133,9 +96,9 @@ def test_a_test_skipped_on_one_side_does_not_hold_up_the_other(repo: Path) -> No
 
 def test_a_crashing_worker_does_not_hang_the_run(repo: Path) -> None:
     crash = EXTRA.format(body="os._exit(3)")  # the base's process dies mid-suite
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + crash)
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + crash)
     git(repo, "commit", "-qam", "a base that crashes")
-    (repo / "test_work.py").write_text(SUITE.format(work=1) + EXTRA.format(body="pass"))
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=1) + EXTRA.format(body="pass"))
     done = perfgate_ab(repo, "--", "pytest")  # the timeout fails the test on a hang
     assert done.returncode == 0, done.stdout + done.stderr
     assert "base run 1: pytest exited with 3" in done.stdout
@@ -156,7 +119,7 @@ def test_the_whole_run_fallback_still_alternates_runs(repo: Path) -> None:
 def test_the_threshold_given_to_perfgate_ab_reaches_the_paired_verdicts(repo: Path) -> None:
     # The project's pyproject.toml says 0.5; the command line wins over it, in the
     # workers that judge each pair too (they once kept the project's threshold).
-    (repo / "test_work.py").write_text(SUITE.format(work=SLOWDOWN))
+    (repo / "test_work.py").write_text(AB_SUITE.format(work=SLOWDOWN))
     done = perfgate_ab(repo, "--threshold", "0.9", "--pairs-json", "pairs.json", "--", "pytest")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "threshold 90%" in done.stdout

@@ -109,7 +109,7 @@ def result(change: float, *, pairs: int = 20, key: Key = KEY) -> PairedResult:
     """A round whose candidate is ``change`` slower, with a little spread."""
     base = tuple(1e-3 * (1 + 0.002 * (i % 3)) for i in range(pairs))
     candidate = tuple(b * (1 + change) * (1 + 0.002 * (i % 2)) for i, b in enumerate(base))
-    return PairedResult(key, base, candidate, None, 1, "time budget", 1.0, 0.02, 0.001, 24)
+    return PairedResult(key, base, candidate, None, 1, "time budget", 1.0, 0.02, 0.001)
 
 
 def test_rounds_that_agree_on_a_slowdown_make_it_regressed() -> None:
