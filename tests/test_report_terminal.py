@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_perfgate.model import Comparison, Direction, Verdict
@@ -9,6 +11,7 @@ from pytest_perfgate.report.terminal import (
     CI_HEADER,
     DETECTS_HEADER,
     MAX_TABLE_ROWS,
+    cell_width,
     render_table,
 )
 from pytest_perfgate.stats import summarize
@@ -136,3 +139,38 @@ def test_a_long_table_lists_the_rows_that_matter_and_counts_the_rest() -> None:
     assert lines[-1] == "... and 2 more not listed: 2 UNCHANGED"
     assert "t.py::test_00197" in text
     assert "t.py::test_00198" not in text
+
+
+def test_wide_characters_count_as_two_cells_so_columns_stay_aligned() -> None:
+    rows = [
+        comparison("t.py::test_[日本]", Verdict.UNCHANGED),
+        comparison("t.py::test_ab", Verdict.NEW),
+    ]
+    lines = render_table(rows, width=120).splitlines()
+    found = zip(lines[1:], ("NEW", "UNCH"), strict=True)
+    starts = [cell_width(line[: line.index(verdict)]) for line, verdict in found]
+    assert starts[0] == starts[1]  # both verdicts start in the same column
+    assert cell_width("日本") == 4
+    assert cell_width("e\u0301") == 1
+
+
+@pytest.mark.parametrize("width", [30, 60])
+def test_a_folded_table_fits_the_line_even_with_wide_characters(width: int) -> None:
+    rows = [comparison("t.py::" + "日" * 70, Verdict.REGRESSED), *LONG]
+    for line in render_table(rows, width=width).splitlines():
+        assert cell_width(line) <= width, line
+
+
+def test_colour_only_wraps_the_verdict_and_the_header() -> None:
+    rows = [
+        comparison("t.py::test_a", Verdict.REGRESSED),
+        comparison("t.py::test_b", Verdict.UNCHANGED),
+    ]
+    plain, coloured = render_table(rows), render_table(rows, color=True)
+    assert "\x1b" not in plain
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+    header, regressed, unchanged = coloured.splitlines()
+    assert header.startswith("\x1b[1m")
+    assert header.endswith("\x1b[0m")
+    assert "\x1b[1;31mREGRESSED" in regressed
+    assert "\x1b[2mUNCHANGED" in unchanged

@@ -1,13 +1,16 @@
-"""The end-of-run table, rendered with rich into text that pytest's terminal writer prints."""
+"""The end-of-run table, as plain text with ANSI colours where the terminal takes them.
+
+Written out here rather than with rich: importing rich and laying out its Table cost
+about 20 ms and 0.3 ms a row, the largest part of what a 100-test gated run added to
+plain pytest (docs/performance.md). Columns are sized to their widest cell, in terminal
+cells (a CJK character takes two), and the caller's width is honoured by dropping
+columns or folding the table (``render_table``), so nothing here ever wraps.
+"""
 
 from __future__ import annotations
 
-import io
+import unicodedata
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..model import (
     Comparison,
@@ -18,14 +21,16 @@ from ..model import (
     format_quantity,
 )
 
+#: SGR codes of each verdict's colour (bold red, green, dim, yellow, cyan, magenta).
 VERDICT_STYLE = {
-    Verdict.REGRESSED: "bold red",
-    Verdict.IMPROVED: "green",
-    Verdict.UNCHANGED: "dim",
-    Verdict.INCONCLUSIVE: "yellow",
-    Verdict.NEW: "cyan",
-    Verdict.INCOMPARABLE: "magenta",
+    Verdict.REGRESSED: "1;31",
+    Verdict.IMPROVED: "32",
+    Verdict.UNCHANGED: "2",
+    Verdict.INCONCLUSIVE: "33",
+    Verdict.NEW: "36",
+    Verdict.INCOMPARABLE: "35",
 }
+BOLD = "1"
 
 #: Regressions first: the table is read from the top.
 VERDICT_ORDER = [
@@ -73,14 +78,14 @@ def render_table(
     # A table of NEW and INCOMPARABLE rows alone has no detectable change to show.
     sized = any(c.detectable_change is not None for c in ordered)
     choices = _OPTIONAL if sized else tuple((CI_HEADER,)[: len(o)] for o in _OPTIONAL[1:])
-    label_width = max([len("test"), *(len(c.label) for c in ordered)])
+    label_width = max([len("test"), *(cell_width(c.label) for c in ordered)])
     widths = dict(zip(all_headers, _widths(full_rows, all_headers), strict=True))
     for optional in choices:
         headers = _headers(optional)
         natural = label_width + sum(widths[h] + 2 for h in headers)  # two spaces between
         if natural <= width:
             rows = [_select(row, all_headers, headers) for row in full_rows]
-            return _rich_table(ordered, rows, headers, width, color) + more
+            return _aligned_table(ordered, rows, headers, label_width, color) + more
     return _folded_table(ordered, full_rows, width, color) + more
 
 
@@ -90,6 +95,42 @@ def _select(row: tuple[str, ...], headers: Sequence[str], shown: Sequence[str]) 
 
 def _widths(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> list[int]:
     return [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells ``text`` takes: two for a wide (CJK) character, none for a
+    combining mark. ASCII, nearly every test id, is its length."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(char) for char in text)
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(width - cell_width(text), 0)
+    return fill + text if right else text + fill
+
+
+def _styled(text: str, code: str | None, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color and code else text
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` cut into lines of at most ``width`` cells (a test id longer than the line)."""
+    lines, line, used = [], "", 0
+    for char in text:
+        size = _char_width(char)
+        if used + size > width and line:
+            lines.append(line)
+            line, used = "", 0
+        line += char
+        used += size
+    return [*lines, line]
 
 
 def _headers(optional: Sequence[str]) -> tuple[str, ...]:
@@ -114,61 +155,65 @@ def _cells(c: Comparison) -> tuple[str, ...]:
     )
 
 
-def _console(buffer: io.StringIO, width: int, color: bool) -> Console:
-    return Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        color_system="standard" if color else None,
-        no_color=not color,
-        highlight=False,
-        soft_wrap=False,
-    )
-
-
-def _rich_table(
+def _aligned_table(
     ordered: Sequence[Comparison],
     rows: Sequence[tuple[str, ...]],
     headers: Sequence[str],
-    width: int,
+    label_width: int,
     color: bool,
 ) -> str:
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("test", no_wrap=True)
-    for header in headers:
-        table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
-    for c, cells in zip(ordered, rows, strict=True):
-        table.add_row(
-            Text(c.label),  # plain text: "[a]" in a test id or "[rows]" is not rich markup
-            Text(cells[0], style=VERDICT_STYLE[c.verdict]),
-            *cells[1:],
-        )
-    buffer = io.StringIO()
-    _console(buffer, width, color).print(table)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+    """One line per row: the test id, then the figures, two spaces apart; the verdict
+    left-aligned, the figures right-aligned, the header bold."""
+    widths = _widths(rows, headers)
+
+    def line(label: str, cells: Sequence[str], style: str | None) -> str:
+        parts = [_pad(label, label_width)]
+        for index, (cell, size) in enumerate(zip(cells, widths, strict=True)):
+            text = _pad(cell, size, right=index > 0)
+            parts.append(_styled(text, style, color) if index == 0 else text)
+        return "  ".join(parts).rstrip()
+
+    pairs = enumerate(zip(headers, widths, strict=True))
+    titles = [_pad(title, size, right=index > 0) for index, (title, size) in pairs]
+    header = _styled("  ".join([_pad("test", label_width), *titles]).rstrip(), BOLD, color)
+    lines = [header]
+    lines.extend(
+        line(c.label, cells, VERDICT_STYLE[c.verdict])
+        for c, cells in zip(ordered, rows, strict=True)
+    )
+    return "\n".join(lines) + "\n"
 
 
 def _folded_table(
     ordered: Sequence[Comparison], rows: Sequence[tuple[str, ...]], width: int, color: bool
 ) -> str:
-    """Each test id on its own line, its figures indented below it."""
+    """Each test id on its own line (folded where longer than the line), its figures
+    indented below it."""
     widths = _widths(rows, _FIGURES)
-    buffer = io.StringIO()
-    console = _console(buffer, max(width, 1), color)
+    width = max(width, 1)
 
-    def figures(cells: Sequence[str], style: str | None) -> Text:
-        line = Text("  ")
-        line.append(cells[0].ljust(widths[0]), style=style)
+    def figures(cells: Sequence[str], style: str | None) -> list[str]:
+        """The figures on as few lines as fit, a cell never cut where it fits a line."""
+        verdict = cells[0].ljust(widths[0])
+        lines = _fold("  " + verdict, width)
+        if len(lines) == 1:  # the verdict whole on its line: colour it
+            lines[0] = "  " + _styled(verdict, style, color)
+        used = cell_width("  " + verdict)
         for cell, size in zip(cells[1:], widths[1:], strict=True):
-            line.append("  " + cell.rjust(size))
-        return line
+            text = "  " + cell.rjust(size)
+            if used + cell_width(text) <= width:
+                lines[-1] += text
+                used += cell_width(text)
+            else:
+                lines.extend(_fold(cell, width))
+                used = cell_width(lines[-1])
+        return lines
 
-    console.print(Text("test", style="bold"), overflow="fold")
-    console.print(figures(_FIGURES, "bold"), overflow="fold")
+    lines = [_styled("test", BOLD, color), *figures(_FIGURES, BOLD)]
     for c, cells in zip(ordered, rows, strict=True):
-        console.print(Text(c.label), overflow="fold")
-        console.print(figures(cells[: len(_FIGURES)], VERDICT_STYLE[c.verdict]), overflow="fold")
-    return buffer.getvalue()
+        lines.extend(_fold(c.label, width))
+        lines.extend(figures(cells[: len(_FIGURES)], VERDICT_STYLE[c.verdict]))
+    return "\n".join(lines) + "\n"
 
 
 def verdict_counts(comparisons: Sequence[Comparison]) -> str:
