@@ -8,7 +8,9 @@ file), then times, each in a fresh process and side by side in one run of this s
   that any plugin adds to;
 - a refresh (``--perf-update-baselines``) and a gated run against those baselines;
 - the same tests written for pytest-benchmark (``--benchmark-min-rounds=5
-  --benchmark-max-time=0 --benchmark-warmup=off``) when it is installed;
+  --benchmark-max-time=0 --benchmark-warmup=off``) when it is installed: measuring alone,
+  then its nearest equivalents of a refresh (``--benchmark-save``) and of a gated run
+  (``--benchmark-compare --benchmark-compare-fail=median:5%``);
 - with ``--xdist N``, the gated run and pytest-benchmark again under ``-n N``.
 
 The measured work is five calls of ``int`` a test, microseconds: the time per test is the
@@ -27,6 +29,9 @@ in which one module's entries changed (which files are rewritten).
 
 ``--repeat N`` runs every row N times, in rounds (each round starts without baselines, so
 each refresh records the same first run), and prints the medians.
+
+Both packages' bytecode is compiled first (an installed wheel has it; see
+``compile_bytecode``).
 
 Usage:  python benchmarks/scale_cost.py [--sizes 100 1000 10000] [--python PYTHON]
             [--xdist 2] [--isolated 10000] [--before DIR] [--repeat 3]
@@ -128,7 +133,15 @@ def suite_rows(args: argparse.Namespace, size: int, work: Path) -> list[Row]:
     ]
     if args.has_benchmark:
         write_suite(theirs, size, BENCHMARK_TEST)
+        bench_options.append(f"--benchmark-storage=file://{theirs / '.benchmarks'}")
         rows.append(("pytest-benchmark", [*pytest, *bench_options], theirs, {}))
+        # Its nearest equivalents of a refresh and a gated run: save the results, then
+        # compare with the saved ones and fail a test 5% slower.
+        save = [*pytest, *bench_options, "--benchmark-save=base"]
+        rows.append(("pytest-benchmark save", save, theirs, {}))
+        compare = [*pytest, *bench_options, "--benchmark-compare=0001",
+                   "--benchmark-compare-fail=median:5%"]  # fmt: skip
+        rows.append(("pytest-benchmark compare", compare, theirs, {}))
     if args.xdist:
         xdist = ["-n", str(args.xdist)]
         rows.append((f"plain pytest -n {args.xdist}", [*plain_command, *xdist], plain, {}))
@@ -152,6 +165,7 @@ def run_suites(args: argparse.Namespace) -> None:
         failures: dict[str, str] = {}
         for _ in range(args.repeat):  # rounds of every row, so drift in the load hits all
             shutil.rmtree(work / f"perf{size}" / "baselines", ignore_errors=True)
+            shutil.rmtree(work / f"bench{size}" / ".benchmarks", ignore_errors=True)
             for label, command, cwd, env in rows:
                 wall, cpu, peak, last = timed(command, cwd, env)
                 runs[label].append((wall, cpu, peak))
@@ -280,6 +294,21 @@ def run_isolated(tests: int) -> None:
     print(f"  refresh one module's tests, {files} rewritten: {watch}")
 
 
+def compile_bytecode(args: argparse.Namespace) -> None:
+    """Compile the measured packages' bytecode first. An installed wheel has it, as
+    pytest and pytest-benchmark have in site-packages; an editable checkout run with
+    PYTHONDONTWRITEBYTECODE (this project's VM sets it) would compile every module from
+    source in every run, some 15 ms that no user pays."""
+    find = "import os, pytest_perfgate; print(os.path.dirname(pytest_perfgate.__file__))"
+    where = subprocess.run(
+        [args.python, "-c", find], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    packages = [where, *([str(Path(args.before) / "pytest_perfgate")] if args.before else [])]
+    for package in packages:
+        subprocess.run([args.python, "-m", "compileall", "-q", package], check=True)
+    print(f"bytecode compiled: {', '.join(packages)}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
@@ -301,6 +330,7 @@ def main() -> int:
         ).returncode
         == 0
     )
+    compile_bytecode(args)
     print(f"load average before: {os.getloadavg()}", flush=True)
     if args.sizes:
         run_suites(args)

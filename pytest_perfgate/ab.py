@@ -220,7 +220,7 @@ def _start_worker(
     rules: PairRules,
     cpu: int | None,
 ) -> subprocess.Popen[bytes]:
-    from .paired import (
+    from .paired_protocol import (
         BATCH_TIME_VARIABLE,
         CPU_VARIABLE,
         ROUND_VARIABLE,

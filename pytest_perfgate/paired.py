@@ -10,10 +10,11 @@ time, so the two never compete for the cores.
 
 This module holds the three parts that do not need pytest:
 
-* the protocol: one JSON object per line, worker -> coordinator ``hello`` (side and the
-  perf tests it collected), ``arrive`` (a measurement is about to start), ``level`` (a
-  batch's level), ``finished`` (a test ended); coordinator -> worker ``go`` (measure one
-  batch), ``stop`` (end this measurement), ``solo`` (measure alone, unpaired);
+* the protocol (its names and encoding in paired_protocol.py): one JSON object per
+  line, worker -> coordinator ``hello`` (side and the perf tests it collected),
+  ``arrive`` (a measurement is about to start), ``level`` (a batch's level),
+  ``finished`` (a test ended); coordinator -> worker ``go`` (measure one batch), ``stop``
+  (end this measurement), ``solo`` (measure alone, unpaired);
 * :class:`Coordinator`: a pure state machine, fed events with the time they happened
   and answering with the replies to send, so its decisions are tested with scripted
   levels and an injected clock;
@@ -27,7 +28,6 @@ import collections
 import contextlib
 import functools
 import itertools
-import json
 import math
 import socket
 import threading
@@ -38,21 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from .model import Direction, Verdict
+from .paired_protocol import SIDES, decode, encode
 
 if TYPE_CHECKING:  # stats imports numpy and scipy: a worker loads this module at start-up
     from .stats import Decision
-
-#: Where a worker finds the coordinator's socket; unset means an ordinary run.
-SOCKET_VARIABLE = "PERFGATE_PAIRED_SOCKET"
-#: Which side a worker measures: "base" or "candidate".
-SIDE_VARIABLE = "PERFGATE_PAIRED_SIDE"
-SIDES = ("base", "candidate")
-#: Seconds of samples per turn, as the workers read it (plugin/paired_worker.py).
-BATCH_TIME_VARIABLE = "PERFGATE_PAIRED_BATCH_TIME"
-#: Which round (pair of processes) a worker belongs to: 0, 1, ...
-ROUND_VARIABLE = "PERFGATE_PAIRED_ROUND"
-#: The CPU a worker moves to once it has collected (every worker the same one).
-CPU_VARIABLE = "PERFGATE_PAIRED_CPU"
 
 #: Paired A/B's practical threshold where the user sets none. On a 2-core VM a paired
 #: verdict's standard error was 0.38-1.18% (10th-90th percentile, median 0.6%), where a
@@ -68,19 +57,6 @@ PAIRED_WARMUP_TIME = 0.02
 Key = tuple[str, str]
 #: A message to send: (side, JSON object).
 Reply = tuple[str, dict[str, Any]]
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """One protocol line."""
-    return (json.dumps(message, separators=(",", ":")) + "\n").encode()
-
-
-def decode(line: bytes) -> dict[str, Any]:
-    """One protocol line back; a malformed line is a ValueError."""
-    message = json.loads(line)
-    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
-        raise ValueError(f"not a perfgate paired message: {line[:80]!r}")
-    return message
 
 
 def other(side: str) -> str:

@@ -1,8 +1,9 @@
 """The worker side of paired A/B: this pytest process takes turns with the other side's.
 
-Registered by ``pytest_configure`` only when :data:`~pytest_perfgate.paired.SOCKET_VARIABLE`
-is set (``perfgate ab`` sets it for the two processes it starts); an ordinary run never
-imports more of it than this module. It says which perf tests it collected and when each
+Registered by ``pytest_configure`` only when
+:data:`~pytest_perfgate.paired_protocol.SOCKET_VARIABLE` is set (``perfgate ab`` sets it
+for the two processes it starts); an ordinary run imports this module and the protocol's
+names, not the coordinator. It says which perf tests it collected and when each
 test ends, and gives every ``perf(...)`` measurement a :class:`MeasurementTurns`, which
 the sampler asks before each batch. The coordinator (paired.py) answers.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ..paired import (
+from ..paired_protocol import (
     BATCH_TIME_VARIABLE,
     CPU_VARIABLE,
     ROUND_VARIABLE,
