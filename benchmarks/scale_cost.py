@@ -294,19 +294,18 @@ def run_isolated(tests: int) -> None:
     print(f"  refresh one module's tests, {files} rewritten: {watch}")
 
 
-def compile_bytecode(args: argparse.Namespace) -> None:
-    """Compile the measured packages' bytecode first. An installed wheel has it, as
-    pytest and pytest-benchmark have in site-packages; an editable checkout run with
-    PYTHONDONTWRITEBYTECODE (this project's VM sets it) would compile every module from
-    source in every run, some 15 ms that no user pays."""
+def compile_bytecode(python: str, *packages: str) -> None:
+    """Compile the measured package's bytecode (and ``packages``') first. An installed
+    wheel has it, as pytest and pytest-benchmark have in site-packages; an editable
+    checkout run with PYTHONDONTWRITEBYTECODE (this project's VM sets it) would compile
+    every module from source in every run, some 15 ms that no user pays."""
     find = "import os, pytest_perfgate; print(os.path.dirname(pytest_perfgate.__file__))"
     where = subprocess.run(
-        [args.python, "-c", find], capture_output=True, text=True, check=True
+        [python, "-c", find], capture_output=True, text=True, check=True
     ).stdout.strip()
-    packages = [where, *([str(Path(args.before) / "pytest_perfgate")] if args.before else [])]
-    for package in packages:
-        subprocess.run([args.python, "-m", "compileall", "-q", package], check=True)
-    print(f"bytecode compiled: {', '.join(packages)}", flush=True)
+    for package in (where, *packages):
+        subprocess.run([python, "-m", "compileall", "-q", package], check=True)
+    print(f"bytecode compiled: {', '.join((where, *packages))}", flush=True)
 
 
 def main() -> int:
@@ -330,7 +329,8 @@ def main() -> int:
         ).returncode
         == 0
     )
-    compile_bytecode(args)
+    earlier = [str(Path(args.before) / "pytest_perfgate")] if args.before else []
+    compile_bytecode(args.python, *earlier)
     print(f"load average before: {os.getloadavg()}", flush=True)
     if args.sizes:
         run_suites(args)

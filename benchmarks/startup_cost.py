@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scale_cost import compile_bytecode  # this folder is first on the path
+
 #: Trivial tests per generated file; the suite is split over files as real suites are.
 TESTS_PER_FILE = 50
 
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="runs per side")
     parser.add_argument("--python", default=sys.executable, help="interpreter to measure")
     args = parser.parse_args()
+    compile_bytecode(args.python)
     with tempfile.TemporaryDirectory(prefix="perfgate-startup-") as scratch:
         root = Path(scratch)
         write_suite(root, args.tests)
