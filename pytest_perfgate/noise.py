@@ -40,6 +40,7 @@ RUN_NOISE_PRIORS: Mapping[MeasurementKind, float] = {
     # Loopback: round trips 7.9-9.8 us over 20 runs once pinned, throughput a few percent.
     MeasurementKind.NETWORK: 0.05,
     # NCCL all_reduce 1 MiB: 42.0-45.3 us over three refreshes; gloo on CPUs 5-15%.
+    # Large NCCL messages are far quieter (LARGE_NCCL_PRIOR).
     MeasurementKind.COLLECTIVE: 0.05,
     MeasurementKind.COUNTED: 0.0,
     MeasurementKind.UNTIMED: 0.0,
@@ -76,6 +77,28 @@ def prior_of(kind: MeasurementKind, override: float | None) -> float:
     return RUN_NOISE_PRIORS[kind] if override is None else override
 
 
+#: An NCCL collective of at least LARGE_NCCL_BYTES is bandwidth-bound: its run levels
+#: moved by under 2% at 64 MiB and 1 GiB on 2 and 4 H200s (docs/performance.md), where
+#: 1 MiB moved by -7.9..+5.6%. The kind's 5% left a 3-refresh gate blind to +10% there.
+LARGE_NCCL_BYTES = 16 * 2**20
+LARGE_NCCL_PRIOR = 0.02
+
+
 def run_noise_prior(measurement: Measurement, override: float | None) -> float:
-    """The run-noise prior of ``measurement`` (see prior_of)."""
-    return prior_of(kind_of(measurement.unit, measurement.machine), override)
+    """The run-noise prior of ``measurement`` (see prior_of); a large NCCL message gets
+    LARGE_NCCL_PRIOR instead of its kind's."""
+    kind = kind_of(measurement.unit, measurement.machine)
+    if override is None and kind is MeasurementKind.COLLECTIVE and _large_nccl(measurement):
+        return LARGE_NCCL_PRIOR
+    return prior_of(kind, override)
+
+
+def _large_nccl(measurement: Measurement) -> bool:
+    details = measurement.details
+    size = details.get("bytes")
+    return (
+        details.get("backend") == "nccl"
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size >= LARGE_NCCL_BYTES
+    )

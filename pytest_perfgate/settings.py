@@ -314,7 +314,8 @@ OPTIONS: tuple[Option, ...] = (
         _fraction,
         "run-to-run noise of timings (relative standard deviation) assumed until a "
         "baseline's history measures it, for every kind of measurement (default: each "
-        "kind's own: CPU 0.025, GPU 0.01, network and collectives 0.05, storage 0.10)",
+        "kind's own: CPU 0.025, GPU 0.01, network and collectives 0.05 (NCCL messages "
+        "of 16 MiB or more 0.02), storage 0.10)",
         "FRACTION",
     ),
     Option(

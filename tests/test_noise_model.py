@@ -11,6 +11,8 @@ import pytest
 from pytest_perfgate.gate import GatePolicy, basis_of
 from pytest_perfgate.model import BaselineEntry, Direction, Environment, Measurement, Verdict
 from pytest_perfgate.noise import (
+    LARGE_NCCL_BYTES,
+    LARGE_NCCL_PRIOR,
     RUN_NOISE_PRIORS,
     MeasurementKind,
     kind_of,
@@ -156,6 +158,26 @@ def test_each_kind_of_measurement_has_its_own_prior(
     assert run_noise_prior(measurement, None) == (RUN_NOISE_PRIORS[kind] if timed else 0.0)
     # --perf-run-noise replaces every timed kind's prior, and no untimed one.
     assert run_noise_prior(measurement, 0.07) == (0.07 if timed else 0.0)
+
+
+@pytest.mark.parametrize(
+    ("backend", "size", "prior"),
+    [
+        ("nccl", 2**20, RUN_NOISE_PRIORS[MeasurementKind.COLLECTIVE]),
+        ("nccl", LARGE_NCCL_BYTES - 1, RUN_NOISE_PRIORS[MeasurementKind.COLLECTIVE]),
+        ("nccl", LARGE_NCCL_BYTES, LARGE_NCCL_PRIOR),
+        ("nccl", 2**30, LARGE_NCCL_PRIOR),
+        ("gloo", 2**30, RUN_NOISE_PRIORS[MeasurementKind.COLLECTIVE]),  # CPUs: noisy
+    ],
+)
+def test_a_large_nccl_message_gets_the_quieter_prior(backend: str, size: int, prior: float) -> None:
+    machine = {"collective.backend": backend}
+    measurement = Measurement(
+        "all_reduce.x", "s", LOWER, (1e-3,) * 20, machine=machine,
+        details={"probe": "collective", "backend": backend, "bytes": size},
+    )  # fmt: skip
+    assert run_noise_prior(measurement, None) == prior
+    assert run_noise_prior(measurement, 0.07) == 0.07  # --perf-run-noise still wins
 
 
 def test_the_gate_uses_the_gpu_prior_for_a_gpu_measurement() -> None:
