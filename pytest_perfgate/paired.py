@@ -208,7 +208,10 @@ def _combine(centres: Sequence[TrimmedMean], noise: float) -> Combined:
         spread = math.fsum((c.mean - mean) ** 2 / (c.se**2 + noise**2) for c in centres)
         if float(scipy_stats.chi2.sf(spread, k - 1)) < ROUNDS_DISAGREE:
             changes = ", ".join(f"{math.expm1(c.mean):+.1%}" for c in centres)
-            disagreement = f"rounds disagree ({changes}): processes landed apart"
+            disagreement = (
+                f"rounds disagree ({changes}): processes landed apart, as memory layout "
+                "can move a test between processes (docs/how-to/ab-mode.md)"
+            )
     return Combined(mean, se, df, disagreement)
 
 
