@@ -20,13 +20,12 @@ from pytest_perfgate.paired import (
     PairRules,
     Reply,
     combined,
-    decode,
-    encode,
     paired_decision,
     process_noise,
     rounds_decision,
     trimmed_mean,
 )
+from pytest_perfgate.paired_protocol import decode, encode
 from pytest_perfgate.sampling import BatchTime, Sampler, SamplingPlan
 from pytest_perfgate.stats import Decision
 
