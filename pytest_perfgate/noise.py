@@ -77,9 +77,10 @@ def prior_of(kind: MeasurementKind, override: float | None) -> float:
     return RUN_NOISE_PRIORS[kind] if override is None else override
 
 
-#: An NCCL collective of at least LARGE_NCCL_BYTES is bandwidth-bound: its run levels
-#: moved by under 2% at 64 MiB and 1 GiB on 2 and 4 H200s (docs/performance.md), where
-#: 1 MiB moved by -7.9..+5.6%. The kind's 5% left a 3-refresh gate blind to +10% there.
+#: An NCCL collective of at least LARGE_NCCL_BYTES is bandwidth-bound: over A/A runs its
+#: level moved by at most 3.6% at 64 MiB and 1.4% at 1 GiB on 2 H200s (under 2% on 4),
+#: where 1 MiB moved by -12..+9% (docs/performance.md). The kind's 5% left a 3-refresh
+#: gate blind to +10% there; at 2%, 17 A/A runs stayed green.
 LARGE_NCCL_BYTES = 16 * 2**20
 LARGE_NCCL_PRIOR = 0.02
 

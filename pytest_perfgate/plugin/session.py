@@ -242,12 +242,12 @@ class PerfSession:
         # Counting reads every baseline file; its thousands of new objects would set off
         # young-generation passes over the collection's heap, doubling the reading time
         # at 1,000 tests. They hold no cycles; the freeze below collects once.
-        paused = gc.isenabled()
+        was_enabled = gc.isenabled()
         gc.disable()
         try:
             self.decisions = self._count_decisions(perf_items)
         finally:
-            if paused:
+            if was_enabled:
                 gc.enable()
         if self.perf_tests and self.settings.mode is not Mode.OFF:
             self._freeze_heap()
