@@ -74,3 +74,27 @@ def test_a_perf_test_imports_the_core(pytester: pytest.Pytester) -> None:
     # A median's gate is plain Python (issue 18): numpy and scipy come with tail statistics.
     assert "numpy" not in loaded
     assert "scipy" not in loaded
+
+
+def test_a_perf_fixture_asked_for_at_run_time_is_still_judged(pytester: pytest.Pytester) -> None:
+    """No mark and no ``perf`` argument: collection sees no perf test, yet the fixture's
+    measurement is recorded, and a 5x slower run fails against it."""
+    pytester.makepyfile(
+        test_dynamic="""
+import os, time
+
+
+def test_dynamic(request):
+    perf = request.getfixturevalue("perf")
+    pause = float(os.environ.get("PAUSE", "0.002"))
+    perf(time.sleep, pause)
+"""
+    )
+    refresh = pytester.runpytest_subprocess("--perf-update-baselines", "-p", "no:randomly")
+    refresh.assert_outcomes(passed=1)
+    assert (pytester.path / "baselines" / "test_dynamic.json").is_file()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PAUSE", "0.01")
+        slower = pytester.runpytest_subprocess("-p", "no:randomly", "--perf-max-time=0.3")
+    slower.assert_outcomes(failed=1)
+    assert "performance regression in test_dynamic.py::test_dynamic" in slower.stdout.str()
