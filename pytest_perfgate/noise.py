@@ -80,7 +80,7 @@ def prior_of(kind: MeasurementKind, override: float | None) -> float:
 #: An NCCL collective of at least LARGE_NCCL_BYTES is bandwidth-bound: over A/A runs its
 #: level moved by at most 3.6% at 64 MiB and 1.4% at 1 GiB on 2 H200s (under 2% on 4),
 #: where 1 MiB moved by -12..+9% (docs/performance.md). The kind's 5% left a 3-refresh
-#: gate blind to +10% there; at 2%, 17 A/A runs stayed green.
+#: gate blind to +10% there; at 2%, 23 A/A runs on 2 and 4 GPUs stayed green.
 LARGE_NCCL_BYTES = 16 * 2**20
 LARGE_NCCL_PRIOR = 0.02
 
