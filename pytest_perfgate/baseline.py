@@ -67,6 +67,7 @@ ENTRY_KEY_ORDER = (
     "history",
     "loops",
     "code_hash",
+    "source_digest",
     "commit",
     "recorded_at",
     "environment",
@@ -643,6 +644,7 @@ def refreshed_entry(
     commit: str | None,
     recorded_at: str,
     history: int,
+    source_digest: str | None = None,
     max_samples: int,
     changed: bool = False,
     summary_only: bool = False,
@@ -705,6 +707,7 @@ def refreshed_entry(
         summary_only=summary_only,
         statistic=measurement.statistic,
         code_hash=code_hash,
+        source_digest=source_digest,
         commit=commit,
         recorded_at=recorded_at,
     )

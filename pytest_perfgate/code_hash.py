@@ -1,24 +1,55 @@
 """The hash of a test function's code, stored with its baselines: a baseline recorded for
 other code is flagged, not silently compared.
 
-A suite hashes every test function, so a module is read, parsed and tokenized once, for
-all of its functions (``_ModuleHashes``), not once per function: the cost per test stays
-flat however many tests a module holds.
+A suite hashes every test function, so a module is read and parsed once, for all of its
+functions (``_ModuleHashes``), not once per function: the cost per test stays flat however
+many tests a module holds. Parsing is still most of a trivial perf test's cost to the
+plugin (about 30 us a test), so a baseline also stores the digest of the file its hash
+was taken from (``identify``): while that file's text is unchanged, the stored hash is
+the hash, and the file is not parsed at all.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
+import gc
 import hashlib
 import inspect
 import linecache
 import textwrap
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import final
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CodeIdentity:
+    """A test function's code hash and where it came from."""
+
+    hash: str | None  #: see ``code_hash``; None where the source cannot be read
+    #: Digest of the text of the file the function is defined in (None for code that is
+    #: in no file, made by ``exec``): the same text holds the same code.
+    source_digest: str | None
+
+
+def identify(
+    function: object, recorded: Iterable[tuple[str | None, str | None]] = ()
+) -> CodeIdentity:
+    """The function's code hash and its file's digest. ``recorded`` holds the (code hash,
+    source digest) pairs stored with its baselines: one taken from the same file text
+    is the function's hash still, and nothing is parsed."""
+    code = _code_of(function)
+    digest = None if code is None else _source_digest(code.co_filename)
+    if digest is not None:
+        for stored_hash, stored_digest in recorded:
+            if stored_digest == digest and stored_hash is not None:
+                return CodeIdentity(stored_hash, digest)
+    return CodeIdentity(code_hash(function), digest)
 
 
 def code_hash(function: object) -> str | None:
@@ -59,18 +90,49 @@ class _ModuleHashes:
 
 
 _modules: dict[str, _ModuleHashes | None] = {}
+_digests: dict[str, tuple[list[str], str]] = {}  #: file -> (linecache's lines, their digest)
+
+
+def _current_lines(filename: str) -> list[str]:
+    """linecache's text of the file as it is now on disk. As ``inspect.getsource`` does,
+    check first (one stat): linecache keeps a text until told to look, and a second
+    session in the same process after an edit must not hash the old one."""
+    linecache.checkcache(filename)
+    return linecache.getlines(filename)
+
+
+def _source_digest(filename: str) -> str | None:
+    """Digest of linecache's text of ``filename`` (what the hash is taken from), taken
+    again only when that text changed; None when linecache has none."""
+    lines = _current_lines(filename)
+    if not lines:
+        return None
+    cached = _digests.get(filename)
+    if cached is not None and cached[0] is lines:
+        return cached[1]
+    digest = hashlib.sha256("".join(lines).encode(errors="surrogatepass")).hexdigest()[:16]
+    _digests[filename] = (lines, digest)
+    return digest
 
 
 def _module_hashes(filename: str) -> _ModuleHashes | None:
     """The hashes of a file's functions, taken again only when linecache's text of the
     file changed (it is what ``inspect.getsource`` reads too); None when it has none."""
-    lines = linecache.getlines(filename)
+    lines = _current_lines(filename)
     if not lines:
         return None
     cached = _modules.get(filename)
     if cached is not None and cached.lines is lines:
         return cached
-    hashes = _hash_module(lines)
+    # The parse makes tens of thousands of objects, none of them in a cycle: without a
+    # pause, the young generation's passes would run through them over and over.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        hashes = _hash_module(lines)
+    finally:
+        if was_enabled:
+            gc.enable()
     _modules[filename] = hashes
     return hashes
 
@@ -80,15 +142,55 @@ def _hash_module(lines: list[str]) -> _ModuleHashes | None:
         tree = ast.parse("".join(lines))
     except (SyntaxError, ValueError):
         return None
-    nodes = list(ast.walk(tree))
-    comments = _comment_columns(lines, nodes)
+    statements = list(_statements(tree))
+    comments = _comment_columns(lines, _strings_near_comments(lines, statements))
     functions = {}
-    for node in nodes:
+    for node in statements:
         if isinstance(node, FunctionNode):
             first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             hashed = _hash_function(node, lines, comments, first)
             functions[first] = (node.name, hashed if _dedents(lines, first, node) else None)
     return _ModuleHashes(lines, functions)
+
+
+def _statements(node: ast.AST) -> Iterator[ast.stmt]:
+    """Every statement under ``node``, at any depth: functions are statements, and the
+    expressions between them (most of a tree) need not be visited to find them."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.stmt):
+            yield child
+            yield from _statements(child)
+        elif isinstance(child, ast.excepthandler | ast.match_case):
+            yield from _statements(child)
+
+
+def _strings_near_comments(lines: Sequence[str], statements: Sequence[ast.stmt]) -> list[ast.AST]:
+    """The expressions of the statements that reach a line holding a ``#``: only there
+    can a string hide a ``#`` that starts no comment (``_comment_columns``)."""
+    marked = [number for number, line in enumerate(lines, 1) if "#" in line]
+    if not marked:
+        return []
+    nodes: list[ast.AST] = []
+    for statement in statements:
+        first = min(
+            [statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", ()))]
+        )
+        last = statement.end_lineno or statement.lineno
+        at = bisect.bisect_left(marked, first)
+        if at < len(marked) and marked[at] <= last:
+            nodes.extend(_own_expressions(statement))
+    return nodes
+
+
+def _own_expressions(node: ast.AST) -> Iterator[ast.AST]:
+    """The expression nodes of a statement, not those of the statements inside it."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.stmt):
+            continue
+        if isinstance(child, ast.excepthandler | ast.match_case):
+            yield from _own_expressions(child)
+        else:
+            yield from ast.walk(child)
 
 
 def _dedents(lines: Sequence[str], first: int, node: FunctionNode) -> bool:

@@ -49,6 +49,7 @@ class TestContext:
     environment: Environment
     baselines: Callable[[str], BaselineEntry | None]  #: measurement name -> stored entry
     code_hash: str | None = None
+    source_digest: str | None = None  #: of the file ``code_hash`` was taken from
     progress: Callable[[str], Progress | None] = lambda name: None
     clock: Clock = time.perf_counter_ns
     cpu_clock: Clock = time.process_time_ns
@@ -98,6 +99,11 @@ class PerfFixture:
     def code_hash(self) -> str | None:
         """Hash of the test function's code, stored with its baselines."""
         return self._context.code_hash
+
+    @property
+    def source_digest(self) -> str | None:
+        """Digest of the file the code hash was taken from, stored beside it."""
+        return self._context.source_digest
 
     @property
     def results(self) -> tuple[Result, ...]:

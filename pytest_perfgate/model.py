@@ -222,6 +222,9 @@ class BaselineEntry:
     loops: int | None = None  #: calls per sample when recorded; reused so both sides match
     cpu_samples: tuple[float, ...] = ()
     code_hash: str | None = None  #: hash of the test function's code (comments ignored)
+    #: Digest of the text of the file ``code_hash`` was taken from: while the file is
+    #: unchanged, so is the hash, and the gate need not parse the file (code_hash.identify).
+    source_digest: str | None = None
     commit: str | None = None  #: VCS commit the baseline was recorded at
     recorded_at: str = ""  #: UTC time, ISO 8601
     reference: tuple[float, ...] = ()  #: speed-reference seconds after each stored sample
@@ -240,6 +243,8 @@ class BaselineEntry:
             data["details"] = dict(self.details)
         if self.statistic != "median":
             data["statistic"] = self.statistic
+        if self.source_digest is not None:
+            data["source_digest"] = self.source_digest
         return data | {
             "reference": list(self.reference),
             "unit": self.unit,
@@ -268,6 +273,7 @@ class BaselineEntry:
             loops=_loops(data.get("loops")),
             cpu_samples=_floats(data.get("cpu_samples", ()), "cpu_samples"),
             code_hash=_optional_string(data.get("code_hash"), "code_hash"),
+            source_digest=_optional_string(data.get("source_digest"), "source_digest"),
             commit=_optional_string(data.get("commit"), "commit"),
             recorded_at=_string(data.get("recorded_at", ""), "recorded_at"),
             reference=_positive_floats(data.get("reference", ()), "reference"),

@@ -8,7 +8,7 @@ says which tests it collected and hands over the run's results.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import final
 
 from .baseline import BaselineError, BaselineFile, BaselineStore, refreshed_entry
@@ -52,6 +52,8 @@ class RefreshContext:
     recorded_at: str  #: UTC time, ISO 8601
     history: int  #: run-level medians kept per entry
     max_samples: int  #: raw samples kept per entry
+    #: test id -> digest of the file its code hash was taken from (code_hash.identify)
+    source_digests: Mapping[str, str | None] = field(default_factory=dict)
 
 
 #: A refresh that did not run because the run was interrupted.
@@ -92,6 +94,7 @@ def _refresh(tests: Iterable[TestResults], context: RefreshContext) -> RefreshRe
                 previous,
                 environment=context.environment,
                 code_hash=context.code_hashes.get(test.test_id),
+                source_digest=context.source_digests.get(test.test_id),
                 commit=context.commit,
                 recorded_at=context.recorded_at,
                 history=context.history,

@@ -21,9 +21,6 @@ from typing import Protocol, final
 
 from .stats import relative_ci_width
 
-#: What is collected before sampling with the collector off: generations 0 and 1.
-YOUNG_GENERATIONS = 1
-
 #: A clock in nanoseconds (``time.perf_counter_ns`` in real use).
 Clock = Callable[[], int]
 
@@ -253,10 +250,10 @@ class Sampler:
 
         gc_was_enabled = gc.isenabled()
         if plan.disable_gc:
-            # The young generations only: a full collection walks the whole heap of a
-            # pytest process (27 ms a measurement with scipy loaded, growing with the
-            # suite), and with the collector off while sampling nothing is gained by it.
-            gc.collect(YOUNG_GENERATIONS)
+            # Off, and no collection first: none can start while it is off, so one
+            # before would keep nothing out of the samples, and it costs 20-30 us a
+            # measurement even for the young generations (a full one walks the whole
+            # heap of a pytest process: 27 ms with scipy loaded).
             gc.disable()
         try:
             if reference is not None:

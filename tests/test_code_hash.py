@@ -6,14 +6,14 @@ import ast
 import hashlib
 import inspect
 import io
-import linecache
 import textwrap
 import tokenize
 from pathlib import Path
 
 import pytest
 
-from pytest_perfgate.code_hash import code_hash
+from pytest_perfgate import code_hash as code_hash_module
+from pytest_perfgate.code_hash import code_hash, identify
 
 
 def hash_of(tmp_path: Path, source: str) -> str | None:
@@ -166,7 +166,42 @@ def test_an_edited_module_is_hashed_again(tmp_path: Path) -> None:
     source = "def test_a(perf):\n    perf(len, 'a')\n"
     before = code_hash(load_module(tmp_path, "mod_edited", source)["test_a"])
     edited = load_module(tmp_path, "mod_edited", source.replace("'a'", "'bb'"))["test_a"]
-    linecache.checkcache()  # a file of another size or time: linecache reads it again
-    after = code_hash(edited)
+    after = code_hash(edited)  # linecache is asked to look at the file again
     assert before is not None
     assert after not in (None, before)
+
+
+def test_a_hash_stored_from_the_same_file_text_is_taken_without_a_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = load_module(tmp_path, "mod_same", "def test_a(perf):\n    perf(len, 'a')\n")[
+        "test_a"
+    ]
+    first = identify(function)
+    assert first.hash == code_hash(function) is not None
+    assert first.source_digest is not None
+
+    def no_parse(lines: object) -> None:
+        raise AssertionError("the module was parsed")
+
+    monkeypatch.setattr(code_hash_module, "_modules", {})
+    monkeypatch.setattr(code_hash_module, "_hash_module", no_parse)
+    stored = identify(function, [("from-the-baseline", first.source_digest)])
+    assert stored.hash == "from-the-baseline"
+    with pytest.raises(AssertionError, match="parsed"):  # another file text: hashed again
+        identify(function, [("from-the-baseline", "0" * 16), (None, first.source_digest)])
+
+
+def test_an_edited_file_is_not_taken_for_the_recorded_one(tmp_path: Path) -> None:
+    source = "def test_a(perf):\n    perf(len, 'a')\n"
+    before = identify(load_module(tmp_path, "mod_moved", source)["test_a"])
+    edited = load_module(tmp_path, "mod_moved", source.replace("'a'", "'bb'"))["test_a"]
+    after = identify(edited, [(before.hash, before.source_digest)])
+    assert after.source_digest not in (None, before.source_digest)
+    assert after.hash not in (None, before.hash)
+
+
+def test_code_in_no_file_has_no_digest() -> None:
+    namespace: dict[str, object] = {}
+    exec("def test_a(perf):\n    perf(len, 'a')\n", namespace)
+    assert identify(namespace["test_a"]) == code_hash_module.CodeIdentity(None, None)

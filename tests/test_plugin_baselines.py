@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from plugin_support import (
     WORK_SUITE,
@@ -254,6 +256,32 @@ def test_incomparable_baseline_is_replaced_on_refresh(recorded: pytest.Pytester)
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("*INCOMPARABLE*")
     assert baseline_path(recorded, "test_s").is_file()
+
+
+def test_each_entry_records_the_digest_of_the_file_it_was_hashed_from(
+    recorded: pytest.Pytester,
+) -> None:
+    text = (recorded.path / "test_s.py").read_text(encoding="utf-8")
+    text += "" if text.endswith("\n") else "\n"  # as linecache reads it: lines end in one
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    tests = load_baseline(recorded, "test_s")["tests"]
+    assert [tests[name]["time"]["source_digest"] for name in ("test_a", "test_b")] == [
+        digest,
+        digest,
+    ]
+
+
+def test_a_test_edited_before_another_tests_refresh_is_still_incomparable(
+    recorded: pytest.Pytester,
+) -> None:
+    # test_b's refresh records the new file's digest; test_a's entry keeps the digest
+    # (and the code hash) of the text it was recorded from, so its edit is still seen.
+    rewrite(recorded.path / "test_s.py", TWO_TESTS.replace("range(100))", "range(99))", 1))
+    record_baselines(recorded, "-k", "test_b")
+    result = recorded.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_s.py::test_a*INCOMPARABLE*"])
+    result.stdout.no_fnmatch_line("*test_s.py::test_b*INCOMPARABLE*")
 
 
 # -- history ---------------------------------------------------------------------------

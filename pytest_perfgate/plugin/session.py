@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     # The core imports numpy and scipy: pytest loads this module in every run, so they
     # are imported where the first perf test needs them (issue 13).
     from ..baseline import BaselineError, BaselineFile, BaselineStore
+    from ..code_hash import CodeIdentity
     from ..fixture import PerfFixture, Result
     from ..gate import GatePolicy
-    from ..model import Comparison, Environment, Measurement
+    from ..model import BaselineEntry, Comparison, Environment, Measurement
     from ..refresh import RefreshReport
     from ..results import RunResults, TestResults
     from ..sampling import Progress
@@ -52,6 +53,7 @@ class _TestRecord:
     module: str
     test: str
     code_hash: str | None
+    source_digest: str | None  #: of the file the code hash was taken from
     results: list[tuple[Measurement, Comparison]] = field(default_factory=list)
     extra_info: dict[str, Any] = field(default_factory=dict)
     #: The worst of its phases: "failed" > "skipped" > "passed"; only a passed test's
@@ -65,6 +67,7 @@ class _TestRecord:
             "module": self.module,
             "test": self.test,
             "code_hash": self.code_hash,
+            "source_digest": self.source_digest,
             "extra_info": self.extra_info,
             "location": None if self.location is None else list(self.location),
             "results": [
@@ -358,6 +361,7 @@ class PerfSession:
         if isinstance(baselines, BaselineError):
             pytest.fail(f"{item.nodeid}: {baselines}", pytrace=False)
         loaded: BaselineFile = baselines
+        code = _code_identity(item, loaded.tests.get(test, {}).values())
         context = TestContext(
             test_id=item.nodeid,
             settings=self.settings,
@@ -365,7 +369,8 @@ class PerfSession:
             policy=self._policy(item, resolved),
             environment=self.environment,
             baselines=lambda name: loaded.get(test, name),
-            code_hash=_code_hash_of(item),
+            code_hash=code.hash,
+            source_digest=code.source_digest,
             progress=self._progress_for(item.nodeid),
             speed_reference=speed_reference(),
             pairing=pairing_of(self.config),
@@ -483,11 +488,14 @@ class PerfSession:
                 report.perfgate = _transported(record.to_payload())  # type: ignore[attr-defined]
             else:  # the controller itself: no round trip through JSON data
                 self.records[item.nodeid] = record
-            # Read by --junitxml from the teardown report, which copies the item's list
-            # (so they travel with it under pytest-xdist too).
-            from ..report.junit import junit_properties
+            if getattr(self.config.option, "xmlpath", None):
+                # Read by --junitxml from the teardown report, which copies the item's
+                # list (so they travel with it under pytest-xdist too, whose workers have
+                # the option). Only then: formatting them is a fifth of a test's cost.
+                from ..report.junit import junit_properties
 
-            item.user_properties.extend(junit_properties(r.comparison for r in fixture.results))
+                properties = junit_properties(r.comparison for r in fixture.results)
+                item.user_properties.extend(properties)
         if fixture is not None and report.when == "teardown":
             # Items live as long as the session: the fixture, its probes and their
             # closures would be kept (and walked by every full collection) per test.
@@ -559,6 +567,9 @@ class PerfSession:
             load=self._baseline_file,
             environment=self.environment,
             code_hashes={nodeid: record.code_hash for nodeid, record in self.records.items()},
+            source_digests={
+                nodeid: record.source_digest for nodeid, record in self.records.items()
+            },
             commit=git_commit(self.config.rootpath),
             recorded_at=utc_now(),
             history=self.settings.history,
@@ -661,6 +672,7 @@ def _record_of(item: pytest.Item, fixture: PerfFixture) -> _TestRecord:
         module=module,
         test=test,
         code_hash=fixture.code_hash,
+        source_digest=fixture.source_digest,
         results=[(r.measurement, r.comparison) for r in fixture.results],
         extra_info=dict(extra_info or {}),
         location=(item.location[0], (item.location[1] or 0) + 1),
@@ -688,6 +700,7 @@ def _record_from(payload: dict[str, Any]) -> _TestRecord:
         module=payload["module"],
         test=payload["test"],
         code_hash=payload["code_hash"],
+        source_digest=payload.get("source_digest"),
         extra_info=dict(payload.get("extra_info", {})),
         results=[
             (Measurement.from_dict(r["measurement"]), Comparison.from_dict(r["comparison"]))
@@ -697,7 +710,9 @@ def _record_from(payload: dict[str, Any]) -> _TestRecord:
     )
 
 
-def _code_hash_of(item: pytest.Item) -> str | None:
-    from ..code_hash import code_hash
+def _code_identity(item: pytest.Item, stored: Iterable[BaselineEntry]) -> CodeIdentity:
+    """The test function's code hash: the one stored with its baselines where they were
+    recorded from the same file text (no parse), else taken from its source."""
+    from ..code_hash import identify
 
-    return code_hash(getattr(item, "obj", None))
+    return identify(getattr(item, "obj", None), [(e.code_hash, e.source_digest) for e in stored])
