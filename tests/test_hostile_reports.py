@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
@@ -84,6 +84,7 @@ def text_nodes(html: str) -> str:
 
 @FUZZ
 @given(test=HOSTILE, name=HOSTILE)
+@example(test="@alice", name="@alicewww.e.example")  # "www." inside a word, found by the fuzz
 def test_markdown_links_and_notifies_nothing_from_a_test_id(test: str, name: str) -> None:
     run = run_of(f"t.py::test_x[{test}]", name)
     text = render_markdown(run)

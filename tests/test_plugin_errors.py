@@ -58,6 +58,33 @@ def test_bad_marker_argument_errors_the_test(
     result.stdout.no_fnmatch_line("*pytest_perfgate*")
 
 
+def test_a_marker_equal_to_a_valid_one_but_of_another_type_is_still_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    # Markers are parsed once per set of keywords; True == 1, but only 1 is a count.
+    write_settings(pytester)
+    pytester.makepyfile(
+        test_marks="""
+        import pytest
+
+        @pytest.mark.perf(rounds=1)
+        def test_a_good(perf):
+            perf(sum, range(10))
+
+        @pytest.mark.perf(rounds=True)
+        def test_b_bad(perf):
+            perf(sum, range(10))
+
+        @pytest.mark.perf(rounds=1)
+        def test_c_good(perf):
+            perf(sum, range(10))
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*rounds must be a whole number, got True*"])
+
+
 # -- options -----------------------------------------------------------------------------
 
 

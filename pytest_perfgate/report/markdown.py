@@ -45,8 +45,9 @@ _INLINE = re.compile(r"([\\`*_\[\]~$|])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 #: What GitHub turns into a notification or a link in a comment: @mentions, #123 and
 #: GH-123 references, bare URLs (http://, www.). A zero-width space after the trigger
-#: keeps the text as it reads and takes the link away.
-_LINKING = re.compile(r"(?:@|#|\bGH-)(?=\w)|:(?=//)|\bwww(?=\.)", re.IGNORECASE)
+#: keeps the text as it reads and takes the link away. Every "www." (not only at a word
+#: start): GitHub also links one after "_", which the escaped text has before it.
+_LINKING = re.compile(r"(?:@|#|\bGH-)(?=\w)|:(?=//)|www(?=\.)", re.IGNORECASE)
 _ZERO_WIDTH_SPACE = "\u200b"
 
 
