@@ -215,73 +215,6 @@ def _combine(centres: Sequence[TrimmedMean], noise: float) -> Combined:
     return Combined(mean, se, df, disagreement)
 
 
-#: From this many rounds (with 3 pairs or more) on, a measurement is judged on the
-#: median process of each side (side_medians), below it on the mean of its rounds.
-SIDE_MEDIANS_FROM = 8
-#: The standard error of a median over that of a mean, for normal data (sqrt(pi / 2)).
-MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class SideMedians:
-    """One measurement over its rounds: each side's median process level, in logs."""
-
-    base: float  #: median over the rounds of log(median base batch level)
-    candidate: float  #: the same for the candidate side
-    se: float  #: standard error of their difference
-    df: int  #: degrees of freedom of its t distribution
-    rounds: int  #: rounds counted (3 pairs or more)
-
-    @property
-    def mean(self) -> float:
-        """The change, as a log ratio of candidate over base."""
-        return self.candidate - self.base
-
-
-def side_medians(results: Sequence[PairedResult], noise: float) -> SideMedians | None:
-    """The median process of each side over the rounds with 3 pairs or more; None with
-    fewer than SIDE_MEDIANS_FROM of them.
-
-    Each process lands at its own level, and some tests have two: a regular expression
-    ran 17% faster in about one process in seven here (memory layout; ab-mode how-to).
-    A round's ratio is spoiled when either of its two processes lands off, and the
-    mean of the rounds then moves by a sixth of 17% or the rounds disagree; a side's
-    median moves only when half of that side's processes land off. Both sides'
-    processes take turns in the same seconds, so drift still reaches both alike.
-
-    The spread of one process's level: the suite's process ``noise`` (of a ratio of
-    two processes, so over sqrt 2) pooled with this measurement's own spread over its
-    processes (1.4826 median absolute deviations, the two sides pooled), equal weights
-    as in _combine. The difference of two medians of k such levels has a standard error
-    of sqrt(pi / 2) * spread * sqrt(2 / k), on 2(k - 1) degrees of freedom.
-    """
-    levels = [
-        (math.log(_median(r.base)), math.log(_median(r.candidate))) for r in results if r.pairs >= 3
-    ]
-    k = len(levels)
-    if k < SIDE_MEDIANS_FROM:
-        return None
-    base = [b for b, _ in levels]
-    candidate = [c for _, c in levels]
-    own = (_mad_sd(base) ** 2 + _mad_sd(candidate) ** 2) / 2
-    spread = math.sqrt((noise**2 / 2 + own) / 2)
-    se = MEDIAN_EFFICIENCY * spread * math.sqrt(2 / k)
-    return SideMedians(_median(base), _median(candidate), se, 2 * (k - 1), k)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _mad_sd(values: Sequence[float]) -> float:
-    """A standard deviation from the median absolute deviation (1.4826 MAD)."""
-    centre = _median(values)
-    return 1.4826 * _median([abs(v - centre) for v in values])
-
-
 def rounds_decision(
     results: Sequence[PairedResult],
     *,
@@ -291,14 +224,8 @@ def rounds_decision(
     direction: Direction = Direction.LOWER_IS_BETTER,
 ) -> tuple[Decision, str] | None:
     """The verdict on one measurement over every round (pair of processes) it was
-    measured in, and a note. From SIDE_MEDIANS_FROM rounds on, on each side's median
-    process (side_medians); with fewer, on the mean of the rounds (combined), and the
-    note says why they disagree (which makes it INCONCLUSIVE) or which round was left
-    out. None with fewer than 3 pairs in every round."""
-    medians = side_medians(results, noise)
-    if medians is not None:
-        decision = _t_decision(medians.mean, medians.se, medians.df, threshold, alpha, direction)
-        return decision, ""
+    measured in, and a note: why its rounds disagree (which makes it INCONCLUSIVE) or
+    which round was left out. None with fewer than 3 pairs in every round."""
     both = combined(results, noise)
     if both is None:
         return None
@@ -337,9 +264,8 @@ class PairRules:
     #: Early stop as UNCHANGED when the change is inside the threshold at this level.
     unchanged_level: float = 0.05
     #: Pairs of processes, all started at once, taking turns one at a time: each
-    #: process lands at its own level, so the verdict needs several pairs of them
-    #: (SIDE_MEDIANS_FROM for the median rule; they share measurement_time).
-    rounds: int = 8
+    #: process lands at its own level, so the verdict needs several pairs of them.
+    rounds: int = 6
     #: Paired measuring of one measurement at most, all rounds together.
     measurement_time: float = 1.5
     total_time: float | None = None  #: of all measurements together; None: no cap

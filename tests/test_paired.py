@@ -13,7 +13,6 @@ import pytest
 
 from pytest_perfgate.model import Direction, Verdict
 from pytest_perfgate.paired import (
-    SIDE_MEDIANS_FROM,
     Coordinator,
     CoordinatorServer,
     Key,
@@ -24,7 +23,6 @@ from pytest_perfgate.paired import (
     paired_decision,
     process_noise,
     rounds_decision,
-    side_medians,
     trimmed_mean,
 )
 from pytest_perfgate.paired_protocol import decode, encode
@@ -157,62 +155,6 @@ def test_process_noise_follows_the_typical_round_difference_not_the_odd_one() ->
     noise = process_noise(typical + odd)
     assert 0.005 < noise < 0.02
     assert process_noise([]) > 0  # a floor, never zero
-
-
-def two_level_round(change: float, *, base_fast: bool, candidate_fast: bool) -> PairedResult:
-    """A round of a test whose processes run at one of two levels, the fast one 17%
-    faster (memory layout), the candidate ``change`` slower than the base."""
-    base_level = 1e-3 * (0.83 if base_fast else 1.0)
-    candidate_level = 1e-3 * (0.83 if candidate_fast else 1.0) * (1 + change)
-    base = tuple(base_level * (1 + 0.002 * (i % 3)) for i in range(12))
-    candidate = tuple(candidate_level * (1 + 0.002 * (i % 2)) for i in range(12))
-    return PairedResult(KEY, base, candidate, None, 1, "time budget", 1.0, 0.01, 0.001)
-
-
-#: Which processes of eight rounds land fast: (base, candidate), as in a run of the
-#: regex test where three of sixteen processes did, each in another round.
-OFF_LEVEL = [
-    (True, False),
-    (False, False),
-    (False, True),
-    (False, False),
-    (False, False),
-    (True, False),
-    (False, False),
-    (False, False),
-]
-
-
-def test_eight_rounds_are_judged_on_each_sides_median_process() -> None:
-    slower = [two_level_round(0.10, base_fast=b, candidate_fast=c) for b, c in OFF_LEVEL]
-    decided = rounds_decision(slower, noise=0.006, threshold=0.01, alpha=0.002)
-    assert decided is not None
-    assert decided[0].verdict is Verdict.REGRESSED
-    assert math.isclose(decided[0].ratio, 1.10, rel_tol=0.005)
-    medians = side_medians(slower, 0.006)
-    assert medians is not None
-    assert medians.rounds == 8
-    assert medians.df == 14
-    # The mean of the rounds, what fewer rounds are judged on, is thrown by the three
-    # processes off their level: the rounds disagree, and it cannot say.
-    fewer = rounds_decision(slower[:7], noise=0.006, threshold=0.01, alpha=0.002)
-    assert fewer is not None
-    assert fewer[0].verdict is Verdict.INCONCLUSIVE
-    assert "rounds disagree" in fewer[1]
-
-
-def test_processes_off_their_level_in_an_unchanged_test_are_no_change() -> None:
-    same = [two_level_round(0.0, base_fast=b, candidate_fast=c) for b, c in OFF_LEVEL]
-    decided = rounds_decision(same, noise=0.006, threshold=0.01, alpha=0.002)
-    assert decided is not None
-    assert decided[0].verdict is Verdict.UNCHANGED
-    assert decided[0].ratio == pytest.approx(1.0, abs=0.003)
-
-
-def test_fewer_rounds_than_the_median_rule_needs_are_judged_on_their_mean() -> None:
-    assert side_medians([result(0.1)] * (SIDE_MEDIANS_FROM - 1), 0.01) is None
-    assert side_medians([result(0.1, pairs=2)] * SIDE_MEDIANS_FROM, 0.01) is None
-    assert side_medians([result(0.1)] * SIDE_MEDIANS_FROM, 0.01) is not None
 
 
 # -- the coordinator --------------------------------------------------------------------
