@@ -1,0 +1,39 @@
+"""Where one test's processes landed in kept paired A/B trials: per trial, each round's
+base and candidate level (the median of that process's turns, in microseconds).
+
+A test whose processes run at two levels (memory layout; docs/how-to/ab-mode.md) shows
+them plainly here, and whether the share on each level differs between the sides.
+
+Usage:  python benchmarks/paired_levels.py DIR [--test 'regex[10000]']
+        (DIR: the ``--keep-pairs`` directory of benchmarks/ab_quality.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--test", default="regex[10000]", help="part of the test id")
+    args = parser.parse_args()
+    for path in sorted(args.directory.glob("trial-*.json")):
+        rounds = [
+            entry
+            for entry in json.loads(path.read_text())["measurements"]
+            if args.test in entry["test_id"]
+            and min(len(entry["base"]), len(entry["candidate"])) >= 3
+        ]
+        base = [round(statistics.median(r["base"]) * 1e6) for r in rounds]
+        candidate = [round(statistics.median(r["candidate"]) * 1e6) for r in rounds]
+        print(f"{path.stem:<16} base {base}  candidate {candidate}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
