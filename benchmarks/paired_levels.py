@@ -4,8 +4,9 @@ base and candidate level (the median of that process's turns, in microseconds).
 A test whose processes run at two levels (memory layout; docs/how-to/ab-mode.md) shows
 them plainly here, and whether the share on each level differs between the sides.
 
-Usage:  python benchmarks/paired_levels.py DIR [--test 'regex[10000]']
-        (DIR: the ``--keep-pairs`` directory of benchmarks/ab_quality.py)
+Usage:  python benchmarks/paired_levels.py PATH... [--test 'regex[10000]']
+        (PATH: a file written by ``perfgate ab --pairs-json``, or a directory of them,
+        such as the ``--keep-pairs`` directory of benchmarks/ab_quality.py)
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from pathlib import Path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
+    parser.add_argument("paths", type=Path, nargs="+")
     parser.add_argument("--test", default="regex[10000]", help="part of the test id")
     args = parser.parse_args()
-    for path in sorted(args.directory.glob("trial-*.json")):
+    files = [
+        p for path in args.paths for p in (sorted(path.glob("*.json")) if path.is_dir() else [path])
+    ]
+    for path in files:
         rounds = [
             entry
             for entry in json.loads(path.read_text())["measurements"]
