@@ -42,8 +42,8 @@ def rounds_of(path: Path) -> dict[tuple[str, str], list[PairedResult]]:
     return by_key
 
 
-def verdicts(path: Path, threshold: float, alpha: float) -> dict[str, Verdict]:
-    """Test name -> verdict of one kept trial, judged at ``threshold``."""
+def verdicts(path: Path, threshold: float, alpha: float) -> dict[str, tuple[Verdict, str]]:
+    """Test name -> verdict and note of one kept trial, judged at ``threshold``."""
     rounds = rounds_of(path)
     noise = process_noise(list(rounds.values()))
     level = alpha / max(len(rounds), 1)
@@ -51,7 +51,9 @@ def verdicts(path: Path, threshold: float, alpha: float) -> dict[str, Verdict]:
     for (test_id, _), results in rounds.items():
         decided = rounds_decision(results, noise=noise, threshold=threshold, alpha=level)
         judged[test_id.split("::")[-1]] = (
-            Verdict.INCONCLUSIVE if decided is None else decided[0].verdict
+            (Verdict.INCONCLUSIVE, "fewer than 3 pairs")
+            if decided is None
+            else (decided[0].verdict, decided[1])
         )
     return judged
 
@@ -61,6 +63,9 @@ def main() -> int:
     parser.add_argument("directory", type=Path)
     parser.add_argument("--thresholds", default="0.01,0.02")
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
+        "--misses", action="store_true", help="print each missed slowdown and false alarm"
+    )
     args = parser.parse_args()
     trials = sorted(args.directory.glob("trial-*.json"))
     print(f"{len(trials)} kept trials in {args.directory}")
@@ -70,10 +75,16 @@ def main() -> int:
         for path in trials:
             slowdown = float(path.stem.split("-")[-1])
             case = "A/A" if slowdown == 1.0 else f"+{slowdown - 1:.0%}"
-            judged = verdicts(path, threshold, args.alpha)
+            noted = verdicts(path, threshold, args.alpha)
+            judged = {t: verdict for t, (verdict, _) in noted.items()}
             false = [t for t, v in judged.items() if v is Verdict.REGRESSED and (
                 slowdown == 1.0 or t not in INJECTED)]  # fmt: skip
             caught = [t for t in INJECTED if slowdown != 1.0 and judged.get(t) is Verdict.REGRESSED]
+            if args.misses:
+                missed = [t for t in INJECTED if slowdown != 1.0 and t not in caught]
+                for t in false + missed:
+                    verdict, note = noted.get(t, (Verdict.INCONCLUSIVE, "not measured"))
+                    print(f"  {path.stem} {t}: {verdict.value} {note}")
             row = tally[case]
             row[0] += 1
             row[1] += bool(false)

@@ -215,6 +215,130 @@ def _combine(centres: Sequence[TrimmedMean], noise: float) -> Combined:
     return Combined(mean, se, df, disagreement)
 
 
+#: Two layouts are told apart only where the gap between them is at least this many
+#: times the spread of the processes on one layout (sd): four sds between the levels of
+#: processes on one layout is rare, and a side that shows no such gap has one layout.
+LAYOUT_GAP = 4.0
+#: Below this p, the two sides' gaps between their layouts differ: the change did not
+#: scale both layouts alike, and the two-level reading does not hold.
+GAPS_DIFFER = 0.01
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TwoLevels:
+    """A measurement whose processes ran at two levels (memory layouts), judged within
+    each: log level = side's level + gap x (on the higher layout) + noise, fitted to every
+    process at once, so a change is the same change on either layout whatever share of
+    each side's processes landed on which.
+
+    A side whose processes all landed on one layout cannot say which one; ``changes``
+    then holds the change read both ways (that side on the lower layout, on the higher),
+    and a verdict stands only where both readings give it.
+    """
+
+    changes: tuple[Combined, ...]  #: candidate over base, within a layout; one per reading
+    gap: float  #: the higher layout's level over the lower one's (log)
+    higher: tuple[int | None, int | None]  #: processes on the higher layout (None: unknown)
+    processes: int  #: processes on each side
+
+    def describe(self) -> str:
+        def share(side: str, count: int | None) -> str:
+            if count is None:
+                return f"{side} all on one, either"
+            return f"{count} of {self.processes} {side} on the higher"
+
+        sides = ", ".join(share(s, c) for s, c in zip(SIDES, self.higher, strict=True))
+        return f"processes ran at two levels {math.expm1(self.gap):.0%} apart ({sides})"
+
+
+def two_levels(results: Sequence[PairedResult], noise: float) -> TwoLevels | None:
+    """The change within a layout where the processes fell into two levels; None where
+    they did not, or where neither side shows both (the gap is then unknown).
+
+    A process's level is the median of its turns. A side shows two layouts where its
+    widest gap between process levels is LAYOUT_GAP spreads wide, and a side shows one
+    where it has no such gap; where both show two, their gaps must agree (a change that
+    scales both layouts alike keeps the gap).
+    """
+    import numpy as np
+
+    rounds = [r for r in results if r.pairs >= 3]
+    if len(rounds) < 3:
+        return None
+    sides = [
+        np.sort([float(np.median(np.log(getattr(r, side)))) for r in rounds]) for side in SIDES
+    ]
+    cuts = [int(np.argmax(np.diff(levels))) + 1 for levels in sides]
+    for split in ((True, True), (True, False), (False, True)):
+        rss = _layouts_hold(sides, cuts, split)
+        if rss is not None:
+            return _within_levels(sides, cuts, split, rss, noise)
+    return None
+
+
+def _layouts_hold(
+    sides: Sequence[Any], cuts: Sequence[int], split: tuple[bool, bool]
+) -> float | None:
+    """Whether the sides that ``split`` names show two layouts and the others one: the
+    residual sum of squares about the layouts' levels if so, else None."""
+    import numpy as np
+
+    residuals, levels_fitted = [], 0
+    for levels, cut, splits in zip(sides, cuts, split, strict=True):
+        parts = (levels[:cut], levels[cut:]) if splits else (levels,)
+        residuals += [float(np.sum((part - part.mean()) ** 2)) for part in parts]
+        levels_fitted += len(parts)
+    rss = math.fsum(residuals)
+    within = sum(len(levels) for levels in sides) - levels_fitted
+    spread = math.sqrt(max(rss / within, (MIN_PROCESS_NOISE / math.sqrt(2)) ** 2))
+    for levels, cut, splits in zip(sides, cuts, split, strict=True):
+        if (float(levels[cut] - levels[cut - 1]) >= LAYOUT_GAP * spread) != splits:
+            return None
+    return rss
+
+
+def _within_levels(
+    sides: Sequence[Any], cuts: Sequence[int], split: tuple[bool, bool], rss: float, noise: float
+) -> TwoLevels | None:
+    """The change within a layout, fitted to every process with one gap shared by both
+    sides; None where the sides' own gaps differ or the fit finds no gap."""
+    import numpy as np
+    from scipy import stats as scipy_stats
+
+    n = sum(len(levels) for levels in sides)
+    y = np.concatenate(sides)
+    candidate = np.concatenate([np.full(len(levels), float(i)) for i, levels in enumerate(sides)])
+    higher = [
+        (np.arange(len(levels)) >= cut).astype(float)
+        for levels, cut in zip(sides, cuts, strict=True)
+    ]
+    # A side on one layout may be on either: read it both ways.
+    options = [
+        [h] if splits else [0 * h, 0 * h + 1] for h, splits in zip(higher, split, strict=True)
+    ]
+    readings, gaps = [], []
+    for labels in itertools.product(*options):
+        design = np.column_stack([np.ones(n), candidate, np.concatenate(labels)])
+        fit, *_ = np.linalg.lstsq(design, y, rcond=None)
+        shared_rss = float(np.sum((y - design @ fit) ** 2))
+        if all(split):  # do both sides' own gaps fit one shared gap?
+            within = n - 4
+            f = (shared_rss - rss) / max(rss / within, 1e-12)
+            if float(scipy_stats.f.sf(f, 1, within)) < GAPS_DIFFER:
+                return None
+        # The change's error: this measurement's own spread pooled with the suite's
+        # process noise (one process: noise / sqrt 2), as _combine pools them.
+        variance = ((noise / math.sqrt(2)) ** 2 + shared_rss / (n - 3)) / 2
+        leverage = float(np.linalg.inv(design.T @ design)[1, 1])
+        readings.append(Combined(float(fit[1]), math.sqrt(variance * leverage), 2 * (n - 3), ""))
+        gaps.append(float(fit[2]))
+    if min(gaps) <= 0:
+        return None
+    counts = [int(h.sum()) if splits else None for h, splits in zip(higher, split, strict=True)]
+    return TwoLevels(tuple(readings), gaps[0], (counts[0], counts[1]), len(sides[0]))
+
+
 def rounds_decision(
     results: Sequence[PairedResult],
     *,
@@ -224,15 +348,28 @@ def rounds_decision(
     direction: Direction = Direction.LOWER_IS_BETTER,
 ) -> tuple[Decision, str] | None:
     """The verdict on one measurement over every round (pair of processes) it was
-    measured in, and a note: why its rounds disagree (which makes it INCONCLUSIVE) or
-    which round was left out. None with fewer than 3 pairs in every round."""
+    measured in, and a note: why its rounds disagree (which makes it INCONCLUSIVE),
+    which round was left out, or that it was judged within two layouts. None with fewer
+    than 3 pairs in every round."""
     both = combined(results, noise)
     if both is None:
         return None
     decision = _t_decision(both.mean, both.se, both.df, threshold, alpha, direction)
-    if both.disagreement:
+    if not both.disagreement:
+        return decision, both.note
+    layouts = two_levels(results, noise)
+    if layouts is None:
         return replace(decision, verdict=Verdict.INCONCLUSIVE), both.disagreement
-    return decision, both.note
+    readings = [
+        _t_decision(c.mean, c.se, c.df, threshold, alpha, direction) for c in layouts.changes
+    ]
+    if len({r.verdict for r in readings}) > 1:
+        either = " or ".join(f"{r.ratio - 1:+.1%}" for r in readings)
+        note = f"{layouts.describe()}: {either} within a level, which cannot be told"
+        return replace(decision, verdict=Verdict.INCONCLUSIVE), note
+    # Where both readings agree, the one nearer no change is reported: the smaller claim.
+    nearest = min(readings, key=lambda r: abs(math.log(r.ratio)))
+    return nearest, f"{layouts.describe()}: judged within each level"
 
 
 def clearly_unchanged(

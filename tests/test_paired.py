@@ -157,6 +157,94 @@ def test_process_noise_follows_the_typical_round_difference_not_the_odd_one() ->
     assert process_noise([]) > 0  # a floor, never zero
 
 
+# -- two layouts --------------------------------------------------------------------------
+
+
+def processes(base_us: Sequence[float], candidate_us: Sequence[float]) -> list[PairedResult]:
+    """One round per pair of process levels (microseconds), each with 12 turns a side
+    spread by +-0.3% about its level."""
+    spread = (1.0, 1.003, 0.997, 1.002, 0.998, 1.001, 0.999, 1.003, 0.997, 1.0, 1.002, 0.998)
+    return [
+        PairedResult(
+            KEY,
+            tuple(b * 1e-6 * s for s in spread),
+            tuple(c * 1e-6 * s for s in reversed(spread)),
+            None,
+            4,
+            "time budget",
+            0.25,
+            0.01,
+            0.001,
+        )  # fmt: skip
+        for b, c in zip(base_us, candidate_us, strict=True)
+    ]
+
+
+def judge(rounds: Sequence[PairedResult]) -> tuple[Decision, str]:
+    decided = rounds_decision(rounds, noise=0.01, threshold=0.01, alpha=0.05 / 24)
+    assert decided is not None
+    return decided
+
+
+# Process levels of test_regex[10000] in real paired trials on the project's VM
+# (benchmarks/results/paired_levels_regex_2026-11-28_s15.txt): two layouts about 12%
+# apart, in shares that differ between the sides.
+REGEX_AA = ([183, 163, 184, 189, 185, 182, 183, 187], [181, 181, 164, 161, 166, 183, 182, 162])
+REGEX_10 = ([165, 188, 185, 187, 185, 183, 190, 165], [181, 180, 202, 181, 179, 181, 183, 204])
+REGEX_5 = ([189, 177, 184, 188, 163, 183, 187, 164], [173, 174, 195, 174, 174, 199, 174, 205])
+
+
+def test_a_slowdown_on_two_layouts_is_judged_within_each_whatever_their_shares() -> None:
+    for base, candidate, low, high in ((*REGEX_10, 1.07, 1.13), (*REGEX_5, 1.03, 1.10)):
+        # Round by round these read -2%..+24%: the plain rule finds the rounds disagree.
+        decision, note = judge(processes(base, candidate))
+        assert decision.verdict is Verdict.REGRESSED, note
+        assert low < decision.ratio < high
+        assert "two levels" in note
+        assert "judged within each level" in note
+
+
+def test_unchanged_code_on_two_layouts_in_different_shares_is_not_a_regression() -> None:
+    decision, note = judge(processes(*REGEX_AA))
+    assert decision.verdict is Verdict.UNCHANGED, note
+    assert "7 of 8 base on the higher, 4 of 8 candidate on the higher" in note
+
+
+def test_a_side_all_on_one_layout_is_read_both_ways() -> None:
+    base = [224, 223, 226, 225, 221, 227]  # which layout? it cannot say
+    # The candidate's two layouts 18% apart: the base is on its lower one (-8%) or on
+    # its higher one (+9%). Both are possible, so no verdict.
+    decision, note = judge(processes(base, [204, 243, 206, 244, 246, 241]))
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "base all on one, either" in note
+    assert "cannot be told" in note
+    # Slower than both of the base's layouts: a slowdown read either way (+10% or +33%),
+    # reported as the smaller.
+    decision, note = judge(
+        processes([177, 212, 177, 214, 216, 218], [234, 235, 234, 236, 234, 235])
+    )
+    assert decision.verdict is Verdict.REGRESSED, note
+    assert 1.07 < decision.ratio < 1.13
+
+
+def test_a_change_on_one_layout_only_stays_inconclusive() -> None:
+    # The lower layout 10% slower, the higher one unchanged: the gap shrank, so there is
+    # no one change to report.
+    decision, note = judge(
+        processes([160, 185, 160, 185, 160, 185], [176, 185, 176, 185, 176, 185])
+    )
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "rounds disagree" in note
+
+
+def test_rounds_spread_without_two_layouts_stay_inconclusive() -> None:
+    # Processes everywhere between -10% and +25%: no gap stands out on either side.
+    base = [100, 104, 108, 112, 116, 120]
+    decision, note = judge(processes(base, [95, 124, 103, 131, 109, 118]))
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert "rounds disagree" in note
+
+
 # -- the coordinator --------------------------------------------------------------------
 
 
