@@ -315,7 +315,8 @@ def _within_levels(
     ]
     # A side on one layout may be on either: read it both ways.
     options = [
-        [h] if splits else [0 * h, 0 * h + 1] for h, splits in zip(higher, split, strict=True)
+        [h] if splits else [np.zeros_like(h), np.ones_like(h)]
+        for h, splits in zip(higher, split, strict=True)
     ]
     readings, gaps = [], []
     for labels in itertools.product(*options):

@@ -169,13 +169,13 @@ def processes(base_us: Sequence[float], candidate_us: Sequence[float]) -> list[P
             KEY,
             tuple(b * 1e-6 * s for s in spread),
             tuple(c * 1e-6 * s for s in reversed(spread)),
-            None,
-            4,
-            "time budget",
-            0.25,
-            0.01,
-            0.001,
-        )  # fmt: skip
+            decision=None,
+            looks=4,
+            stop_reason="time budget",
+            seconds=0.25,
+            threshold=0.01,
+            alpha=0.001,
+        )
         for b, c in zip(base_us, candidate_us, strict=True)
     ]
 
