@@ -245,10 +245,10 @@ class TwoLevels:
     def describe(self) -> str:
         def share(side: str, count: int | None) -> str:
             if count is None:
-                return f"{side} all on one, either"
-            return f"{count} of {self.processes} {side} on the higher"
+                return f"{side}: all on one level, which one unknown"
+            return f"{side}: {count} of {self.processes} on the higher"
 
-        sides = ", ".join(share(s, c) for s, c in zip(SIDES, self.higher, strict=True))
+        sides = "; ".join(share(s, c) for s, c in zip(SIDES, self.higher, strict=True))
         return f"processes ran at two levels {math.expm1(self.gap):.0%} apart ({sides})"
 
 

@@ -207,7 +207,7 @@ def test_a_slowdown_on_two_layouts_is_judged_within_each_whatever_their_shares()
 def test_unchanged_code_on_two_layouts_in_different_shares_is_not_a_regression() -> None:
     decision, note = judge(processes(*REGEX_AA))
     assert decision.verdict is Verdict.UNCHANGED, note
-    assert "7 of 8 base on the higher, 4 of 8 candidate on the higher" in note
+    assert "(base: 7 of 8 on the higher; candidate: 4 of 8 on the higher)" in note
 
 
 def test_a_side_all_on_one_layout_is_read_both_ways() -> None:
@@ -216,7 +216,7 @@ def test_a_side_all_on_one_layout_is_read_both_ways() -> None:
     # its higher one (+9%). Both are possible, so no verdict.
     decision, note = judge(processes(base, [204, 243, 206, 244, 246, 241]))
     assert decision.verdict is Verdict.INCONCLUSIVE
-    assert "base all on one, either" in note
+    assert "base: all on one level, which one unknown" in note
     assert "cannot be told" in note
     # Slower than both of the base's layouts: a slowdown read either way (+10% or +33%),
     # reported as the smaller.
